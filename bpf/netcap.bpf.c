@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * netcap's kernel half: one handler, entered from each attach flavour
+ * (tp_btf, raw_tp, fentry, kprobe). It finds the packet in the sk_buff,
+ * applies the device filter, copies up to capture_max bytes (paged data
+ * included where the kernel allows it) and emits one ring buffer record.
+ *
+ * User space opens this object once per trace point, sets netcap_cfg and
+ * leaves only the program of the chosen flavour to load; maps are shared
+ * between all the opened objects.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "netcap.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile struct netcap_config netcap_cfg = {};
+
+/* Referenced so that the skeleton generates the Rust mirror of the record. */
+struct netcap_event netcap_event_layout = {};
+
+struct netcap_scratch {
+	struct netcap_event event;
+	__u8 data[NETCAP_SCRATCH_DATA];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} netcap_events_map SEC(".maps");
+
+/* Entries: CPUs × NETCAP_NEST_MAX, sized by user space before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct netcap_scratch);
+} netcap_scratch_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} netcap_nest_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETCAP_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} netcap_counters_map SEC(".maps");
+
+extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags,
+			       struct bpf_dynptr *ptr) __ksym __weak;
+
+static __always_inline void netcap_count(__u32 counter)
+{
+	__u64 *value = bpf_map_lookup_elem(&netcap_counters_map, &counter);
+
+	if (value)
+		*value += 1;
+}
+
+/* Mirrors skb_mac_header_was_set(): an unset offset is all ones. */
+static __always_inline bool netcap_header_set(__u16 offset)
+{
+	return offset != (__u16)~0U;
+}
+
+/*
+ * Reads len bytes at offset from skb->data, linear and paged parts alike
+ * (skb_copy_bits() underneath). A function of its own so that its dynptr
+ * lives in a stack frame nothing else reuses: the verifier refuses any
+ * write over a dynptr's slots.
+ */
+static __noinline int netcap_read_skb(struct sk_buff *skb, __u8 *dst,
+				      __u32 len, __u32 offset)
+{
+	struct bpf_dynptr bytes;
+
+	if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &bytes))
+		return -1;
+	return bpf_dynptr_read(dst, len, &bytes, offset, 0);
+}
+
+/*
+ * Copies the packet into scratch->data and fills the header fields that
+ * describe it. Returns false when the skb holds no packet netcap can show.
+ */
+static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
+					       struct netcap_scratch *scratch,
+					       bool paged_reads)
+{
+	struct netcap_event *event = &scratch->event;
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *data = BPF_CORE_READ(skb, data);
+	__u16 mac = BPF_CORE_READ(skb, mac_header);
+	__u16 network = BPF_CORE_READ(skb, network_header);
+	__u32 len = BPF_CORE_READ(skb, len);
+	__u32 paged = BPF_CORE_READ(skb, data_len);
+	unsigned char *start;
+	long before_data, linear_end, want;
+
+	if (netcap_header_set(mac) && mac != network) {
+		start = head + mac;
+		event->link = NETCAP_LINK_ETHERNET;
+	} else if (netcap_header_set(network) && network) {
+		start = head + network;
+		event->link = NETCAP_LINK_RAW;
+	} else {
+		netcap_count(NETCAP_COUNTER_NO_HEADER);
+		return false;
+	}
+	/* Headers already pulled (receive path) lie before skb->data. */
+	before_data = data - start;
+	if (before_data < -(long)len || before_data > 0xffff)
+		return false;
+	event->pkt_len = len + before_data;
+	event->paged_len = paged;
+
+	want = event->pkt_len;
+	if (want > netcap_cfg.capture_max)
+		want = netcap_cfg.capture_max;
+	if (want <= 0)
+		return false;
+	want &= 0xffff;
+	event->cap_len = want;
+
+	if (paged_reads && bpf_ksym_exists(bpf_dynptr_from_skb)) {
+		long prefix = before_data > 0 ? before_data : 0;
+		long skip = before_data < 0 ? -before_data : 0;
+
+		if (prefix > want)
+			prefix = want;
+		prefix &= 0xffff;
+		if (prefix &&
+		    bpf_probe_read_kernel(scratch->data, prefix, start))
+			goto fault;
+		/* Bounded for the verifier: offset and length each below 64 KiB. */
+		if (netcap_read_skb(skb, scratch->data + (prefix & 0xffff),
+				    (want - prefix) & 0xffff, skip & 0xffff))
+			goto fault;
+		return true;
+	}
+
+	/* Linear area only: it ends paged bytes before skb->data + len. */
+	linear_end = before_data + len - paged;
+	if (want > linear_end) {
+		if (linear_end <= 0)
+			return false;
+		want = linear_end & 0xffff;
+		event->cap_len = want;
+		event->flags |= NETCAP_EVENT_PAGED_MISSED;
+	}
+	if (bpf_probe_read_kernel(scratch->data, want & 0xffff, start))
+		goto fault;
+	return true;
+fault:
+	netcap_count(NETCAP_COUNTER_READ_FAULT);
+	return false;
+}
+
+static __always_inline int netcap_handle(struct sk_buff *skb, __u64 ext_arg,
+					 bool paged_reads)
+{
+	struct net_device *dev;
+	struct netcap_scratch *scratch;
+	struct netcap_event *event;
+	__u32 ifindex = 0, netns = 0, cpu, slot, zero = 0, *depth;
+
+	if (!skb)
+		return 0;
+	dev = BPF_CORE_READ(skb, dev);
+	if (dev) {
+		ifindex = BPF_CORE_READ(dev, ifindex);
+		netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	}
+	if (netcap_cfg.ifindex &&
+	    (ifindex != netcap_cfg.ifindex || netns != netcap_cfg.netns))
+		return 0;
+
+	depth = bpf_map_lookup_elem(&netcap_nest_map, &zero);
+	if (!depth)
+		return 0;
+	if (*depth >= NETCAP_NEST_MAX) {
+		netcap_count(NETCAP_COUNTER_NESTED);
+		return 0;
+	}
+	cpu = bpf_get_smp_processor_id();
+	slot = cpu * NETCAP_NEST_MAX + *depth;
+	scratch = bpf_map_lookup_elem(&netcap_scratch_map, &slot);
+	if (!scratch)
+		return 0;
+	*depth += 1;
+
+	event = &scratch->event;
+	__builtin_memset(event, 0, sizeof(*event));
+	if (!netcap_copy_packet(skb, scratch, paged_reads))
+		goto out;
+
+	event->ts_ns = bpf_ktime_get_ns();
+	event->skb = (__u64)skb;
+	event->ext_arg = ext_arg;
+	event->ifindex = ifindex;
+	event->netns = netns;
+	event->pid = bpf_get_current_pid_tgid() >> 32;
+	event->mark = BPF_CORE_READ(skb, mark);
+	event->trace_index = netcap_cfg.trace_index;
+	event->cpu = cpu;
+	event->protocol = BPF_CORE_READ(skb, protocol);
+	if (dev)
+		BPF_CORE_READ_STR_INTO(&event->ifname, dev, name);
+	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+
+	if (bpf_ringbuf_output(&netcap_events_map, scratch,
+			       (sizeof(*event) + event->cap_len) & 0x1ffff, 0))
+		netcap_count(NETCAP_COUNTER_LOST);
+out:
+	*depth -= 1;
+	return 0;
+}
+
+/* Arguments arrive as an array of u64 for tp_btf, raw_tp and fentry. The
+ * index is a load-time constant, so each case is a fixed context offset
+ * as the verifier demands, and only one of them survives verification. */
+static __always_inline __u64 netcap_array_arg(__u64 *args, __u32 index)
+{
+	switch (index) {
+	case 0: return args[0];
+	case 1: return args[1];
+	case 2: return args[2];
+	case 3: return args[3];
+	case 4: return args[4];
+	case 5: return args[5];
+	case 6: return args[6];
+	case 7: return args[7];
+	case 8: return args[8];
+	case 9: return args[9];
+	case 10: return args[10];
+	case 11: return args[11];
+	}
+	return 0;
+}
+
+static __always_inline __u64 netcap_regs_arg(struct pt_regs *regs, __u32 index)
+{
+	switch (index) {
+	case 0: return PT_REGS_PARM1_CORE(regs);
+	case 1: return PT_REGS_PARM2_CORE(regs);
+	case 2: return PT_REGS_PARM3_CORE(regs);
+	case 3: return PT_REGS_PARM4_CORE(regs);
+	case 4: return PT_REGS_PARM5_CORE(regs);
+	}
+	return 0;
+}
+
+static __always_inline int netcap_from_array(__u64 *args, bool paged_reads)
+{
+	struct sk_buff *skb = (void *)netcap_array_arg(args, netcap_cfg.skb_arg);
+	__u64 ext = netcap_cfg.ext_arg == NETCAP_NO_ARG ?
+			    0 : netcap_array_arg(args, netcap_cfg.ext_arg);
+
+	return netcap_handle(skb, ext, paged_reads);
+}
+
+/* tp_btf with reads through bpf_dynptr_from_skb(): paged data included. */
+SEC("tp_btf")
+int netcap_tp_btf_paged(__u64 *ctx)
+{
+	return netcap_from_array(ctx, true);
+}
+
+SEC("tp_btf")
+int netcap_tp_btf(__u64 *ctx)
+{
+	return netcap_from_array(ctx, false);
+}
+
+SEC("raw_tp")
+int netcap_raw_tp(struct bpf_raw_tracepoint_args *ctx)
+{
+	return netcap_from_array(ctx->args, false);
+}
+
+SEC("fentry")
+int netcap_fentry(__u64 *ctx)
+{
+	return netcap_from_array(ctx, false);
+}
+
+SEC("kprobe")
+int netcap_kprobe(struct pt_regs *ctx)
+{
+	struct sk_buff *skb = (void *)netcap_regs_arg(ctx, netcap_cfg.skb_arg);
+	__u64 ext = netcap_cfg.ext_arg == NETCAP_NO_ARG ?
+			    0 : netcap_regs_arg(ctx, netcap_cfg.ext_arg);
+
+	return netcap_handle(skb, ext, false);
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The one definition of what the BPF programs hand to user space and what
+ * user space configures before load. Rust sees these types through the
+ * skeleton libbpf-cargo generates from the object's BTF, so there is no
+ * second declaration to keep in sync.
+ */
+#ifndef NETCAP_H
+#define NETCAP_H
+
+/* Largest --capture-max-size; the scratch buffer is twice this so the
+ * verifier can prove every variable-offset copy stays inside it. */
+#define NETCAP_CAPTURE_MAX 65535
+#define NETCAP_SCRATCH_DATA (2 * 65536)
+/* How deeply programs may nest on one CPU (process context interrupted by
+ * softirq, or a preempted tracing program) before events are counted lost. */
+#define NETCAP_NEST_MAX 4
+#define NETCAP_IFNAMSIZ 16
+#define NETCAP_COMM_LEN 16
+/* Marks "no such argument" in netcap_config.ext_arg. */
+#define NETCAP_NO_ARG 0xff
+
+enum netcap_link {
+	NETCAP_LINK_NONE = 0,
+	NETCAP_LINK_ETHERNET = 1, /* packet starts at the MAC header */
+	NETCAP_LINK_RAW = 2,      /* packet starts at the IP header */
+};
+
+enum netcap_event_flags {
+	/* The skb had paged data that this kernel gave no way to read:
+	 * the capture holds only the linear part. */
+	NETCAP_EVENT_PAGED_MISSED = 1 << 0,
+};
+
+enum netcap_counter {
+	NETCAP_COUNTER_LOST = 0,       /* ring buffer full */
+	NETCAP_COUNTER_NESTED = 1,     /* nested deeper than NETCAP_NEST_MAX */
+	NETCAP_COUNTER_NO_HEADER = 2,  /* neither MAC nor network header set */
+	NETCAP_COUNTER_READ_FAULT = 3, /* packet bytes could not be read */
+	NETCAP_COUNTER_MAX = 4,
+};
+
+/* One record in the ring buffer: this header, then cap_len packet bytes. */
+struct netcap_event {
+	__u64 ts_ns;     /* bpf_ktime_get_ns() */
+	__u64 skb;       /* address of the sk_buff */
+	__u64 ext_arg;   /* value of argument p2, 0 when there is none */
+	__u32 pkt_len;   /* whole packet, from its first header, paged data included */
+	__u32 cap_len;   /* bytes that follow this header */
+	__u32 paged_len; /* skb->data_len: bytes not in the linear area */
+	__u32 ifindex;
+	__u32 netns;     /* inode of the device's network namespace */
+	__u32 pid;
+	__u32 mark;
+	__u16 trace_index;
+	__u16 cpu;
+	__u16 protocol;  /* skb->protocol, network byte order */
+	__u8 link;       /* enum netcap_link */
+	__u8 flags;      /* enum netcap_event_flags */
+	char ifname[NETCAP_IFNAMSIZ];
+	char comm[NETCAP_COMM_LEN];
+};
+
+/* Set per attached trace point before load; the verifier sees it as
+ * constants, so the branches a trace point does not need are pruned. */
+struct netcap_config {
+	__u32 trace_index;
+	__u32 skb_arg;     /* 0-based argument holding the sk_buff */
+	__u32 ext_arg;     /* 0-based argument handed to extensions, or NETCAP_NO_ARG */
+	__u32 capture_max;
+	__u32 ifindex;     /* 0: every device */
+	__u32 netns;       /* network namespace of ifindex */
+};
+
+#endif /* NETCAP_H */

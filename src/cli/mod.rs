@@ -1,0 +1,76 @@
+//! The command line, netcap's own: `netcap skb|list|version`. Only what the
+//! user typed lives here; `run` turns it into a plan.
+
+pub mod skb;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netcap",
+    version,
+    about = "Follow network packets through the Linux kernel",
+    long_about = "Follow network packets through the Linux kernel.\n\n\
+        netcap attaches eBPF programs to kernel functions and tracepoints that handle an sk_buff, \
+        and shows every packet seen there: where, on which device, when, and what it holds."
+)]
+pub struct Cli {
+    /// Show libbpf's messages (verifier logs) when something fails to load.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Trace kernel sk_buffs at functions and tracepoints.
+    Skb(skb::SkbArgs),
+    /// List the tracepoints and kernel functions that take an sk_buff.
+    List(ListArgs),
+    /// Print netcap's version.
+    Version,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only names containing this text.
+    pub pattern: Option<String>,
+    /// Only tracepoints.
+    #[arg(long, conflicts_with = "functions")]
+    pub tracepoints: bool,
+    /// Only kernel functions.
+    #[arg(long)]
+    pub functions: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_seed_command_lines_parse() {
+        let seeds: [&[&str]; 3] = [
+            &["netcap", "skb", "-f", "icmp_rcv@1", "-i", "eth0", "-e", "host 198.18.0.45", "-t", "-nnv"],
+            &["netcap", "skb", "-f", "tracepoint:skb:kfree_skb", "-e", "tcp port 9000", "-S"],
+            &[
+                "netcap", "skb", "-f",
+                "tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1",
+                "-e", "host 198.18.0.72 and icmp", "-i", "eth0", "--gather", "--gather-output-color", "cyan",
+            ],
+        ];
+        for args in seeds {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let Command::Skb(skb) = cli.command else { panic!("not skb") };
+            assert!(!skb.function.is_empty());
+            assert!(skb.expression.is_some());
+        }
+    }
+}

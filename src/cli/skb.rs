@@ -1,0 +1,146 @@
+//! `netcap skb`: the options of ByteDance netcap's skb subcommand, same
+//! names, same defaults.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Red,
+    Green,
+    Yellow,
+    Blue,
+    Purple,
+    Cyan,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+    netcap skb -f tracepoint:net:netif_receive_skb -i veth1\n  \
+    netcap skb -f tracepoint:skb:kfree_skb -e 'tcp port 9000' -S\n  \
+    netcap skb -f icmp_rcv@1 -i eth0 -e 'host 198.18.0.45' -t -nnv\n  \
+    netcap skb -f tp:net:net_dev_queue,tp:net:netif_receive_skb -w out.pcapng -c 100")]
+pub struct SkbArgs {
+    /// Trace points, comma-separated: [prefix:]name[@p1[@p2]].
+    ///
+    /// No prefix, fentry: or kprobe: is a kernel function; tracepoint:CAT:NAME or tp:CAT:NAME a
+    /// tracepoint (tp_btf, falling back to raw_tp); raw_tp:CAT:NAME forces raw_tp. @p1 is the
+    /// 1-based argument holding the sk_buff (found from BTF when omitted), @p2 an extra argument
+    /// for extensions. `netcap list` shows what can be traced.
+    #[arg(short = 'f', long = "function", required = true, value_delimiter = ',', num_args = 1..)]
+    pub function: Vec<String>,
+
+    /// tcpdump filter expression.
+    #[arg(short = 'e', long)]
+    pub expression: Option<String>,
+
+    /// Flags for the tcpdump that prints packets (e.g. "-nnv").
+    #[arg(short = 't', long = "tcpdump-flags", allow_hyphen_values = true)]
+    pub tcpdump_flags: Option<String>,
+
+    /// Write captured packets to this pcapng file instead of printing them.
+    #[arg(short = 'w', long = "write-file")]
+    pub write_file: Option<PathBuf>,
+
+    /// With -w: keep only the last N packets in memory and write them at exit.
+    #[arg(long = "write-file-rotate", default_value_t = 0)]
+    pub write_file_rotate: u32,
+
+    /// Stop after N packets (0: no limit).
+    #[arg(short = 'c', long, default_value_t = 0)]
+    pub count: u64,
+
+    /// Bytes of each packet to capture (paged data included).
+    #[arg(long = "capture-max-size", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub capture_max_size: u32,
+
+    /// Device of the skb, by name or index, in netcap's network namespace; `any` for all.
+    #[arg(short = 'i', long, default_value = "any")]
+    pub interface: String,
+
+    /// Print the kernel stack of each event.
+    #[arg(short = 'S', long = "stack-dump")]
+    pub stack_dump: bool,
+
+    /// Color of stacks.
+    #[arg(long = "stack-dump-color", value_enum)]
+    pub stack_dump_color: Option<Color>,
+
+    /// Rebuild missing L2/L3 headers from the socket on the send path.
+    #[arg(long = "fake-hdr")]
+    pub fake_hdr: bool,
+
+    /// Read the packet from skb->data.
+    #[arg(long = "skb-data")]
+    pub skb_data: bool,
+
+    /// With --skb-data: start this many bytes after skb->data.
+    #[arg(long = "skb-data-offset", default_value_t = 0)]
+    pub skb_data_offset: i32,
+
+    /// User C filter: `int xcap_ext_filter(void *ext, void *pkt, u16 trace_index)`.
+    #[arg(long = "ext-filter")]
+    pub ext_filter: Option<PathBuf>,
+
+    /// User C action filling `struct xcap_user_extend`.
+    #[arg(long = "ext-action")]
+    pub ext_action: Option<PathBuf>,
+
+    /// Color of extension output.
+    #[arg(long = "ext-output-color", value_enum, default_value = "green")]
+    pub ext_output_color: Color,
+
+    /// Follow each packet across the trace points and print the delays.
+    #[arg(short = 'G', long)]
+    pub gather: bool,
+
+    /// With --gather: match packets by skb address instead of content.
+    #[arg(long = "gather-distinguish-by-pointer")]
+    pub gather_distinguish_by_pointer: bool,
+
+    /// With --gather: seconds to wait for the later points.
+    #[arg(long = "gather-timeout", default_value_t = 2)]
+    pub gather_timeout: u32,
+
+    /// With --gather: packets pending at once (16..2048).
+    #[arg(long = "gather-buffer-size", default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=2048))]
+    pub gather_buffer_size: u32,
+
+    /// With --gather: color of the journey lines.
+    #[arg(long = "gather-output-color", value_enum, default_value = "green")]
+    pub gather_output_color: Color,
+
+    /// Print what would be loaded and attached, then exit.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
+    /// Ring buffer size in MiB (a power of two).
+    #[arg(long = "ring-buffer-mb", default_value_t = 8, value_parser = ring_size)]
+    pub ring_buffer_mb: u32,
+}
+
+fn ring_size(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && n <= 1024 => Ok(n),
+        _ => Err(format!("'{text}' is not a power of two from 1 to 1024")),
+    }
+}
+
+impl SkbArgs {
+    /// Options this build accepts on the command line but cannot honour yet.
+    pub fn unsupported(&self) -> Option<&'static str> {
+        let checks: [(bool, &'static str); 9] = [
+            (self.expression.is_some(), "-e (filter expressions)"),
+            (self.tcpdump_flags.is_some(), "-t (tcpdump output)"),
+            (self.write_file_rotate > 0, "--write-file-rotate"),
+            (self.stack_dump, "-S (stack dumps)"),
+            (self.fake_hdr, "--fake-hdr"),
+            (self.skb_data || self.skb_data_offset != 0, "--skb-data"),
+            (self.ext_filter.is_some() || self.ext_action.is_some(), "--ext-filter/--ext-action"),
+            (self.gather, "--gather"),
+            (self.gather_distinguish_by_pointer, "--gather-distinguish-by-pointer"),
+        ];
+        checks.into_iter().find(|(used, _)| *used).map(|(_, name)| name)
+    }
+}

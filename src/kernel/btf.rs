@@ -1,0 +1,310 @@
+//! A reader for the kernel's BTF (`/sys/kernel/btf/vmlinux` and the split
+//! BTF of modules): just enough of the format to find functions,
+//! tracepoint prototypes, their parameters and enums by name.
+//!
+//! Written here rather than taken from a crate because netcap needs only
+//! a read-only walk of a few kinds and full control of split-BTF numbering.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum BtfError {
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{0}: not BTF (bad magic or header)")]
+    BadHeader(String),
+    #[error("{0}: BTF type {1} is truncated or of unknown kind {2}")]
+    BadType(String, u32, u32),
+}
+
+pub type TypeId = u32;
+
+/// The kinds netcap looks at; everything else is kept as `Other`.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Int { size: u32 },
+    Ptr { target: TypeId },
+    Struct { size: u32 },
+    Union,
+    Enum { values: Vec<(u32, i64)> },
+    Fwd,
+    Typedef { target: TypeId },
+    /// const, volatile, restrict, type tags: qualifiers to see through.
+    Qualifier { target: TypeId },
+    Func { proto: TypeId },
+    FuncProto { ret: TypeId, params: Vec<(u32, TypeId)> },
+    Other,
+}
+
+#[derive(Debug, Clone)]
+struct Type {
+    name_off: u32,
+    kind: Kind,
+}
+
+/// One or more BTF blobs: vmlinux first, then optionally split BTF that
+/// continues its type and string numbering.
+pub struct Btf {
+    types: Vec<Type>, // index 0 is void
+    strings: Vec<u8>,
+    by_name: HashMap<String, Vec<TypeId>>,
+}
+
+const MAGIC: u16 = 0xeb9f;
+
+fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(offset..offset + 4)?.try_into().ok()?))
+}
+
+impl Btf {
+    pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
+        let bytes = read(path)?;
+        let mut btf = Btf { types: vec![Type { name_off: 0, kind: Kind::Other }], strings: Vec::new(), by_name: HashMap::new() };
+        btf.append(&bytes, &path.display().to_string())?;
+        Ok(btf)
+    }
+
+    /// Adds a module's split BTF, whose ids continue after what is loaded.
+    pub fn add_split_file(&mut self, path: &Path) -> Result<(), BtfError> {
+        let bytes = read(path)?;
+        self.append(&bytes, &path.display().to_string())
+    }
+
+    fn append(&mut self, bytes: &[u8], origin: &str) -> Result<(), BtfError> {
+        let bad = || BtfError::BadHeader(origin.to_string());
+        if bytes.len() < 24 || u16::from_le_bytes([bytes[0], bytes[1]]) != MAGIC {
+            return Err(bad());
+        }
+        let hdr_len = u32_at(bytes, 4).ok_or_else(bad)? as usize;
+        let field = |i: usize| u32_at(bytes, 8 + 4 * i).map(|v| v as usize).ok_or_else(bad);
+        let (type_off, type_len, str_off, str_len) = (field(0)?, field(1)?, field(2)?, field(3)?);
+        let types = bytes.get(hdr_len + type_off..hdr_len + type_off + type_len).ok_or_else(bad)?;
+        let strings = bytes.get(hdr_len + str_off..hdr_len + str_off + str_len).ok_or_else(bad)?;
+        // Split BTF string offsets continue after the base's strings.
+        let string_base = self.strings.len() as u32;
+        self.strings.extend_from_slice(strings);
+        let first_new = self.types.len();
+
+        let mut at = 0usize;
+        while at < types.len() {
+            let id = self.types.len() as u32;
+            let word = |i: usize| u32_at(types, at + 4 * i).ok_or(BtfError::BadType(origin.into(), id, 0));
+            let (name_off, info, size_or_type) = (word(0)?, word(1)?, word(2)?);
+            let vlen = (info & 0xffff) as usize;
+            let kind_code = (info >> 24) & 0x1f;
+            at += 12;
+            let rebase = |off: u32| if off == 0 { 0 } else { off + string_base };
+            let (kind, extra) = match kind_code {
+                1 => (Kind::Int { size: size_or_type }, 4),
+                2 => (Kind::Ptr { target: size_or_type }, 0),
+                3 => (Kind::Other, 12),
+                4 => (Kind::Struct { size: size_or_type }, 12 * vlen),
+                5 => (Kind::Union, 12 * vlen),
+                6 => {
+                    let mut values = Vec::with_capacity(vlen);
+                    for i in 0..vlen {
+                        let name = u32_at(types, at + 8 * i).ok_or(BtfError::BadType(origin.into(), id, 6))?;
+                        let value = u32_at(types, at + 8 * i + 4).ok_or(BtfError::BadType(origin.into(), id, 6))?;
+                        // kind_flag set means signed values.
+                        let value = if info >> 31 == 1 { value as i32 as i64 } else { value as i64 };
+                        values.push((rebase(name), value));
+                    }
+                    (Kind::Enum { values }, 8 * vlen)
+                }
+                7 => (Kind::Fwd, 0),
+                8 => (Kind::Typedef { target: size_or_type }, 0),
+                9 | 10 | 11 | 18 => (Kind::Qualifier { target: size_or_type }, 0),
+                12 => (Kind::Func { proto: size_or_type }, 0),
+                13 => {
+                    let mut params = Vec::with_capacity(vlen);
+                    for i in 0..vlen {
+                        let name = u32_at(types, at + 8 * i).ok_or(BtfError::BadType(origin.into(), id, 13))?;
+                        let ty = u32_at(types, at + 8 * i + 4).ok_or(BtfError::BadType(origin.into(), id, 13))?;
+                        params.push((rebase(name), ty));
+                    }
+                    (Kind::FuncProto { ret: size_or_type, params }, 8 * vlen)
+                }
+                14 => (Kind::Other, 4),
+                15 => (Kind::Other, 12 * vlen),
+                16 => (Kind::Other, 0),
+                17 => (Kind::Other, 4),
+                19 => {
+                    let mut values = Vec::with_capacity(vlen);
+                    for i in 0..vlen {
+                        let bad = || BtfError::BadType(origin.into(), id, 19);
+                        let name = u32_at(types, at + 12 * i).ok_or_else(bad)?;
+                        let lo = u32_at(types, at + 12 * i + 4).ok_or_else(bad)? as u64;
+                        let hi = u32_at(types, at + 12 * i + 8).ok_or_else(bad)? as u64;
+                        values.push((rebase(name), ((hi << 32) | lo) as i64));
+                    }
+                    (Kind::Enum { values }, 12 * vlen)
+                }
+                other => return Err(BtfError::BadType(origin.into(), id, other)),
+            };
+            at += extra;
+            self.types.push(Type { name_off: rebase(name_off), kind });
+        }
+        for id in first_new..self.types.len() {
+            let name = self.str_at(self.types[id].name_off);
+            if !name.is_empty() {
+                self.by_name.entry(name.to_string()).or_default().push(id as TypeId);
+            }
+        }
+        Ok(())
+    }
+
+    fn str_at(&self, offset: u32) -> &str {
+        let rest = self.strings.get(offset as usize..).unwrap_or(&[]);
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or("")
+    }
+
+    pub fn name(&self, id: TypeId) -> &str {
+        self.types.get(id as usize).map_or("", |t| self.str_at(t.name_off))
+    }
+
+    pub fn kind(&self, id: TypeId) -> &Kind {
+        static VOID: Kind = Kind::Other;
+        self.types.get(id as usize).map_or(&VOID, |t| &t.kind)
+    }
+
+    /// Ids of every type with this name (static functions may repeat).
+    pub fn ids(&self, name: &str) -> &[TypeId] {
+        self.by_name.get(name).map_or(&[], |v| v.as_slice())
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = (&str, &[TypeId])> {
+        self.by_name.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// Follows typedefs and qualifiers to the type underneath.
+    pub fn resolve(&self, mut id: TypeId) -> TypeId {
+        for _ in 0..32 {
+            match self.kind(id) {
+                Kind::Typedef { target } | Kind::Qualifier { target } => id = *target,
+                _ => break,
+            }
+        }
+        id
+    }
+
+    /// The prototype's parameters as (name, type id).
+    pub fn params(&self, proto: TypeId) -> Vec<(&str, TypeId)> {
+        match self.kind(self.resolve(proto)) {
+            Kind::FuncProto { params, .. } => params.iter().map(|&(n, t)| (self.str_at(n), t)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// True for `struct NAME *` (through typedefs and qualifiers).
+    pub fn is_pointer_to_struct(&self, id: TypeId, struct_name: &str) -> bool {
+        match self.kind(self.resolve(id)) {
+            Kind::Ptr { target } => {
+                let pointee = self.resolve(*target);
+                matches!(self.kind(pointee), Kind::Struct { .. } | Kind::Fwd) && self.name(pointee) == struct_name
+            }
+            _ => false,
+        }
+    }
+
+    /// C spelling of a type, good enough for messages ("struct sk_buff *").
+    pub fn type_text(&self, id: TypeId) -> String {
+        if id == 0 {
+            return "void".into();
+        }
+        match self.kind(id) {
+            Kind::Ptr { target } => format!("{} *", self.type_text(*target)),
+            Kind::Qualifier { target } => self.type_text(*target),
+            Kind::Struct { .. } => format!("struct {}", self.name(id)),
+            Kind::Union => format!("union {}", self.name(id)),
+            Kind::Enum { .. } => format!("enum {}", self.name(id)),
+            Kind::FuncProto { .. } => "function".into(),
+            _ => self.name(id).to_string(),
+        }
+    }
+
+    /// The first FUNC of this name, with its prototype id.
+    pub fn function(&self, name: &str) -> Option<TypeId> {
+        self.ids(name).iter().find_map(|&id| match self.kind(id) {
+            Kind::Func { proto } => Some(*proto),
+            _ => None,
+        })
+    }
+
+    /// A tracepoint's arguments, from `typedef void (*btf_trace_NAME)(void *, ...)`,
+    /// without the leading `void *__data`.
+    pub fn tracepoint_params(&self, name: &str) -> Option<Vec<(&str, TypeId)>> {
+        let id = *self.ids(&format!("btf_trace_{name}")).first()?;
+        let Kind::Typedef { target } = self.kind(id) else { return None };
+        let Kind::Ptr { target: proto } = self.kind(self.resolve(*target)) else { return None };
+        let params = self.params(*proto);
+        Some(params.into_iter().skip(1).collect())
+    }
+
+    /// Enumerator names and values of `enum NAME`.
+    pub fn enum_values(&self, name: &str) -> Option<Vec<(&str, i64)>> {
+        self.ids(name).iter().find_map(|&id| match self.kind(id) {
+            Kind::Enum { values } => Some(values.iter().map(|&(n, v)| (self.str_at(n), v)).collect()),
+            _ => None,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, BtfError> {
+    std::fs::read(path).map_err(|source| BtfError::Read { path: path.display().to_string(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+    fn kernel_btf() -> Option<Btf> {
+        Path::new(VMLINUX).exists().then(|| Btf::from_file(Path::new(VMLINUX)).unwrap())
+    }
+
+    #[test]
+    fn finds_the_skb_parameter_of_kernel_functions() {
+        let Some(btf) = kernel_btf() else { return eprintln!("skipped: no {VMLINUX}") };
+        let proto = btf.function("ip_rcv").expect("ip_rcv is in every kernel's BTF");
+        let params = btf.params(proto);
+        assert_eq!(params[0].0, "skb");
+        assert!(btf.is_pointer_to_struct(params[0].1, "sk_buff"));
+        assert!(!btf.is_pointer_to_struct(params[1].1, "sk_buff"));
+        assert_eq!(btf.type_text(params[1].1), "struct net_device *");
+    }
+
+    #[test]
+    fn reads_tracepoint_prototypes_without_the_data_argument() {
+        let Some(btf) = kernel_btf() else { return eprintln!("skipped: no {VMLINUX}") };
+        let args = btf.tracepoint_params("netif_receive_skb").unwrap();
+        assert_eq!(args.len(), 1);
+        assert!(btf.is_pointer_to_struct(args[0].1, "sk_buff"));
+        let kfree = btf.tracepoint_params("kfree_skb").unwrap();
+        assert!(btf.is_pointer_to_struct(kfree[0].1, "sk_buff"));
+        assert!(kfree.len() >= 3, "kfree_skb(skb, location, reason...)");
+        assert!(btf.tracepoint_params("no_such_tracepoint").is_none());
+    }
+
+    #[test]
+    fn reads_enums_with_their_values() {
+        let Some(btf) = kernel_btf() else { return eprintln!("skipped: no {VMLINUX}") };
+        let reasons = btf.enum_values("skb_drop_reason").unwrap();
+        assert!(reasons.iter().any(|&(n, _)| n == "SKB_DROP_REASON_NOT_SPECIFIED"));
+        let values: Vec<i64> = reasons.iter().map(|&(_, v)| v).collect();
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "enumerators come in declaration order");
+    }
+
+    #[test]
+    fn rejects_what_is_not_btf() {
+        let dir = std::env::temp_dir().join(format!("netcap-btf-test-{}", std::process::id()));
+        std::fs::write(&dir, b"not btf at all, definitely not").unwrap();
+        let err = Btf::from_file(&dir).err().unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert!(matches!(err, BtfError::BadHeader(_)));
+    }
+}

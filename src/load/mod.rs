@@ -1,0 +1,248 @@
+//! Loading and attaching: one opened copy of the BPF object per trace
+//! point (its `.rodata` holds that point's configuration), maps shared
+//! through the first copy, each point attached by the first flavour that
+//! the kernel accepts. Dropping a `Session` detaches and unloads everything.
+
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result, anyhow};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
+
+use crate::bpf::{NetcapSkel, NetcapSkelBuilder, OpenNetcapSkel};
+use crate::kernel::Device;
+use crate::plan::{Flavour, Target};
+
+/// Must match NETCAP_NEST_MAX in bpf/netcap.h.
+const NEST_MAX: u32 = 4;
+/// Must match NETCAP_NO_ARG in bpf/netcap.h.
+const NO_ARG: u32 = 0xff;
+
+pub struct LoadOptions {
+    pub capture_max: u32,
+    pub device: Option<Device>,
+    /// Ring buffer size in bytes (a power of two).
+    pub ring_bytes: u32,
+}
+
+/// One attached trace point.
+pub struct Attached {
+    pub target: Target,
+    pub flavour: Flavour,
+    /// Why better flavours were not used.
+    pub fallbacks: Vec<(Flavour, String)>,
+    _link: Link,
+}
+
+/// Everything netcap has in the kernel. Links drop before objects.
+pub struct Session {
+    pub attached: Vec<Attached>,
+    skels: Vec<NetcapSkel<'static>>,
+}
+
+/// libbpf's own messages (verifier logs among them), kept for --verbose.
+static LIBBPF_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+pub fn capture_libbpf_messages() {
+    fn keep(_level: libbpf_rs::PrintLevel, message: String) {
+        if let Ok(mut log) = LIBBPF_LOG.lock() {
+            log.push(message.trim_end().to_string());
+        }
+    }
+    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, keep)));
+}
+
+/// Takes what libbpf said since the last call.
+pub fn drain_libbpf_messages() -> Vec<String> {
+    LIBBPF_LOG.lock().map(|mut log| std::mem::take(&mut *log)).unwrap_or_default()
+}
+
+impl Session {
+    pub fn attach(targets: &[Target], options: &LoadOptions, mut progress: impl FnMut(&Attached)) -> Result<Session> {
+        let mut session = Session { attached: Vec::new(), skels: Vec::new() };
+        for (index, target) in targets.iter().enumerate() {
+            let mut failures: Vec<(Flavour, String)> = Vec::new();
+            let mut success = None;
+            for &flavour in &target.flavours {
+                let shared = session.skels.first();
+                match attach_one(target, index as u16, flavour, options, shared) {
+                    Ok(loaded) => {
+                        success = Some((flavour, loaded));
+                        break;
+                    }
+                    Err(err) => failures.push((flavour, format!("{err:#}"))),
+                }
+            }
+            let Some((flavour, (skel, link))) = success else {
+                return Err(attach_failure(target, &failures));
+            };
+            session.skels.push(skel);
+            let attached = Attached { target: target.clone(), flavour, fallbacks: failures, _link: link };
+            progress(&attached);
+            session.attached.push(attached);
+        }
+        Ok(session)
+    }
+
+    /// Counters kept per CPU by the BPF programs, summed (enum netcap_counter).
+    pub fn counters(&self) -> Counters {
+        let Some(skel) = self.skels.first() else { return Counters::default() };
+        let read = |index: u32| -> u64 {
+            skel.maps
+                .netcap_counters_map
+                .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .map(|cpus| {
+                    cpus.iter().map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8]))).sum()
+                })
+                .unwrap_or(0)
+        };
+        Counters { lost: read(0), nested: read(1), no_header: read(2), read_fault: read(3) }
+    }
+
+    pub fn events_map(&self) -> &dyn MapCore {
+        &self.skels[0].maps.netcap_events_map
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Detach every link before the programs and maps go away.
+        self.attached.clear();
+        self.skels.clear();
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Events dropped because the ring buffer was full.
+    pub lost: u64,
+    /// Events dropped because programs nested too deeply on one CPU.
+    pub nested: u64,
+    /// skbs skipped: neither MAC nor network header set.
+    pub no_header: u64,
+    /// Packets whose bytes could not be read.
+    pub read_fault: u64,
+}
+
+fn attach_one(
+    target: &Target,
+    index: u16,
+    flavour: Flavour,
+    options: &LoadOptions,
+    shared: Option<&NetcapSkel<'static>>,
+) -> Result<(NetcapSkel<'static>, Link)> {
+    // Each opened object must outlive its skeleton; the storage is tiny
+    // and lives as long as the session, so it is leaked on purpose.
+    let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+    let mut open: OpenNetcapSkel<'static> = NetcapSkelBuilder::default().open(storage).context("opening the BPF object")?;
+
+    let config = &mut open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("BPF object has no .rodata"))?.netcap_cfg;
+    config.trace_index = index as u32;
+    config.skb_arg = target.skb_arg;
+    config.ext_arg = target.extra_arg.unwrap_or(NO_ARG);
+    config.capture_max = options.capture_max;
+    if let Some(device) = &options.device {
+        config.ifindex = device.ifindex;
+        config.netns = device.netns;
+    }
+
+    match shared {
+        Some(first) => {
+            open.maps.netcap_events_map.reuse_fd(first.maps.netcap_events_map.as_fd())?;
+            open.maps.netcap_scratch_map.reuse_fd(first.maps.netcap_scratch_map.as_fd())?;
+            open.maps.netcap_nest_map.reuse_fd(first.maps.netcap_nest_map.as_fd())?;
+            open.maps.netcap_counters_map.reuse_fd(first.maps.netcap_counters_map.as_fd())?;
+        }
+        None => {
+            let slots = crate::kernel::possible_cpus() as u32 * NEST_MAX;
+            open.maps.netcap_scratch_map.set_max_entries(slots)?;
+            open.maps.netcap_events_map.set_max_entries(options.ring_bytes)?;
+        }
+    }
+
+    let name = target.spec.name.clone();
+    {
+        let progs = &mut open.progs;
+        for prog in [
+            &mut progs.netcap_tp_btf_paged,
+            &mut progs.netcap_tp_btf,
+            &mut progs.netcap_raw_tp,
+            &mut progs.netcap_fentry,
+            &mut progs.netcap_kprobe,
+        ] {
+            prog.set_autoload(false);
+        }
+        let chosen = match flavour {
+            Flavour::TpBtfPaged => &mut progs.netcap_tp_btf_paged,
+            Flavour::TpBtf => &mut progs.netcap_tp_btf,
+            Flavour::RawTp => &mut progs.netcap_raw_tp,
+            Flavour::Fentry => &mut progs.netcap_fentry,
+            Flavour::Kprobe => &mut progs.netcap_kprobe,
+        };
+        chosen.set_autoload(true);
+        if matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry) {
+            chosen.set_attach_target(0, Some(name.clone()))?;
+        }
+    }
+
+    let skel = open.load().map_err(|err| load_error(err, flavour))?;
+    let progs = &skel.progs;
+    let link = match flavour {
+        Flavour::TpBtfPaged => progs.netcap_tp_btf_paged.attach_trace(),
+        Flavour::TpBtf => progs.netcap_tp_btf.attach_trace(),
+        Flavour::RawTp => progs.netcap_raw_tp.attach_raw_tracepoint(&name),
+        Flavour::Fentry => progs.netcap_fentry.attach_trace(),
+        Flavour::Kprobe => progs.netcap_kprobe.attach_kprobe(false, &name),
+    }
+    .map_err(|err| anyhow!("attaching: {}", root_cause(&err)))?;
+    Ok((skel, link))
+}
+
+fn root_cause(err: &libbpf_rs::Error) -> String {
+    let text = format!("{err:#}");
+    text.rsplit(": ").next().unwrap_or(&text).to_string()
+}
+
+fn load_error(err: libbpf_rs::Error, flavour: Flavour) -> anyhow::Error {
+    let cause = root_cause(&err);
+    match flavour {
+        Flavour::Kprobe if !kprobes_available() => anyhow!("this kernel has no kprobes (CONFIG_KPROBES is off)"),
+        _ => anyhow!("loading: {cause}"),
+    }
+}
+
+fn kprobes_available() -> bool {
+    std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
+}
+
+/// Tracepoints that see the same packets as a kernel function, by which
+/// way the function's name says it goes.
+fn tracepoints_near(function: &str) -> &'static str {
+    let receive = ["rcv", "recv", "receive", "deliver", "input", "gro", "napi"];
+    let transmit = ["xmit", "output", "send", "queue", "transmit", "finish_output"];
+    if transmit.iter().any(|w| function.contains(w)) {
+        "tracepoint:net:net_dev_queue, tracepoint:net:net_dev_start_xmit, tracepoint:net:net_dev_xmit"
+    } else if receive.iter().any(|w| function.contains(w)) {
+        "tracepoint:net:netif_receive_skb, tracepoint:net:napi_gro_receive_entry, tracepoint:skb:kfree_skb"
+    } else {
+        "tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:kfree_skb, tracepoint:skb:consume_skb"
+    }
+}
+
+fn attach_failure(target: &Target, failures: &[(Flavour, String)]) -> anyhow::Error {
+    let reasons: Vec<String> = failures.iter().map(|(f, why)| format!("{}: {why}", f.label())).collect();
+    if target.is_function() {
+        anyhow!(
+            "cannot trace kernel function {} on this kernel ({}); tracepoints that see the same packets: {}",
+            target.spec.name,
+            reasons.join("; "),
+            tracepoints_near(&target.spec.name)
+        )
+    } else {
+        anyhow!("cannot attach to tracepoint {} ({})", target.spec, reasons.join("; "))
+    }
+}

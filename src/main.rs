@@ -1,0 +1,39 @@
+//! netcap: follow network packets through the Linux kernel.
+
+mod bpf {
+    include!(concat!(env!("OUT_DIR"), "/netcap.skel.rs"));
+}
+mod cli;
+mod event;
+mod kernel;
+mod load;
+mod packet;
+mod plan;
+mod run;
+mod sink;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Skb(args) => run::skb(args, cli.verbose),
+        Command::List(args) => run::list(args),
+        Command::Version => {
+            println!("netcap {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    if let Err(err) = result {
+        let broken_pipe = err
+            .chain()
+            .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe));
+        if broken_pipe {
+            std::process::exit(0);
+        }
+        eprintln!("netcap: {err:#}");
+        std::process::exit(2);
+    }
+}

@@ -1,0 +1,363 @@
+//! Turns what the user typed into a `Plan`: every trace point resolved
+//! against the kernel's BTF (which argument is the skb, how it attaches),
+//! before anything is loaded. Every user mistake is found here.
+
+pub mod spec;
+
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::kernel::btf::Btf;
+use spec::{FunctionMode, PointKind, PointSpec};
+
+/// How a target is attached, in the order tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// tp_btf reading paged data through bpf_dynptr_from_skb().
+    TpBtfPaged,
+    TpBtf,
+    RawTp,
+    Fentry,
+    Kprobe,
+}
+
+impl Flavour {
+    pub fn label(self) -> &'static str {
+        match self {
+            Flavour::TpBtfPaged => "tp_btf (paged data)",
+            Flavour::TpBtf => "tp_btf",
+            Flavour::RawTp => "raw_tp",
+            Flavour::Fentry => "fentry",
+            Flavour::Kprobe => "kprobe",
+        }
+    }
+}
+
+/// One trace point, ready to load.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub spec: PointSpec,
+    /// 0-based argument holding the sk_buff.
+    pub skb_arg: u32,
+    /// 0-based argument handed to extensions.
+    pub extra_arg: Option<u32>,
+    /// Attach mechanisms to try, best first.
+    pub flavours: Vec<Flavour>,
+    /// Description of every argument, for --dry-run and `list`.
+    pub signature: String,
+}
+
+impl Target {
+    pub fn is_function(&self) -> bool {
+        matches!(self.spec.kind, PointKind::Function(_))
+    }
+
+    /// The trace point as shown on every event line.
+    pub fn label(&self) -> &str {
+        &self.spec.name
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
+    #[error("unknown tracepoint '{name}'{}", suggest(.nearest))]
+    UnknownTracepoint { name: String, nearest: Vec<String> },
+    #[error("tracepoint '{name}' is in category '{actual}', not '{given}' (write tracepoint:{actual}:{name})")]
+    WrongCategory { name: String, given: String, actual: String },
+    #[error("unknown kernel function '{name}'{}", suggest(.nearest))]
+    UnknownFunction { name: String, nearest: Vec<String> },
+    #[error("'{name}' takes no struct sk_buff * argument ({signature}); see `netcap list` for trace points that do")]
+    NoSkbArgument { name: String, signature: String },
+    #[error("argument {given} of '{name}' is '{actual}', not struct sk_buff *: the skb is argument {right} (write {name}@{right})")]
+    WrongSkbArgument { name: String, given: u32, actual: String, right: String },
+    #[error("'{name}' has {count} argument(s), so @{given} does not exist ({signature})")]
+    NoSuchArgument { name: String, given: u32, count: usize, signature: String },
+    #[error("'{name}' takes struct sk_buff * in arguments {positions}: say which with {name}@N")]
+    AmbiguousSkbArgument { name: String, positions: String },
+    #[error("{0} is not supported yet: return values arrive with kernel function support (use fentry:/kprobe: or a tracepoint)")]
+    ReturnProbe(String),
+    #[error("'{0}' is given twice")]
+    Duplicate(String),
+}
+
+fn suggest(nearest: &[String]) -> String {
+    if nearest.is_empty() {
+        "; `netcap list` shows every trace point that carries an skb".into()
+    } else {
+        format!("; nearest: {}", nearest.join(", "))
+    }
+}
+
+/// Resolves every spec. `categories` answers which category a tracepoint
+/// is in, when tracefs can tell (None: unknown, accept what was typed).
+pub fn resolve(
+    specs: &[PointSpec],
+    btf: &Btf,
+    category_of: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Target>, PlanError> {
+    let mut targets: Vec<Target> = Vec::new();
+    for spec in specs {
+        let target = resolve_one(spec, btf, category_of)?;
+        if targets.iter().any(|t| t.spec.name == target.spec.name && t.is_function() == target.is_function()) {
+            return Err(PlanError::Duplicate(spec.to_string()));
+        }
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
+fn resolve_one(
+    spec: &PointSpec,
+    btf: &Btf,
+    category_of: &dyn Fn(&str) -> Option<String>,
+) -> Result<Target, PlanError> {
+    let (params, flavours) = match &spec.kind {
+        PointKind::Tracepoint { category, raw_only } => {
+            let params = btf.tracepoint_params(&spec.name).ok_or_else(|| PlanError::UnknownTracepoint {
+                name: spec.name.clone(),
+                nearest: nearest(&spec.name, tracepoint_names(btf)),
+            })?;
+            if let (Some(given), Some(actual)) = (category, category_of(&spec.name)) {
+                if *given != actual {
+                    return Err(PlanError::WrongCategory { name: spec.name.clone(), given: given.clone(), actual });
+                }
+            }
+            let flavours = if *raw_only {
+                vec![Flavour::RawTp]
+            } else {
+                vec![Flavour::TpBtfPaged, Flavour::TpBtf, Flavour::RawTp]
+            };
+            (params, flavours)
+        }
+        PointKind::Function(mode) => {
+            let proto = btf.function(&spec.name).ok_or_else(|| PlanError::UnknownFunction {
+                name: spec.name.clone(),
+                nearest: nearest(&spec.name, skb_function_names(btf)),
+            })?;
+            let flavours = match mode {
+                FunctionMode::Fentry => vec![Flavour::Fentry, Flavour::Kprobe],
+                FunctionMode::Kprobe => vec![Flavour::Kprobe],
+                FunctionMode::Fexit | FunctionMode::Kretprobe => {
+                    return Err(PlanError::ReturnProbe(spec.to_string()));
+                }
+            };
+            (btf.params(proto), flavours)
+        }
+    };
+    let signature = signature(btf, &params);
+    let skb_positions: Vec<u32> = params
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, ty))| btf.is_pointer_to_struct(*ty, "sk_buff"))
+        .map(|(i, _)| i as u32 + 1)
+        .collect();
+    let check_exists = |given: u32| {
+        if given as usize > params.len() {
+            Err(PlanError::NoSuchArgument {
+                name: spec.name.clone(),
+                given,
+                count: params.len(),
+                signature: signature.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    let skb_arg = match spec.packet_arg {
+        Some(given) => {
+            check_exists(given)?;
+            if !skb_positions.contains(&given) {
+                if skb_positions.is_empty() {
+                    return Err(PlanError::NoSkbArgument { name: spec.name.clone(), signature });
+                }
+                let right = skb_positions.iter().map(u32::to_string).collect::<Vec<_>>().join(" or ");
+                return Err(PlanError::WrongSkbArgument {
+                    name: spec.name.clone(),
+                    given,
+                    actual: btf.type_text(params[given as usize - 1].1),
+                    right,
+                });
+            }
+            given
+        }
+        None => match skb_positions.as_slice() {
+            [] => return Err(PlanError::NoSkbArgument { name: spec.name.clone(), signature }),
+            [only] => *only,
+            many => {
+                return Err(PlanError::AmbiguousSkbArgument {
+                    name: spec.name.clone(),
+                    positions: many.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+                });
+            }
+        },
+    };
+    if let Some(extra) = spec.extra_arg {
+        check_exists(extra)?;
+    }
+    if flavours.contains(&Flavour::Kprobe) && skb_arg > 5 {
+        // Registers carry the first five arguments netcap reads on kprobes.
+        let flavours_without: Vec<Flavour> = flavours.iter().copied().filter(|f| *f != Flavour::Kprobe).collect();
+        if flavours_without.is_empty() {
+            return Err(PlanError::NoSuchArgument {
+                name: spec.name.clone(),
+                given: skb_arg,
+                count: 5,
+                signature: "kprobes read the first five arguments only".into(),
+            });
+        }
+    }
+    Ok(Target {
+        spec: spec.clone(),
+        skb_arg: skb_arg - 1,
+        extra_arg: spec.extra_arg.map(|n| n - 1),
+        flavours,
+        signature,
+    })
+}
+
+/// "(struct sk_buff *skb, struct net_device *dev, ...)"
+pub fn signature(btf: &Btf, params: &[(&str, u32)]) -> String {
+    let args: Vec<String> = params
+        .iter()
+        .map(|(name, ty)| {
+            let ty = btf.type_text(*ty);
+            if ty.ends_with('*') { format!("{ty}{name}") } else { format!("{ty} {name}") }
+        })
+        .collect();
+    format!("({})", args.join(", "))
+}
+
+pub fn tracepoint_names(btf: &Btf) -> Vec<&str> {
+    btf.names().filter_map(|(name, _)| name.strip_prefix("btf_trace_")).collect()
+}
+
+/// Kernel functions with at least one `struct sk_buff *` parameter.
+pub fn skb_function_names(btf: &Btf) -> Vec<&str> {
+    btf.names()
+        .filter(|(name, _)| {
+            btf.function(name)
+                .is_some_and(|proto| btf.params(proto).iter().any(|(_, ty)| btf.is_pointer_to_struct(*ty, "sk_buff")))
+        })
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Up to five names closest to `wanted`: containing it first, then by edit distance.
+pub fn nearest(wanted: &str, candidates: Vec<&str>) -> Vec<String> {
+    let limit = (wanted.len() / 3).max(2);
+    let mut scored: Vec<(usize, &str)> = candidates
+        .into_iter()
+        .filter_map(|name| {
+            if name.contains(wanted) || (wanted.len() >= 4 && wanted.contains(name) && name.len() >= 4) {
+                Some((name.len().abs_diff(wanted.len()) / 8, name))
+            } else {
+                let distance = edit_distance(wanted, name);
+                (distance <= limit).then_some((distance, name))
+            }
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().take(5).map(|(_, n)| n.to_string()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let flavours: Vec<&str> = self.flavours.iter().map(|f| f.label()).collect();
+        write!(
+            f,
+            "{}: skb = argument {}{}, attach by {} {}",
+            self.spec,
+            self.skb_arg + 1,
+            self.extra_arg.map(|n| format!(", extra = argument {}", n + 1)).unwrap_or_default(),
+            flavours.join(" → "),
+            self.signature
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn btf() -> Btf {
+        Btf::from_file(Path::new("/sys/kernel/btf/vmlinux")).expect("the test machine's kernel has BTF")
+    }
+
+    fn plan(list: &str) -> Result<Vec<Target>, PlanError> {
+        let btf = btf();
+        let specs = spec::parse_list(list)?;
+        resolve(&specs, &btf, &|name| (name == "kfree_skb").then(|| "skb".to_string()))
+    }
+
+    #[test]
+    fn finds_the_skb_argument_from_btf() {
+        let targets = plan("tracepoint:net:netif_receive_skb,ip_rcv,ip_local_deliver_finish,tp:skb:kfree_skb").unwrap();
+        let positions: Vec<u32> = targets.iter().map(|t| t.skb_arg + 1).collect();
+        // ip_local_deliver_finish(struct net *, struct sock *, struct sk_buff *)
+        assert_eq!(positions, [1, 1, 3, 1]);
+        assert_eq!(targets[0].flavours, [Flavour::TpBtfPaged, Flavour::TpBtf, Flavour::RawTp]);
+        assert_eq!(targets[1].flavours, [Flavour::Fentry, Flavour::Kprobe]);
+    }
+
+    #[test]
+    fn accepts_the_seed_examples_as_written() {
+        let targets = plan("tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1").unwrap();
+        assert_eq!(targets.len(), 4);
+    }
+
+    #[test]
+    fn a_wrong_position_names_the_right_one() {
+        let message = plan("ip_local_deliver_finish@1").unwrap_err().to_string();
+        assert!(message.contains("argument 1 of 'ip_local_deliver_finish' is 'struct net *'"), "{message}");
+        assert!(message.contains("the skb is argument 3 (write ip_local_deliver_finish@3)"), "{message}");
+        let message = plan("icmp_rcv@4").unwrap_err().to_string();
+        assert!(message.contains("has 1 argument(s), so @4 does not exist"), "{message}");
+    }
+
+    #[test]
+    fn unknown_names_come_with_the_nearest_real_ones() {
+        let message = plan("icmp_rvc").unwrap_err().to_string();
+        assert!(message.starts_with("unknown kernel function 'icmp_rvc'; nearest: "), "{message}");
+        assert!(message.contains("icmp_rcv"), "{message}");
+        let message = plan("tracepoint:net:netif_recieve_skb").unwrap_err().to_string();
+        assert!(message.contains("nearest: netif_receive_skb"), "{message}");
+        let message = plan("tracepoint:net:kfree_skb").unwrap_err().to_string();
+        assert!(message.contains("write tracepoint:skb:kfree_skb"), "{message}");
+    }
+
+    #[test]
+    fn points_without_an_skb_are_refused() {
+        let message = plan("tracepoint:sched:sched_switch").unwrap_err().to_string();
+        assert!(message.contains("takes no struct sk_buff * argument"), "{message}");
+        let message = plan("schedule").unwrap_err().to_string();
+        assert!(message.contains("takes no struct sk_buff *"), "{message}");
+        assert!(matches!(plan("ip_rcv,ip_rcv@1"), Err(PlanError::Duplicate(_))));
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("icmp_rcv", "icmp_rcv"), 0);
+        assert_eq!(edit_distance("icmp_rvc", "icmp_rcv"), 2);
+        assert_eq!(edit_distance("ip_rcv", "ip6_rcv"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}

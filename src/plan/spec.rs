@@ -1,0 +1,224 @@
+//! The `-f` trace point syntax: `[prefix:]name[@p1[@p2]]`, comma-separated.
+//! Pure parsing; whether the name exists is the resolver's business.
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// Highest argument number accepted after `@` (kernel functions take at
+/// most 12 arguments in BTF-enabled tracing).
+pub const MAX_ARG: u32 = 12;
+
+/// How the user asked a kernel function to be attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionMode {
+    /// No prefix or `fentry:`: fentry, falling back to kprobe.
+    Fentry,
+    /// `kprobe:`: kprobe only.
+    Kprobe,
+    /// `fexit:`: fexit, falling back to kretprobe; reports the return value.
+    Fexit,
+    /// `kretprobe:`: kretprobe only.
+    Kretprobe,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PointKind {
+    /// `tracepoint:cat:name`, `tp:cat:name` (tp_btf, falling back to raw_tp)
+    /// or `raw_tp:[cat:]name` (raw_tp only).
+    Tracepoint { category: Option<String>, raw_only: bool },
+    Function(FunctionMode),
+}
+
+/// One parsed trace point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointSpec {
+    pub kind: PointKind,
+    pub name: String,
+    /// 1-based argument holding the packet (`@p1`), if given.
+    pub packet_arg: Option<u32>,
+    /// 1-based argument handed to extensions (`@p2`), if given.
+    pub extra_arg: Option<u32>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("empty trace point in '{0}' (write e.g. -f ip_rcv,tracepoint:net:netif_receive_skb)")]
+    Empty(String),
+    #[error("'{spec}': unknown prefix '{prefix}:' (use tracepoint:, tp:, raw_tp:, fentry:, kprobe:, fexit: or kretprobe:)")]
+    UnknownPrefix { spec: String, prefix: String },
+    #[error("'{0}': a tracepoint is written tracepoint:CATEGORY:NAME (e.g. tracepoint:skb:kfree_skb)")]
+    TracepointShape(String),
+    #[error("'{0}': the name is missing")]
+    MissingName(String),
+    #[error("'{spec}': '{name}' is not a valid name (letters, digits, '_' and '.' only)")]
+    BadName { spec: String, name: String },
+    #[error("'{spec}': '@{arg}' is not an argument number (write @1 to @{max})", max = MAX_ARG)]
+    BadArg { spec: String, arg: String },
+    #[error("'{0}': at most two argument numbers may follow the name (NAME@PACKET@EXTRA)")]
+    TooManyArgs(String),
+}
+
+impl fmt::Display for PointSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            PointKind::Tracepoint { category, raw_only } => {
+                f.write_str(if *raw_only { "raw_tp:" } else { "tracepoint:" })?;
+                if let Some(category) = category {
+                    write!(f, "{category}:")?;
+                }
+            }
+            PointKind::Function(FunctionMode::Fentry) => {}
+            PointKind::Function(FunctionMode::Kprobe) => f.write_str("kprobe:")?,
+            PointKind::Function(FunctionMode::Fexit) => f.write_str("fexit:")?,
+            PointKind::Function(FunctionMode::Kretprobe) => f.write_str("kretprobe:")?,
+        }
+        f.write_str(&self.name)?;
+        if let Some(p1) = self.packet_arg {
+            write!(f, "@{p1}")?;
+        }
+        if let Some(p2) = self.extra_arg {
+            write!(f, "@{p2}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a comma-separated `-f` list (also accepts repeated `-f`).
+pub fn parse_list(list: &str) -> Result<Vec<PointSpec>, SpecError> {
+    list.split(',').map(str::trim).map(parse_one).collect()
+}
+
+pub fn parse_one(spec: &str) -> Result<PointSpec, SpecError> {
+    if spec.is_empty() {
+        return Err(SpecError::Empty(spec.to_string()));
+    }
+    let mut at_parts = spec.split('@');
+    let head = at_parts.next().unwrap_or_default();
+    let args: Vec<&str> = at_parts.collect();
+    if args.len() > 2 {
+        return Err(SpecError::TooManyArgs(spec.to_string()));
+    }
+    let parse_arg = |arg: &str| -> Result<u32, SpecError> {
+        match arg.parse::<u32>() {
+            Ok(n) if (1..=MAX_ARG).contains(&n) => Ok(n),
+            _ => Err(SpecError::BadArg { spec: spec.to_string(), arg: arg.to_string() }),
+        }
+    };
+    let packet_arg = args.first().map(|a| parse_arg(a)).transpose()?;
+    let extra_arg = args.get(1).map(|a| parse_arg(a)).transpose()?;
+
+    let parts: Vec<&str> = head.split(':').collect();
+    let (kind, name) = match parts.as_slice() {
+        [name] => (PointKind::Function(FunctionMode::Fentry), *name),
+        [prefix, rest @ ..] => {
+            let function = |mode| match rest {
+                [name] => Ok((PointKind::Function(mode), *name)),
+                _ => Err(SpecError::BadName { spec: spec.to_string(), name: rest.join(":") }),
+            };
+            match *prefix {
+                "tracepoint" | "tp" | "raw_tp" | "raw_tracepoint" => {
+                    let raw_only = prefix.starts_with("raw");
+                    match rest {
+                        [category, name] => {
+                            if category.is_empty() {
+                                return Err(SpecError::TracepointShape(spec.to_string()));
+                            }
+                            (PointKind::Tracepoint { category: Some(category.to_string()), raw_only }, *name)
+                        }
+                        [name] => (PointKind::Tracepoint { category: None, raw_only }, *name),
+                        _ => return Err(SpecError::TracepointShape(spec.to_string())),
+                    }
+                }
+                "fentry" => function(FunctionMode::Fentry)?,
+                "kprobe" => function(FunctionMode::Kprobe)?,
+                "fexit" => function(FunctionMode::Fexit)?,
+                "kretprobe" => function(FunctionMode::Kretprobe)?,
+                other => return Err(SpecError::UnknownPrefix { spec: spec.to_string(), prefix: other.to_string() }),
+            }
+        }
+        [] => return Err(SpecError::Empty(spec.to_string())),
+    };
+    if name.is_empty() {
+        return Err(SpecError::MissingName(spec.to_string()));
+    }
+    // '.' appears in compiler-made names such as ip_rcv_core.isra.0.
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+        return Err(SpecError::BadName { spec: spec.to_string(), name: name.to_string() });
+    }
+    Ok(PointSpec { kind, name: name.to_string(), packet_arg, extra_arg })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn function(name: &str, mode: FunctionMode, p1: Option<u32>, p2: Option<u32>) -> PointSpec {
+        PointSpec { kind: PointKind::Function(mode), name: name.into(), packet_arg: p1, extra_arg: p2 }
+    }
+
+    fn tracepoint(category: Option<&str>, name: &str, raw_only: bool) -> PointSpec {
+        PointSpec {
+            kind: PointKind::Tracepoint { category: category.map(Into::into), raw_only },
+            name: name.into(),
+            packet_arg: None,
+            extra_arg: None,
+        }
+    }
+
+    #[test]
+    fn parses_every_netcap_form() {
+        assert_eq!(parse_one("icmp_rcv").unwrap(), function("icmp_rcv", FunctionMode::Fentry, None, None));
+        assert_eq!(parse_one("icmp_rcv@1").unwrap(), function("icmp_rcv", FunctionMode::Fentry, Some(1), None));
+        assert_eq!(
+            parse_one("ip_local_deliver_finish@3").unwrap(),
+            function("ip_local_deliver_finish", FunctionMode::Fentry, Some(3), None)
+        );
+        assert_eq!(parse_one("ip_rcv@1@2").unwrap(), function("ip_rcv", FunctionMode::Fentry, Some(1), Some(2)));
+        assert_eq!(parse_one("tracepoint:skb:kfree_skb").unwrap(), tracepoint(Some("skb"), "kfree_skb", false));
+        assert_eq!(parse_one("tp:net:netif_receive_skb").unwrap(), tracepoint(Some("net"), "netif_receive_skb", false));
+        assert_eq!(parse_one("tp:kfree_skb").unwrap(), tracepoint(None, "kfree_skb", false));
+        assert_eq!(parse_one("raw_tp:net:net_dev_queue").unwrap(), tracepoint(Some("net"), "net_dev_queue", true));
+        assert_eq!(parse_one("kprobe:ip_rcv").unwrap(), function("ip_rcv", FunctionMode::Kprobe, None, None));
+        assert_eq!(parse_one("fentry:ip_rcv@1").unwrap(), function("ip_rcv", FunctionMode::Fentry, Some(1), None));
+        assert_eq!(parse_one("fexit:ip_rcv").unwrap(), function("ip_rcv", FunctionMode::Fexit, None, None));
+        assert_eq!(parse_one("kretprobe:ip_rcv").unwrap(), function("ip_rcv", FunctionMode::Kretprobe, None, None));
+        assert_eq!(
+            parse_one("ip_rcv_core.isra.0").unwrap(),
+            function("ip_rcv_core.isra.0", FunctionMode::Fentry, None, None)
+        );
+    }
+
+    #[test]
+    fn parses_the_seed_examples_lists() {
+        let list =
+            parse_list("tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1").unwrap();
+        let shown: Vec<String> = list.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["tracepoint:net:netif_receive_skb", "ip_local_deliver@1", "ip_local_deliver_finish@3", "icmp_rcv@1"]
+        );
+    }
+
+    #[test]
+    fn rejects_every_malformed_form_with_a_reason() {
+        let err = |s: &str| parse_list(s).unwrap_err();
+        assert!(matches!(err(""), SpecError::Empty(_)));
+        assert!(matches!(err("ip_rcv,,icmp_rcv"), SpecError::Empty(_)));
+        assert!(matches!(err("ip_rcv@0"), SpecError::BadArg { .. }));
+        assert!(matches!(err("ip_rcv@13"), SpecError::BadArg { .. }));
+        assert!(matches!(err("ip_rcv@x"), SpecError::BadArg { .. }));
+        assert!(matches!(err("ip_rcv@"), SpecError::BadArg { .. }));
+        assert!(matches!(err("ip_rcv@1@2@3"), SpecError::TooManyArgs(_)));
+        assert!(matches!(err("uprobe:ip_rcv"), SpecError::UnknownPrefix { .. }));
+        assert!(matches!(err("tracepoint:a:b:c"), SpecError::TracepointShape(_)));
+        assert!(matches!(err("tracepoint::kfree_skb"), SpecError::TracepointShape(_)));
+        assert!(matches!(err("tracepoint:skb:"), SpecError::MissingName(_)));
+        assert!(matches!(err("kprobe:"), SpecError::MissingName(_)));
+        assert!(matches!(err("@1"), SpecError::MissingName(_)));
+        assert!(matches!(err("ip-rcv"), SpecError::BadName { .. }));
+        assert!(matches!(err("kprobe:a:b"), SpecError::BadName { .. }));
+        let message = err("ip_rcv@0").to_string();
+        assert!(message.contains("@1 to @12"), "{message}");
+    }
+}

@@ -1,0 +1,202 @@
+//! The modes of `netcap`, each taking parsed options to a finished run:
+//! plan, load, read the ring buffer into the sinks, report, detach.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use libbpf_rs::RingBufferBuilder;
+
+use crate::cli::skb::SkbArgs;
+use crate::cli::ListArgs;
+use crate::event::Event;
+use crate::kernel;
+use crate::load::{self, LoadOptions, Session};
+use crate::plan::{self, spec};
+use crate::sink::pcapng::PcapngSink;
+use crate::sink::text::TextSink;
+use crate::sink::{Context, Sink};
+
+/// Returned by the ring buffer callback to stop consuming (after -c N).
+const STOP_CONSUMING: i32 = -libc::ECANCELED;
+
+pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
+    if let Some(option) = args.unsupported() {
+        bail!("{option} is not implemented in this build yet");
+    }
+    let specs = args.function.iter().map(|s| spec::parse_one(s.trim())).collect::<Result<Vec<_>, _>>()?;
+    let targets = {
+        let btf = kernel::load_btf()?;
+        plan::resolve(&specs, &btf, &kernel::tracepoint_category)?
+    };
+    let device = kernel::resolve_device(&args.interface)?;
+    if args.dry_run {
+        for target in &targets {
+            println!("{target}");
+        }
+        match &device {
+            Some(d) => println!("device: {} (ifindex {}, netns {})", d.name, d.ifindex, d.netns),
+            None => println!("device: any"),
+        }
+        println!("capture: {} bytes per packet", args.capture_max_size);
+        return Ok(());
+    }
+    kernel::check_privileges()?;
+
+    load::capture_libbpf_messages();
+    let options =
+        LoadOptions { capture_max: args.capture_max_size, device, ring_bytes: args.ring_buffer_mb << 20 };
+    let session = Session::attach(&targets, &options, |attached| {
+        let fallback: Vec<String> =
+            attached.fallbacks.iter().map(|(f, why)| format!("{} failed: {why}", f.label())).collect();
+        let note = if fallback.is_empty() { String::new() } else { format!(" ({})", fallback.join("; ")) };
+        eprintln!("netcap: {} attached by {}{note}", attached.target.spec, attached.flavour.label());
+    })
+    .map_err(|err| with_libbpf_log(err, verbose))?;
+
+    let context = Context {
+        points: targets.iter().map(|t| t.label().to_string()).collect(),
+        clock_offset_ns: kernel::monotonic_to_realtime_offset(),
+    };
+    let sink: Box<dyn Sink> = match &args.write_file {
+        Some(path) if path.as_os_str() == "-" => {
+            Box::new(PcapngSink::new(BufWriter::new(io::stdout()), &context, args.capture_max_size)?)
+        }
+        Some(path) => {
+            let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            Box::new(PcapngSink::new(BufWriter::new(file), &context, args.capture_max_size)?)
+        }
+        None => Box::new(TextSink::new(BufWriter::new(io::stdout()))),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing the signal handler")?;
+    }
+    eprintln!("netcap: tracing {} point(s); Ctrl-C to stop", targets.len());
+
+    let capture = RefCell::new(Capture { sink, seen: 0, limit: args.count, malformed: 0, output_error: None });
+    {
+        let mut builder = RingBufferBuilder::new();
+        builder.add(session.events_map(), |record| capture.borrow_mut().take(record, &context))?;
+        let ring = builder.build()?;
+        while !stop.load(Ordering::Relaxed) && !capture.borrow().done() {
+            if let Err(err) = ring.poll(Duration::from_millis(100)) {
+                if !capture.borrow().done() && err.kind() != libbpf_rs::ErrorKind::Interrupted {
+                    return Err(err).context("reading the ring buffer");
+                }
+            }
+            capture.borrow_mut().flush();
+        }
+    }
+    let mut capture = capture.into_inner();
+    let counters = session.counters();
+    drop(session);
+    let finished = capture.sink.finish();
+    let mut summary = format!("netcap: {} packets captured, {} lost (ring buffer full)", capture.seen, counters.lost);
+    if counters.nested > 0 {
+        summary.push_str(&format!(", {} lost (nested too deep)", counters.nested));
+    }
+    if counters.read_fault > 0 {
+        summary.push_str(&format!(", {} unreadable", counters.read_fault));
+    }
+    if counters.no_header > 0 {
+        summary.push_str(&format!(", {} skipped without headers", counters.no_header));
+    }
+    if capture.malformed > 0 {
+        summary.push_str(&format!(", {} malformed records", capture.malformed));
+    }
+    eprintln!("{summary}");
+    match capture.output_error.map_or(finished, Err) {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing the output"),
+    }
+}
+
+struct Capture {
+    sink: Box<dyn Sink>,
+    seen: u64,
+    limit: u64,
+    malformed: u64,
+    output_error: Option<io::Error>,
+}
+
+impl Capture {
+    fn done(&self) -> bool {
+        (self.limit > 0 && self.seen >= self.limit) || self.output_error.is_some()
+    }
+
+    fn take(&mut self, record: &[u8], context: &Context) -> i32 {
+        if self.done() {
+            return STOP_CONSUMING;
+        }
+        match Event::decode(record) {
+            Ok(event) => {
+                if let Err(err) = self.sink.write(&event, context) {
+                    self.output_error = Some(err);
+                    return STOP_CONSUMING;
+                }
+                self.seen += 1;
+            }
+            Err(_) => self.malformed += 1,
+        }
+        if self.done() { STOP_CONSUMING } else { 0 }
+    }
+
+    fn flush(&mut self) {
+        if self.output_error.is_none() {
+            if let Err(err) = self.sink.finish() {
+                self.output_error = Some(err);
+            }
+        }
+    }
+}
+
+fn with_libbpf_log(err: anyhow::Error, verbose: bool) -> anyhow::Error {
+    let log = load::drain_libbpf_messages();
+    if verbose && !log.is_empty() {
+        err.context(format!("libbpf said:\n{}", log.join("\n")))
+    } else {
+        err
+    }
+}
+
+pub fn list(args: &ListArgs) -> Result<()> {
+    let btf = kernel::load_btf()?;
+    let matches = |name: &str| args.pattern.as_deref().is_none_or(|p| name.contains(p));
+    let mut lines: Vec<String> = Vec::new();
+    if !args.functions {
+        for name in plan::tracepoint_names(&btf).into_iter().filter(|n| matches(n)) {
+            let Some(params) = btf.tracepoint_params(name) else { continue };
+            let Some(position) = params.iter().position(|(_, ty)| btf.is_pointer_to_struct(*ty, "sk_buff")) else {
+                continue;
+            };
+            let prefix = match kernel::tracepoint_category(name) {
+                Some(category) => format!("tracepoint:{category}:"),
+                None => "tp:".to_string(),
+            };
+            lines.push(format!("{prefix}{name}@{} {}", position + 1, plan::signature(&btf, &params)));
+        }
+    }
+    if !args.tracepoints {
+        for name in plan::skb_function_names(&btf).into_iter().filter(|n| matches(n)) {
+            let Some(proto) = btf.function(name) else { continue };
+            let params = btf.params(proto);
+            let Some(position) = params.iter().position(|(_, ty)| btf.is_pointer_to_struct(*ty, "sk_buff")) else {
+                continue;
+            };
+            lines.push(format!("{name}@{} {}", position + 1, plan::signature(&btf, &params)));
+        }
+    }
+    lines.sort();
+    let mut out = io::stdout().lock();
+    for line in lines {
+        if let Err(err) = writeln!(out, "{line}") {
+            return if err.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(err.into()) };
+        }
+    }
+    Ok(())
+}
