@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::sync::Mutex;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 
@@ -135,6 +135,9 @@ fn attach_one(
     options: &LoadOptions,
     shared: Option<&NetcapSkel<'static>>,
 ) -> Result<(NetcapSkel<'static>, Link)> {
+    if flavour == Flavour::Kprobe && !kprobes_available() {
+        bail!("this kernel has no kprobes (CONFIG_KPROBES is off)");
+    }
     // Each opened object must outlive its skeleton; the storage is tiny
     // and lives as long as the session, so it is leaked on purpose.
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
@@ -189,7 +192,7 @@ fn attach_one(
         }
     }
 
-    let skel = open.load().map_err(|err| load_error(err, flavour))?;
+    let skel = open.load().map_err(|err| anyhow!("loading: {}", root_cause(&err)))?;
     let progs = &skel.progs;
     let link = match flavour {
         Flavour::TpBtfPaged => progs.netcap_tp_btf_paged.attach_trace(),
@@ -207,16 +210,11 @@ fn root_cause(err: &libbpf_rs::Error) -> String {
     text.rsplit(": ").next().unwrap_or(&text).to_string()
 }
 
-fn load_error(err: libbpf_rs::Error, flavour: Flavour) -> anyhow::Error {
-    let cause = root_cause(&err);
-    match flavour {
-        Flavour::Kprobe if !kprobes_available() => anyhow!("this kernel has no kprobes (CONFIG_KPROBES is off)"),
-        _ => anyhow!("loading: {cause}"),
-    }
-}
-
+/// Kprobes are reachable through the perf PMU (4.17+) or tracefs.
 fn kprobes_available() -> bool {
-    std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
+    ["/sys/bus/event_source/devices/kprobe", "/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"]
+        .iter()
+        .any(|path| std::path::Path::new(path).exists())
 }
 
 /// Tracepoints that see the same packets as a kernel function, by which

@@ -224,7 +224,7 @@ pub fn signature(btf: &Btf, params: &[(&str, u32)]) -> String {
         .iter()
         .map(|(name, ty)| {
             let ty = btf.type_text(*ty);
-            if ty.ends_with('*') { format!("{ty}{name}") } else { format!("{ty} {name}") }
+            if ty.ends_with('*') || name.is_empty() { format!("{ty}{name}") } else { format!("{ty} {name}") }
         })
         .collect();
     format!("({})", args.join(", "))

@@ -1,0 +1,264 @@
+//! Host integration: the real netcap binary on this machine's kernel, real
+//! traffic between network namespaces. Root only; CI is root.
+
+mod util;
+
+use std::time::Duration;
+
+use util::*;
+
+fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.contains(needle)).collect()
+}
+
+#[test]
+fn icmp_and_tcp_are_seen_at_netif_receive_skb() {
+    let Some(_guard) = root_test("icmp_and_tcp_are_seen_at_netif_receive_skb") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("receive");
+    let netcap = Netcap::start(Some(&pair.b), &["skb", "-f", "tracepoint:net:netif_receive_skb", "-i", &pair.dev_b], &dir);
+    assert!(pair.ping(5, 56).status.success());
+    // One TCP connection attempt to a closed port: SYN in, RST out.
+    let _ = pair.exec(&pair.a, &["nc", "-z", "-w", "1", ADDR_B, "9000"]);
+    let out = netcap.interrupt();
+    assert!(out.status.success(), "{}", out.stderr);
+
+    let echo = lines_with(&out.stdout, "ICMP echo request");
+    assert_eq!(echo.len(), 5, "{}", out.stdout);
+    for (seq, line) in echo.iter().enumerate() {
+        assert!(
+            line.contains(&format!(
+                "netif_receive_skb {} len 98 IP {ADDR_A} > {ADDR_B}: ICMP echo request, id ",
+                pair.dev_b
+            )),
+            "{line}"
+        );
+        assert!(line.ends_with(&format!(", seq {}, length 64", seq + 1)), "{line}");
+    }
+    // Only what arrives on dev_b: replies leave through it and are not received.
+    assert!(lines_with(&out.stdout, "echo reply").is_empty(), "{}", out.stdout);
+    let syn = lines_with(&out.stdout, ".9000: Flags [S]");
+    assert_eq!(syn.len(), 1, "{}", out.stdout);
+    assert!(syn[0].contains(&format!("IP {ADDR_A}.")), "{}", syn[0]);
+    assert!(out.stderr.contains("packets captured, 0 lost"), "{}", out.stderr);
+}
+
+#[test]
+fn transmit_tracepoints_see_the_sending_device() {
+    let Some(_guard) = root_test("transmit_tracepoints_see_the_sending_device") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("transmit");
+    let netcap = Netcap::start(
+        Some(&pair.a),
+        &["skb", "-f", "tracepoint:net:net_dev_queue,tracepoint:net:net_dev_start_xmit", "-i", &pair.dev_a],
+        &dir,
+    );
+    assert!(pair.ping(4, 100).status.success());
+    let out = netcap.interrupt();
+    assert!(out.status.success(), "{}", out.stderr);
+    // Not net_dev_xmit: it fires after the driver took the skb, which veth
+    // has already handed on (and may have freed), so its bytes are stale.
+    for point in ["net_dev_queue", "net_dev_start_xmit"] {
+        let seen = lines_with(&out.stdout, &format!("{point} {} len 142 IP {ADDR_A} > {ADDR_B}: ICMP echo request", pair.dev_a));
+        assert_eq!(seen.len(), 4, "{point}:\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn the_device_filter_excludes_other_devices() {
+    let Some(_guard) = root_test("the_device_filter_excludes_other_devices") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("device");
+    // Same tracepoint, but only loopback in b: the veth traffic must not show.
+    let netcap = Netcap::start(Some(&pair.b), &["skb", "-f", "tp:net:netif_receive_skb", "-i", "lo"], &dir);
+    assert!(pair.ping(3, 56).status.success());
+    assert!(pair.exec(&pair.b, &["ping", "-c", "2", "-i", "0.05", "-w", "5", "127.0.0.1"]).status.success());
+    let out = netcap.interrupt();
+    assert!(lines_with(&out.stdout, ADDR_A).is_empty(), "{}", out.stdout);
+    assert_eq!(lines_with(&out.stdout, "IP 127.0.0.1 > 127.0.0.1: ICMP echo request").len(), 2, "{}", out.stdout);
+    assert!(out.stdout.lines().all(|l| l.contains(" lo len ")), "{}", out.stdout);
+}
+
+#[test]
+fn count_stops_after_n_packets() {
+    let Some(_guard) = root_test("count_stops_after_n_packets") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("count");
+    let netcap = Netcap::start(
+        Some(&pair.b),
+        &["skb", "-f", "tracepoint:net:netif_receive_skb", "-i", &pair.dev_b, "-c", "3"],
+        &dir,
+    );
+    let pinger = std::thread::spawn({
+        let (a, b) = (pair.a.clone(), ADDR_B);
+        move || run("ip", &["netns", "exec", &a, "ping", "-c", "10", "-i", "0.1", "-w", "10", b])
+    });
+    let out = netcap.wait(Duration::from_secs(15));
+    pinger.join().unwrap();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 3, "{}", out.stdout);
+    assert!(out.stderr.contains("netcap: 3 packets captured"), "{}", out.stderr);
+    assert!(netcap_programs_loaded().is_empty(), "left loaded: {:?}", netcap_programs_loaded());
+}
+
+/// Packets as `tcpdump -nn -xx -r FILE` prints them, timestamps removed,
+/// keeping those from a to b.
+fn tcpdump_packets(file: &str) -> Vec<String> {
+    // -S: absolute sequence numbers, which need no connection state.
+    let text = must("tcpdump", &["-nn", "-S", "-xx", "-r", file]);
+    let mut packets: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('\t') {
+            if let Some(last) = packets.last_mut() {
+                last.push_str(line.trim());
+                last.push('\n');
+            }
+        } else {
+            let summary = line.split_once(' ').map_or(line, |(_, rest)| rest);
+            packets.push(format!("{summary}\n"));
+        }
+    }
+    packets.into_iter().filter(|p| p.starts_with(&format!("IP {ADDR_A}"))).collect()
+}
+
+#[test]
+fn paged_data_is_captured_with_the_bytes_tcpdump_sees() {
+    let Some(_guard) = root_test("paged_data_is_captured_with_the_bytes_tcpdump_sees") else { return };
+    let pair = Pair::with_mtu(9000);
+    let dir = scratch_dir("paged");
+    let ours = dir.join("netcap.pcapng");
+    let theirs = dir.join("tcpdump.pcap");
+    let (ours, theirs) = (ours.to_str().unwrap(), theirs.to_str().unwrap());
+    let netcap = Netcap::start(
+        Some(&pair.b),
+        &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "--capture-max-size", "9000", "-w", ours],
+        &dir,
+    );
+    let tcpdump = std::process::Command::new("ip")
+        .args(["netns", "exec", &pair.b, "tcpdump", "-i", &pair.dev_b, "-s", "9000", "-U", "-w", theirs])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+
+    assert!(pair.ping(3, 4000).status.success());
+    // TCP with random bytes: large writes on a 9000-byte MTU veth travel in
+    // page fragments (skb->data_len > 0).
+    let payload = dir.join("payload");
+    must("dd", &["if=/dev/urandom", &format!("of={}", payload.display()), "bs=1k", "count=256", "status=none"]);
+    let listener = std::process::Command::new("ip")
+        .args(["netns", "exec", &pair.b, "timeout", "10", "nc", "-l", "-p", "9000"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let send = format!("timeout 10 nc -q 1 {ADDR_B} 9000 < {}", payload.display());
+    assert!(pair.exec(&pair.a, &["sh", "-c", &send]).status.success());
+    let _ = util::run("kill", &["-INT", &tcpdump.id().to_string()]);
+    let _ = tcpdump.wait_with_output();
+    let _ = listener.wait_with_output();
+    let out = netcap.interrupt();
+    assert!(out.status.success(), "{}", out.stderr);
+
+    let theirs_packets = tcpdump_packets(theirs);
+    let ours_packets = tcpdump_packets(ours);
+    assert!(theirs_packets.len() >= 10, "tcpdump saw {} packets", theirs_packets.len());
+    assert_eq!(ours_packets.len(), theirs_packets.len(), "packet counts differ");
+    for (ours, theirs) in ours_packets.iter().zip(&theirs_packets) {
+        assert_eq!(ours, theirs);
+    }
+    // Jumbo pings and TCP segments longer than one page were all captured whole.
+    let big = ours_packets.iter().filter(|p| p.contains("length 4008") || p.contains("length 8948")).count();
+    assert!(big >= 3, "no large packets in:\n{}", ours_packets.join(""));
+    // And some of them really were paged: the pcapng comments say how much.
+    let pcapng = std::fs::read(ours).unwrap();
+    let comments = String::from_utf8_lossy(&pcapng);
+    assert!(comments.contains(" paged="), "no packet had paged data");
+    assert!(!comments.contains("paged_data=not_captured"));
+}
+
+#[test]
+fn nothing_stays_loaded_after_ctrl_c() {
+    let Some(_guard) = root_test("nothing_stays_loaded_after_ctrl_c") else { return };
+    let dir = scratch_dir("cleanup");
+    let netcap = Netcap::start(None, &["skb", "-f", "tp:net:netif_receive_skb,tp:net:net_dev_queue,tp:skb:kfree_skb"], &dir);
+    let during = netcap_programs_now();
+    assert_eq!(during.len(), 3, "{during:?}");
+    let out = netcap.interrupt();
+    assert!(out.status.success());
+    assert!(netcap_programs_loaded().is_empty(), "left loaded: {:?}", netcap_programs_loaded());
+}
+
+/// Runs netcap expecting a usage error: exit 2, one line naming the problem.
+fn usage_error(args: &[&str]) -> String {
+    let output = netcap(args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(output.stdout.is_empty(), "{args:?} printed to stdout");
+    assert!(netcap_programs_loaded().is_empty(), "{args:?} left programs loaded");
+    stderr
+}
+
+#[test]
+fn errors_are_one_line_with_exit_2_and_leave_nothing_loaded() {
+    let Some(_guard) = root_test("errors_are_one_line_with_exit_2_and_leave_nothing_loaded") else { return };
+    let cases: [(&[&str], &str); 8] = [
+        (&["skb", "-f", "tracepoint:net:netif_recieve_skb"], "unknown tracepoint 'netif_recieve_skb'; nearest: netif_receive_skb"),
+        (&["skb", "-f", "icmp_rvc"], "unknown kernel function 'icmp_rvc'; nearest: "),
+        (&["skb", "-f", "ip_local_deliver_finish@1"], "the skb is argument 3 (write ip_local_deliver_finish@3)"),
+        (&["skb", "-f", "tp:sched:sched_switch"], "takes no struct sk_buff * argument"),
+        (&["skb", "-f", "ip_rcv@1@2@3"], "at most two argument numbers"),
+        (&["skb", "-f", "bogus:ip_rcv"], "unknown prefix 'bogus:'"),
+        (&["skb", "-f", "tp:net:netif_receive_skb", "-i", "nosuchdev0"], "no device 'nosuchdev0' in this network namespace"),
+        (&["skb", "-f", "tp:net:netif_receive_skb", "--capture-max-size", "70000"], "70000"),
+    ];
+    for (args, expected) in cases {
+        let stderr = usage_error(args);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        // clap's own errors add a "For more information" hint line.
+        if !stderr.starts_with("error:") {
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn kernel_functions_without_kprobes_or_fentry_name_tracepoints_instead() {
+    let Some(_guard) = root_test("kernel_functions_without_kprobes_or_fentry_name_tracepoints_instead") else { return };
+    if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        eprintln!("skipped: this kernel has kprobes (the VM tier covers them)");
+        return;
+    }
+    let stderr = usage_error(&["skb", "-f", "tp:net:netif_receive_skb,icmp_rcv@1"]);
+    assert!(stderr.contains("cannot trace kernel function icmp_rcv on this kernel"), "{stderr}");
+    assert!(stderr.contains("kprobe: this kernel has no kprobes"), "{stderr}");
+    assert!(stderr.contains("tracepoints that see the same packets: tracepoint:net:netif_receive_skb"), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("netcap: cannot")).count(), 1, "{stderr}");
+}
+
+#[test]
+fn not_root_and_no_btf_are_reported() {
+    let Some(_guard) = root_test("not_root_and_no_btf_are_reported") else { return };
+    let output = run("setpriv", &["--reuid=65534", "--regid=65534", "--clear-groups", NETCAP, "skb", "-f", "tp:net:netif_receive_skb"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("netcap needs root, or CAP_BPF with CAP_PERFMON"), "{stderr}");
+
+    // A private mount namespace where /sys/kernel/btf is empty.
+    let script = format!("mount -t tmpfs none /sys/kernel/btf && exec {NETCAP} skb -f tp:net:netif_receive_skb");
+    let output = run("unshare", &["-m", "sh", "-c", &script]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing)"), "{stderr}");
+}
+
+#[test]
+fn list_shows_trace_points_with_the_skb_position() {
+    let output = netcap(&["list", "kfree_skb", "--tracepoints"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(stdout.lines().any(|l| l.contains("kfree_skb@1 (struct sk_buff *, void *, enum skb_drop_reason")), "{stdout}");
+    let output = netcap(&["list", "ip_local_deliver_finish", "--functions"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("ip_local_deliver_finish@3 (struct net *net, struct sock *sk, struct sk_buff *skb)"), "{stdout}");
+}
