@@ -28,7 +28,10 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     if let Some(option) = args.unsupported() {
         bail!("{option} is not implemented in this build yet");
     }
-    let specs = args.function.iter().map(|s| spec::parse_one(s.trim())).collect::<Result<Vec<_>, _>>()?;
+    let mut specs = Vec::new();
+    for list in &args.function {
+        specs.extend(spec::parse_list(list)?);
+    }
     let targets = {
         let btf = kernel::load_btf()?;
         plan::resolve(&specs, &btf, &kernel::tracepoint_category)?

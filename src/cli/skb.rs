@@ -28,7 +28,7 @@ pub struct SkbArgs {
     /// tracepoint (tp_btf, falling back to raw_tp); raw_tp:CAT:NAME forces raw_tp. @p1 is the
     /// 1-based argument holding the sk_buff (found from BTF when omitted), @p2 an extra argument
     /// for extensions. `netcap list` shows what can be traced.
-    #[arg(short = 'f', long = "function", required = true, value_delimiter = ',', num_args = 1..)]
+    #[arg(short = 'f', long = "function", required = true)]
     pub function: Vec<String>,
 
     /// tcpdump filter expression.

@@ -25,9 +25,9 @@ pub type TypeId = u32;
 /// The kinds netcap looks at; everything else is kept as `Other`.
 #[derive(Debug, Clone)]
 pub enum Kind {
-    Int { size: u32 },
+    Int,
     Ptr { target: TypeId },
-    Struct { size: u32 },
+    Struct,
     Union,
     Enum { values: Vec<(u32, i64)> },
     Fwd,
@@ -35,7 +35,7 @@ pub enum Kind {
     /// const, volatile, restrict, type tags: qualifiers to see through.
     Qualifier { target: TypeId },
     Func { proto: TypeId },
-    FuncProto { ret: TypeId, params: Vec<(u32, TypeId)> },
+    FuncProto { params: Vec<(u32, TypeId)> },
     Other,
 }
 
@@ -67,12 +67,6 @@ impl Btf {
         Ok(btf)
     }
 
-    /// Adds a module's split BTF, whose ids continue after what is loaded.
-    pub fn add_split_file(&mut self, path: &Path) -> Result<(), BtfError> {
-        let bytes = read(path)?;
-        self.append(&bytes, &path.display().to_string())
-    }
-
     fn append(&mut self, bytes: &[u8], origin: &str) -> Result<(), BtfError> {
         let bad = || BtfError::BadHeader(origin.to_string());
         if bytes.len() < 24 || u16::from_le_bytes([bytes[0], bytes[1]]) != MAGIC {
@@ -98,10 +92,10 @@ impl Btf {
             at += 12;
             let rebase = |off: u32| if off == 0 { 0 } else { off + string_base };
             let (kind, extra) = match kind_code {
-                1 => (Kind::Int { size: size_or_type }, 4),
+                1 => (Kind::Int, 4),
                 2 => (Kind::Ptr { target: size_or_type }, 0),
                 3 => (Kind::Other, 12),
-                4 => (Kind::Struct { size: size_or_type }, 12 * vlen),
+                4 => (Kind::Struct, 12 * vlen),
                 5 => (Kind::Union, 12 * vlen),
                 6 => {
                     let mut values = Vec::with_capacity(vlen);
@@ -125,7 +119,7 @@ impl Btf {
                         let ty = u32_at(types, at + 8 * i + 4).ok_or(BtfError::BadType(origin.into(), id, 13))?;
                         params.push((rebase(name), ty));
                     }
-                    (Kind::FuncProto { ret: size_or_type, params }, 8 * vlen)
+                    (Kind::FuncProto { params }, 8 * vlen)
                 }
                 14 => (Kind::Other, 4),
                 15 => (Kind::Other, 12 * vlen),
@@ -204,7 +198,7 @@ impl Btf {
         match self.kind(self.resolve(id)) {
             Kind::Ptr { target } => {
                 let pointee = self.resolve(*target);
-                matches!(self.kind(pointee), Kind::Struct { .. } | Kind::Fwd) && self.name(pointee) == struct_name
+                matches!(self.kind(pointee), Kind::Struct | Kind::Fwd) && self.name(pointee) == struct_name
             }
             _ => false,
         }
@@ -218,7 +212,7 @@ impl Btf {
         match self.kind(id) {
             Kind::Ptr { target } => format!("{} *", self.type_text(*target)),
             Kind::Qualifier { target } => self.type_text(*target),
-            Kind::Struct { .. } => format!("struct {}", self.name(id)),
+            Kind::Struct => format!("struct {}", self.name(id)),
             Kind::Union => format!("union {}", self.name(id)),
             Kind::Enum { .. } => format!("enum {}", self.name(id)),
             Kind::FuncProto { .. } => "function".into(),

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds netcap and runs every test: unit tests, then the root-only host
+# integration tests (network namespaces, real traffic, this kernel).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=setup.sh
+source scripts/setup.sh
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test: the integration tests need root (network namespaces, BPF): run with sudo" >&2
+  exit 1
+fi
+cargo build --release --locked
+cargo test --release --locked -- --test-threads=2
