@@ -5,6 +5,7 @@ mod bpf {
 }
 mod cli;
 mod event;
+mod filter;
 mod kernel;
 mod load;
 mod packet;
