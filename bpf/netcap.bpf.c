@@ -65,6 +65,44 @@ static __always_inline void netcap_count(__u32 counter)
 		*value += 1;
 }
 
+/*
+ * Filter stubs: user space replaces each body with the translated -e
+ * expression (classic BPF from libpcap, turned into eBPF) after libbpf
+ * has relocated the program and before it is loaded. The asm keeps the
+ * arguments live and the result opaque, so that clang neither drops an
+ * argument nor folds the call away. Non-zero means "keep the packet".
+ */
+static __noinline int netcap_filter_ethernet(__u8 *packet, __u32 captured,
+					     __u32 wire_len)
+{
+	int keep = 1;
+
+	asm volatile("" : "+r"(keep) : "r"(packet), "r"(captured), "r"(wire_len));
+	return keep;
+}
+
+static __noinline int netcap_filter_raw(__u8 *packet, __u32 captured,
+					__u32 wire_len)
+{
+	int keep = 2; /* differs from the twin above, so clang keeps both */
+
+	asm volatile("" : "+r"(keep) : "r"(packet), "r"(captured), "r"(wire_len));
+	return keep;
+}
+
+static __always_inline bool netcap_keep(struct netcap_scratch *scratch)
+{
+	struct netcap_event *event = &scratch->event;
+
+	if (!netcap_cfg.filter)
+		return true;
+	if (event->link == NETCAP_LINK_ETHERNET)
+		return netcap_filter_ethernet(scratch->data, event->cap_len,
+					      event->pkt_len);
+	return netcap_filter_raw(scratch->data, event->cap_len,
+				 event->pkt_len);
+}
+
 /* Mirrors skb_mac_header_was_set(): an unset offset is all ones. */
 static __always_inline bool netcap_header_set(__u16 offset)
 {
@@ -200,6 +238,9 @@ static __always_inline int netcap_handle(struct sk_buff *skb, __u64 ext_arg,
 	event = &scratch->event;
 	__builtin_memset(event, 0, sizeof(*event));
 	if (!netcap_copy_packet(skb, scratch, paged_reads))
+		goto out;
+	/* Decided before anything is reserved in the ring buffer. */
+	if (!netcap_keep(scratch))
 		goto out;
 
 	event->ts_ns = bpf_ktime_get_ns();

@@ -70,6 +70,7 @@ struct netcap_config {
 	__u32 capture_max;
 	__u32 ifindex;     /* 0: every device */
 	__u32 netns;       /* network namespace of ifindex */
+	__u32 filter;      /* 1: the filter stubs hold a -e expression */
 };
 
 #endif /* NETCAP_H */

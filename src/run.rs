@@ -14,6 +14,7 @@ use libbpf_rs::RingBufferBuilder;
 use crate::cli::skb::SkbArgs;
 use crate::cli::ListArgs;
 use crate::event::Event;
+use crate::filter::Filter;
 use crate::kernel;
 use crate::load::{self, LoadOptions, Session};
 use crate::plan::{self, spec};
@@ -37,7 +38,11 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         plan::resolve(&specs, &btf, &kernel::tracepoint_category)?
     };
     let device = kernel::resolve_device(&args.interface)?;
+    let filter = args.expression.as_deref().map(Filter::compile).transpose()?;
     if args.dry_run {
+        if let Some(filter) = &filter {
+            print!("{}", filter.describe());
+        }
         for target in &targets {
             println!("{target}");
         }
@@ -49,10 +54,13 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         return Ok(());
     }
     kernel::check_privileges()?;
+    if let Some(refusal) = filter.as_ref().and_then(|f| f.raw_refusal.as_deref()) {
+        eprintln!("netcap: the filter cannot apply to packets without an Ethernet header ({refusal}); they are not shown");
+    }
 
     load::capture_libbpf_messages();
     let options =
-        LoadOptions { capture_max: args.capture_max_size, device, ring_bytes: args.ring_buffer_mb << 20 };
+        LoadOptions { capture_max: args.capture_max_size, device, ring_bytes: args.ring_buffer_mb << 20, filter };
     let session = Session::attach(&targets, &options, |attached| {
         let fallback: Vec<String> =
             attached.fallbacks.iter().map(|(f, why)| format!("{} failed: {why}", f.label())).collect();

@@ -130,8 +130,7 @@ fn ring_size(text: &str) -> Result<u32, String> {
 impl SkbArgs {
     /// Options this build accepts on the command line but cannot honour yet.
     pub fn unsupported(&self) -> Option<&'static str> {
-        let checks: [(bool, &'static str); 9] = [
-            (self.expression.is_some(), "-e (filter expressions)"),
+        let checks: [(bool, &'static str); 8] = [
             (self.tcpdump_flags.is_some(), "-t (tcpdump output)"),
             (self.write_file_rotate > 0, "--write-file-rotate"),
             (self.stack_dump, "-S (stack dumps)"),

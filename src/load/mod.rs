@@ -11,7 +11,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 
+mod filter_hook;
+
 use crate::bpf::{NetcapSkel, NetcapSkelBuilder, OpenNetcapSkel};
+use crate::filter::Filter;
 use crate::kernel::Device;
 use crate::plan::{Flavour, Target};
 
@@ -25,6 +28,7 @@ pub struct LoadOptions {
     pub device: Option<Device>,
     /// Ring buffer size in bytes (a power of two).
     pub ring_bytes: u32,
+    pub filter: Option<Filter>,
 }
 
 /// One attached trace point.
@@ -61,6 +65,7 @@ pub fn drain_libbpf_messages() -> Vec<String> {
 
 impl Session {
     pub fn attach(targets: &[Target], options: &LoadOptions, mut progress: impl FnMut(&Attached)) -> Result<Session> {
+        filter_hook::register_handlers()?;
         let mut session = Session { attached: Vec::new(), skels: Vec::new() };
         for (index, target) in targets.iter().enumerate() {
             let mut failures: Vec<(Flavour, String)> = Vec::new();
@@ -152,6 +157,7 @@ fn attach_one(
         config.ifindex = device.ifindex;
         config.netns = device.netns;
     }
+    config.filter = u32::from(options.filter.is_some());
 
     match shared {
         Some(first) => {
@@ -192,7 +198,16 @@ fn attach_one(
         }
     }
 
-    let skel = open.load().map_err(|err| anyhow!("loading: {}", root_cause(&err)))?;
+    if let Some(filter) = &options.filter {
+        let raw = filter.raw.as_ref().map_or_else(filter_hook::never, |v| v.translated.clone());
+        filter_hook::arm(open.open_object(), filter.ethernet.translated.clone(), raw);
+    }
+    let loaded = open.load();
+    let splice_error = filter_hook::disarm();
+    let skel = loaded.map_err(|err| match splice_error {
+        Some(splice) => anyhow!("splicing the filter: {splice}"),
+        None => anyhow!("loading: {}", root_cause(&err)),
+    })?;
     let progs = &skel.progs;
     let link = match flavour {
         Flavour::TpBtfPaged => progs.netcap_tp_btf_paged.attach_trace(),
