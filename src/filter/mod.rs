@@ -101,4 +101,4 @@ impl Filter {
 }
 
 #[cfg(test)]
-mod tests;
+pub mod tests;

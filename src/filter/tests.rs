@@ -122,7 +122,7 @@ fn ethernet_packets() -> Vec<Vec<u8>> {
     packets
 }
 
-fn expressions() -> Vec<String> {
+pub fn expressions() -> Vec<String> {
     let base = [
         // hosts and nets
         "host 198.18.0.1", "src host 198.18.0.2", "dst host 198.18.0.2", "host 198.19.7.9",
@@ -149,7 +149,7 @@ fn expressions() -> Vec<String> {
         "ip[2:2] > 100", "udp[8:4] = 0xdeadbeef", "udp[8:4] == 0xdeadbeef or udp[8] = 0", "tcp[20:2] = 0x4745",
         "tcp[20:4] = 0x47455420", "udp[0:2] = 5000", "ether[12:2] = 0x0800", "ether[0] & 1 != 0", "ip[1] & 0xfc = 0",
         "ip[9] = 6", "ip6[6] = 17", "tcp[0:2] > 1023", "udp[4:2] > 20", "ip[40] = 0", "ip[100:4] = 0",
-        "tcp[100] = 0", "udp[1000:2] = 0",
+        "tcp[100] = 0", "udp[1000:2] = 0", "ether[70000] = 1 or icmp", "ether[0xffffffff] = 1 or len > 60",
         // lengths
         "len > 100", "len <= 64", "greater 100", "less 60", "len == 98", "len >= 1500",
         // arithmetic, division by zero, shifts

@@ -92,8 +92,12 @@ fn load_absolute(b: &mut Builder, dst: u8, insn: CbpfInsn) {
     let size = insn.load_size();
     let end = u64::from(insn.k) + u64::from(size);
     if end > OFFSET_MASK as u64 + 1 {
-        // Past any packet netcap captures: always out of bounds.
-        b.jump(EbpfInsn::jump_imm(e::JA, 0, 0, 0), Target::Fail);
+        // Past any packet netcap captures, so the check below always fails at
+        // run time; the verifier cannot know that, and an unconditional jump
+        // would leave the code after it unreachable, which it refuses.
+        let bound = end.min(i32::MAX as u64) as i32;
+        b.jump(EbpfInsn::jump_imm(e::JLT, CAPTURED, bound, 0), Target::Fail);
+        b.mov_k(dst, 0);
         return;
     }
     b.jump(EbpfInsn::jump_imm(e::JLT, CAPTURED, end as i32, 0), Target::Fail);
@@ -105,6 +109,30 @@ fn load_absolute(b: &mut Builder, dst: u8, insn: CbpfInsn) {
         b.push(EbpfInsn::load(size_of(insn), dst, TMP, 0));
     }
     byte_order(b, dst, size);
+}
+
+/// Which classic instructions can run: the verifier refuses unreachable
+/// code, so those are not translated.
+fn reachable(program: &[CbpfInsn]) -> Vec<bool> {
+    let mut seen = vec![false; program.len()];
+    let mut stack = vec![0usize];
+    while let Some(pc) = stack.pop() {
+        if pc >= program.len() || seen[pc] {
+            continue;
+        }
+        seen[pc] = true;
+        let insn = program[pc];
+        match insn.class() {
+            cbpf::RET => {}
+            cbpf::JMP if insn.op() == cbpf::JA => stack.push(pc + 1 + insn.k as usize),
+            cbpf::JMP => {
+                stack.push(pc + 1 + insn.jt as usize);
+                stack.push(pc + 1 + insn.jf as usize);
+            }
+            _ => stack.push(pc + 1),
+        }
+    }
+    seen
 }
 
 fn byte_order(b: &mut Builder, dst: u8, size: u32) {
@@ -150,9 +178,13 @@ pub fn translate(program: &[CbpfInsn]) -> Result<Vec<EbpfInsn>, TranslateError> 
         }
     }
 
+    let live = reachable(program);
     let mut starts = Vec::with_capacity(program.len());
     for (index, &insn) in program.iter().enumerate() {
         starts.push(b.insns.len());
+        if !live[index] {
+            continue;
+        }
         let bad = || TranslateError::BadInstruction { index, code: insn.code };
         let next = |offset: u32| -> Result<Target, TranslateError> {
             let target = index + 1 + offset as usize;
@@ -230,9 +262,12 @@ pub fn translate(program: &[CbpfInsn]) -> Result<Vec<EbpfInsn>, TranslateError> 
             _ => return Err(bad()),
         }
     }
+    // The shared "no match" exit, only where something jumps to it.
     let fail = b.insns.len();
-    b.mov_k(RET, 0);
-    b.push(EbpfInsn::exit());
+    if b.fixups.iter().any(|(_, target)| matches!(target, Target::Fail)) {
+        b.mov_k(RET, 0);
+        b.push(EbpfInsn::exit());
+    }
 
     let Builder { mut insns, fixups } = b;
     for (at, target) in fixups {

@@ -259,3 +259,44 @@ fn attach_failure(target: &Target, failures: &[(Flavour, String)]) -> anyhow::Er
         anyhow!("cannot attach to tracepoint {} ({})", target.spec, reasons.join("; "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::spec;
+
+    /// Root only; in CI (always root) a skip would be a failure.
+    fn root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        assert!(root || std::env::var_os("CI").is_none(), "CI runs as root");
+        if !root {
+            eprintln!("skipped: loading BPF needs root");
+        }
+        root
+    }
+
+    #[test]
+    fn every_differential_expression_passes_the_kernel_verifier() {
+        if !root() {
+            return;
+        }
+        let btf = crate::kernel::load_btf().unwrap();
+        let specs = spec::parse_list("tp:net:netif_receive_skb").unwrap();
+        let targets = crate::plan::resolve(&specs, &btf, &|_| None).unwrap();
+        let mut loaded = 0;
+        for expression in crate::filter::tests::expressions() {
+            let filter = match Filter::compile(&expression) {
+                Ok(filter) => filter,
+                Err(e) if e.to_string().contains("rejects all packets") => continue,
+                Err(e) => panic!("{expression}: {e}"),
+            };
+            let options = LoadOptions { capture_max: 256, device: None, ring_bytes: 1 << 16, filter: Some(filter) };
+            let session = Session::attach(&targets, &options, |_| {})
+                .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));
+            assert_eq!(session.attached[0].flavour, Flavour::TpBtfPaged, "'{expression}' fell back");
+            loaded += 1;
+        }
+        assert!(loaded >= 200, "{loaded}");
+    }
+}
