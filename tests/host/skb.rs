@@ -1,15 +1,10 @@
-//! Host integration: the real netcap binary on this machine's kernel, real
-//! traffic between network namespaces. Root only; CI is root.
-
-mod util;
+//! `netcap skb` without filters: where packets are seen, devices, counts,
+//! captured bytes, errors, clean exits.
 
 use std::time::Duration;
 
-use util::*;
+use crate::util::*;
 
-fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
-    text.lines().filter(|l| l.contains(needle)).collect()
-}
 
 #[test]
 fn icmp_and_tcp_are_seen_at_netif_receive_skb() {
@@ -101,26 +96,6 @@ fn count_stops_after_n_packets() {
     assert!(netcap_programs_loaded().is_empty(), "left loaded: {:?}", netcap_programs_loaded());
 }
 
-/// Packets as `tcpdump -nn -xx -r FILE` prints them, timestamps removed,
-/// keeping those from a to b.
-fn tcpdump_packets(file: &str) -> Vec<String> {
-    // -S: absolute sequence numbers, which need no connection state.
-    let text = must("tcpdump", &["-nn", "-S", "-xx", "-r", file]);
-    let mut packets: Vec<String> = Vec::new();
-    for line in text.lines() {
-        if line.starts_with('\t') {
-            if let Some(last) = packets.last_mut() {
-                last.push_str(line.trim());
-                last.push('\n');
-            }
-        } else {
-            let summary = line.split_once(' ').map_or(line, |(_, rest)| rest);
-            packets.push(format!("{summary}\n"));
-        }
-    }
-    packets.into_iter().filter(|p| p.starts_with(&format!("IP {ADDR_A}"))).collect()
-}
-
 #[test]
 fn paged_data_is_captured_with_the_bytes_tcpdump_sees() {
     let Some(_guard) = root_test("paged_data_is_captured_with_the_bytes_tcpdump_sees") else { return };
@@ -154,14 +129,15 @@ fn paged_data_is_captured_with_the_bytes_tcpdump_sees() {
     std::thread::sleep(Duration::from_millis(300));
     let send = format!("timeout 10 nc -q 1 {ADDR_B} 9000 < {}", payload.display());
     assert!(pair.exec(&pair.a, &["sh", "-c", &send]).status.success());
-    let _ = util::run("kill", &["-INT", &tcpdump.id().to_string()]);
+    let _ = crate::util::run("kill", &["-INT", &tcpdump.id().to_string()]);
     let _ = tcpdump.wait_with_output();
     let _ = listener.wait_with_output();
     let out = netcap.interrupt();
     assert!(out.status.success(), "{}", out.stderr);
 
-    let theirs_packets = tcpdump_packets(theirs);
-    let ours_packets = tcpdump_packets(ours);
+    let from_a = |p: &String| p.starts_with(&format!("IP {ADDR_A}"));
+    let theirs_packets: Vec<String> = tcpdump_packets(theirs, None).into_iter().filter(from_a).collect();
+    let ours_packets: Vec<String> = tcpdump_packets(ours, None).into_iter().filter(from_a).collect();
     assert!(theirs_packets.len() >= 10, "tcpdump saw {} packets", theirs_packets.len());
     assert_eq!(ours_packets.len(), theirs_packets.len(), "packet counts differ");
     for (ours, theirs) in ours_packets.iter().zip(&theirs_packets) {

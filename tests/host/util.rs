@@ -231,3 +231,29 @@ pub fn netcap_programs_now() -> Vec<String> {
 pub fn netcap(args: &[&str]) -> Output {
     run(NETCAP, args)
 }
+
+pub fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// Packets as `tcpdump -nn -S -xx -r FILE [EXPRESSION]` prints them, one
+/// string each (summary and hex), timestamps removed. -S: absolute
+/// sequence numbers, which need no connection state.
+pub fn tcpdump_packets(file: &str, expression: Option<&str>) -> Vec<String> {
+    let mut args = vec!["-nn", "-S", "-xx", "-r", file];
+    args.extend(expression);
+    let text = must("tcpdump", &args);
+    let mut packets: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('\t') {
+            if let Some(last) = packets.last_mut() {
+                last.push_str(line.trim());
+                last.push('\n');
+            }
+        } else {
+            let summary = line.split_once(' ').map_or(line, |(_, rest)| rest);
+            packets.push(format!("{summary}\n"));
+        }
+    }
+    packets
+}

@@ -1,0 +1,6 @@
+//! Host integration tier: the real netcap binary on this machine's kernel,
+//! real traffic between network namespaces. Root only; CI is root.
+
+mod filter;
+mod skb;
+mod util;
