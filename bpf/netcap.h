@@ -71,6 +71,7 @@ struct netcap_config {
 	__u32 ifindex;     /* 0: every device */
 	__u32 netns;       /* network namespace of ifindex */
 	__u32 filter;      /* 1: the filter stubs hold a -e expression */
+	__u32 wakeup_bytes; /* wake user space once this much data waits */
 };
 
 #endif /* NETCAP_H */

@@ -33,10 +33,15 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     for list in &args.function {
         specs.extend(spec::parse_list(list)?);
     }
-    let targets = {
+    let mut targets = {
         let btf = kernel::load_btf()?;
         plan::resolve(&specs, &btf, &kernel::tracepoint_category)?
     };
+    if args.bench_floor {
+        for target in targets.iter_mut().filter(|t| !t.is_function()) {
+            target.flavours = vec![plan::Flavour::Floor];
+        }
+    }
     let device = kernel::resolve_device(&args.interface)?;
     let filter = args.expression.as_deref().map(Filter::compile).transpose()?;
     if args.dry_run {
@@ -94,14 +99,25 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         let mut builder = RingBufferBuilder::new();
         builder.add(session.events_map(), |record| capture.borrow_mut().take(record, &context))?;
         let ring = builder.build()?;
-        while !stop.load(Ordering::Relaxed) && !capture.borrow().done() {
-            if let Err(err) = ring.poll(Duration::from_millis(100)) {
-                if !capture.borrow().done() && err.kind() != libbpf_rs::ErrorKind::Interrupted {
-                    return Err(err).context("reading the ring buffer");
+        // The kernel wakes us only once data piles up (see bpf/netcap.bpf.c),
+        // so every round also consumes whatever arrived quietly.
+        let mut read = |ring: &libbpf_rs::RingBuffer, wait: bool| -> Result<()> {
+            let result = if wait { ring.poll(Duration::from_millis(100)) } else { Ok(()) }.and_then(|()| ring.consume());
+            match result {
+                Err(err) if !capture.borrow().done() && err.kind() != libbpf_rs::ErrorKind::Interrupted => {
+                    Err(err).context("reading the ring buffer")
+                }
+                _ => {
+                    capture.borrow_mut().flush();
+                    Ok(())
                 }
             }
-            capture.borrow_mut().flush();
+        };
+        while !stop.load(Ordering::Relaxed) && !capture.borrow().done() {
+            read(&ring, true)?;
         }
+        // What the kernel wrote before we stopped is part of the capture.
+        read(&ring, false)?;
     }
     let mut capture = capture.into_inner();
     let counters = session.counters();

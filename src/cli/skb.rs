@@ -115,6 +115,10 @@ pub struct SkbArgs {
     #[arg(long = "dry-run")]
     pub dry_run: bool,
 
+    /// Benchmarks only: attach an empty program instead, to measure the floor.
+    #[arg(long = "bench-floor", hide = true)]
+    pub bench_floor: bool,
+
     /// Ring buffer size in MiB (a power of two).
     #[arg(long = "ring-buffer-mb", default_value_t = 8, value_parser = ring_size)]
     pub ring_buffer_mb: u32,

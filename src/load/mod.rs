@@ -158,6 +158,8 @@ fn attach_one(
         config.netns = device.netns;
     }
     config.filter = u32::from(options.filter.is_some());
+    // User space also polls on a timer; wake it early when an eighth is full.
+    config.wakeup_bytes = options.ring_bytes / 8;
 
     match shared {
         Some(first) => {
@@ -182,6 +184,7 @@ fn attach_one(
             &mut progs.netcap_raw_tp,
             &mut progs.netcap_fentry,
             &mut progs.netcap_kprobe,
+            &mut progs.netcap_tp_btf_floor,
         ] {
             prog.set_autoload(false);
         }
@@ -191,9 +194,10 @@ fn attach_one(
             Flavour::RawTp => &mut progs.netcap_raw_tp,
             Flavour::Fentry => &mut progs.netcap_fentry,
             Flavour::Kprobe => &mut progs.netcap_kprobe,
+            Flavour::Floor => &mut progs.netcap_tp_btf_floor,
         };
         chosen.set_autoload(true);
-        if matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry) {
+        if matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Floor) {
             chosen.set_attach_target(0, Some(name.clone()))?;
         }
     }
@@ -215,6 +219,7 @@ fn attach_one(
         Flavour::RawTp => progs.netcap_raw_tp.attach_raw_tracepoint(&name),
         Flavour::Fentry => progs.netcap_fentry.attach_trace(),
         Flavour::Kprobe => progs.netcap_kprobe.attach_kprobe(false, &name),
+        Flavour::Floor => progs.netcap_tp_btf_floor.attach_trace(),
     }
     .map_err(|err| anyhow!("attaching: {}", root_cause(&err)))?;
     Ok((skel, link))

@@ -20,6 +20,8 @@ pub enum Flavour {
     RawTp,
     Fentry,
     Kprobe,
+    /// An empty tp_btf program: the floor for benchmarks (--bench-floor).
+    Floor,
 }
 
 impl Flavour {
@@ -30,6 +32,7 @@ impl Flavour {
             Flavour::RawTp => "raw_tp",
             Flavour::Fentry => "fentry",
             Flavour::Kprobe => "kprobe",
+            Flavour::Floor => "tp_btf (empty benchmark floor)",
         }
     }
 }

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# In-kernel cost per event of netcap's program on tracepoint
+# net:netif_receive_skb, beside an empty program on the same tracepoint (the
+# floor), measured with kernel.bpf_stats_enabled (run_time_ns / run_cnt).
+# Traffic: flood pings between two network namespaces (198.18.0.0/15),
+# bounded by count. Each variant runs $ROUNDS times; the median is reported.
+# Usage (root): benches/kernel_cost.sh [ROUNDS] [PINGS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+pings=${2:-20000}
+netcap=$PWD/target/release/netcap
+[ -x "$netcap" ] || cargo build --release --locked --quiet
+
+a=ncbench-a b=ncbench-b
+work=$(mktemp -d)
+previous_stats=$(sysctl -n kernel.bpf_stats_enabled)
+cleanup() {
+  [ -n "${netcap_pid:-}" ] && kill "$netcap_pid" 2>/dev/null || true
+  ip netns delete "$a" 2>/dev/null || true
+  ip netns delete "$b" 2>/dev/null || true
+  sysctl -qw kernel.bpf_stats_enabled="$previous_stats"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ip netns add "$a"
+ip netns add "$b"
+ip link add veth-a netns "$a" type veth peer name veth-b netns "$b"
+ip -n "$a" addr add 198.18.0.1/24 dev veth-a
+ip -n "$b" addr add 198.18.0.2/24 dev veth-b
+ip -n "$a" link set veth-a up
+ip -n "$b" link set veth-b up
+sysctl -qw kernel.bpf_stats_enabled=1
+
+# Prints "run_time_ns run_cnt" summed over netcap's loaded programs.
+program_stats() {
+  bpftool prog show | awk '/name netcap_/ { for (i = 1; i <= NF; i++) {
+      if ($i == "run_time_ns") t += $(i + 1); if ($i == "run_cnt") c += $(i + 1) } }
+    END { print t + 0, c + 0 }'
+}
+
+# One measurement: ns per event for netcap started with "$@".
+measure() {
+  ip netns exec "$b" "$netcap" "$@" >/dev/null 2>"$work/err" &
+  netcap_pid=$!
+  for _ in $(seq 100); do grep -q "Ctrl-C to stop" "$work/err" && break; sleep 0.05; done
+  ip netns exec "$a" ping -f -q -c "$pings" -w 60 198.18.0.2 >/dev/null
+  read -r time count < <(program_stats)
+  kill -INT "$netcap_pid"; wait "$netcap_pid" || true; netcap_pid=
+  awk -v t="$time" -v c="$count" 'BEGIN { printf "%.1f\n", (c ? t / c : 0) }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+point=tp:net:netif_receive_skb
+declare -A cost
+variants=(floor nomatch match capture capture1500)
+for round in $(seq "$rounds"); do
+  # Interleaved, so that machine noise hits every variant alike.
+  echo "$(measure skb -f $point --bench-floor)" >>"$work/floor"
+  echo "$(measure skb -f $point -i veth-b -e 'tcp port 1')" >>"$work/nomatch"
+  echo "$(measure skb -f $point -i veth-b -e 'icmp')" >>"$work/match"
+  echo "$(measure skb -f $point -i veth-b)" >>"$work/capture"
+  echo "$(measure skb -f $point -i veth-b --capture-max-size 1500)" >>"$work/capture1500"
+  echo "round $round of $rounds done" >&2
+done
+for v in "${variants[@]}"; do cost[$v]=$(median <"$work/$v"); done
+
+echo "| netcap on $point ($pings flood pings, median of $rounds) | ns per event | × floor |"
+echo "|---|---:|---:|"
+describe() {
+  case $1 in
+    floor) echo "empty tp_btf program (the floor)";;
+    nomatch) echo "-i veth-b -e 'tcp port 1' (matches nothing)";;
+    match) echo "-i veth-b -e 'icmp' (matches all), 256 bytes to the ring buffer";;
+    capture) echo "-i veth-b, no filter, 256 bytes to the ring buffer";;
+    capture1500) echo "-i veth-b, no filter, --capture-max-size 1500";;
+  esac
+}
+for v in "${variants[@]}"; do
+  awk -v d="$(describe "$v")" -v c="${cost[$v]}" -v f="${cost[floor]}" \
+    'BEGIN { printf "| %s | %.0f | %.2f |\n", d, c, (f ? c / f : 0) }'
+done
