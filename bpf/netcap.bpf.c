@@ -47,6 +47,15 @@ struct {
 	__type(value, __u32);
 } netcap_nest_map SEC(".maps");
 
+/* Kernel stacks for -S; identical stacks share one id. Sized by user
+ * space (one entry when -S is off). */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, NETCAP_STACK_DEPTH * sizeof(__u64));
+} netcap_stacks_map SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NETCAP_COUNTER_MAX);
@@ -213,8 +222,16 @@ fault:
 	return false;
 }
 
-static __always_inline int netcap_handle(struct sk_buff *skb, __u64 ext_arg,
-					 bool direct, bool paged_reads)
+/* What a trace point hands over besides the skb. */
+struct netcap_args {
+	__u64 ext;
+	__u64 location;
+	__u64 reason;
+};
+
+static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
+					 struct netcap_args *args, bool direct,
+					 bool paged_reads)
 {
 	struct net_device *dev;
 	struct netcap_scratch *scratch;
@@ -258,7 +275,12 @@ static __always_inline int netcap_handle(struct sk_buff *skb, __u64 ext_arg,
 
 	event->ts_ns = bpf_ktime_get_ns();
 	event->skb = (__u64)skb;
-	event->ext_arg = ext_arg;
+	event->ext_arg = args->ext;
+	event->location = args->location;
+	event->reason = args->reason;
+	event->stack_id = netcap_cfg.stack ?
+				  bpf_get_stackid(ctx, &netcap_stacks_map, 0) :
+				  NETCAP_NO_STACK;
 	event->ifindex = ifindex;
 	event->netns = netns;
 	event->pid = bpf_get_current_pid_tgid() >> 32;
@@ -288,25 +310,36 @@ out:
 }
 
 /* Arguments arrive as an array of u64 for tp_btf, raw_tp and fentry. The
- * index is a load-time constant, so each case is a fixed context offset
- * as the verifier demands, and only one of them survives verification. */
+ * verifier wants every context access at a fixed offset, and the index is
+ * a load-time constant, so each case is its own load; asm keeps clang from
+ * merging the cases into one load through a computed pointer, which the
+ * verifier refuses ("dereference of modified ctx ptr"). */
+#define NETCAP_ARG_CASE(index, offset)                                   \
+	case index:                                                      \
+		asm volatile("%0 = *(u64 *)(%1 + " #offset ")"           \
+			     : "=r"(value)                               \
+			     : "r"(args));                               \
+		break
+
 static __always_inline __u64 netcap_array_arg(__u64 *args, __u32 index)
 {
+	__u64 value = 0;
+
 	switch (index) {
-	case 0: return args[0];
-	case 1: return args[1];
-	case 2: return args[2];
-	case 3: return args[3];
-	case 4: return args[4];
-	case 5: return args[5];
-	case 6: return args[6];
-	case 7: return args[7];
-	case 8: return args[8];
-	case 9: return args[9];
-	case 10: return args[10];
-	case 11: return args[11];
+	NETCAP_ARG_CASE(0, 0);
+	NETCAP_ARG_CASE(1, 8);
+	NETCAP_ARG_CASE(2, 16);
+	NETCAP_ARG_CASE(3, 24);
+	NETCAP_ARG_CASE(4, 32);
+	NETCAP_ARG_CASE(5, 40);
+	NETCAP_ARG_CASE(6, 48);
+	NETCAP_ARG_CASE(7, 56);
+	NETCAP_ARG_CASE(8, 64);
+	NETCAP_ARG_CASE(9, 72);
+	NETCAP_ARG_CASE(10, 80);
+	NETCAP_ARG_CASE(11, 88);
 	}
-	return 0;
+	return value;
 }
 
 static __always_inline __u64 netcap_regs_arg(struct pt_regs *regs, __u32 index)
@@ -321,27 +354,36 @@ static __always_inline __u64 netcap_regs_arg(struct pt_regs *regs, __u32 index)
 	return 0;
 }
 
-static __always_inline int netcap_from_array(__u64 *args, bool direct,
-					     bool paged_reads)
+/* Argument `index` of the trace point, or 0 when it has none such. */
+static __always_inline __u64 netcap_optional_array_arg(__u64 *args, __u32 index)
+{
+	return index == NETCAP_NO_ARG ? 0 : netcap_array_arg(args, index);
+}
+
+static __always_inline int netcap_from_array(void *ctx, __u64 *args,
+					     bool direct, bool paged_reads)
 {
 	struct sk_buff *skb = (void *)netcap_array_arg(args, netcap_cfg.skb_arg);
-	__u64 ext = netcap_cfg.ext_arg == NETCAP_NO_ARG ?
-			    0 : netcap_array_arg(args, netcap_cfg.ext_arg);
+	struct netcap_args extra = {
+		.ext = netcap_optional_array_arg(args, netcap_cfg.ext_arg),
+		.location = netcap_optional_array_arg(args, netcap_cfg.location_arg),
+		.reason = netcap_optional_array_arg(args, netcap_cfg.reason_arg),
+	};
 
-	return netcap_handle(skb, ext, direct, paged_reads);
+	return netcap_handle(ctx, skb, &extra, direct, paged_reads);
 }
 
 /* tp_btf with reads through bpf_dynptr_from_skb(): paged data included. */
 SEC("tp_btf")
 int netcap_tp_btf_paged(__u64 *ctx)
 {
-	return netcap_from_array(ctx, true, true);
+	return netcap_from_array(ctx, ctx, true, true);
 }
 
 SEC("tp_btf")
 int netcap_tp_btf(__u64 *ctx)
 {
-	return netcap_from_array(ctx, true, false);
+	return netcap_from_array(ctx, ctx, true, false);
 }
 
 /* Does nothing: the floor that benchmarks compare netcap's cost with. */
@@ -354,21 +396,30 @@ int netcap_tp_btf_floor(__u64 *ctx)
 SEC("raw_tp")
 int netcap_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 {
-	return netcap_from_array(ctx->args, false, false);
+	return netcap_from_array(ctx, ctx->args, false, false);
 }
 
 SEC("fentry")
 int netcap_fentry(__u64 *ctx)
 {
-	return netcap_from_array(ctx, true, false);
+	return netcap_from_array(ctx, ctx, true, false);
+}
+
+static __always_inline __u64 netcap_optional_regs_arg(struct pt_regs *regs,
+							__u32 index)
+{
+	return index == NETCAP_NO_ARG ? 0 : netcap_regs_arg(regs, index);
 }
 
 SEC("kprobe")
 int netcap_kprobe(struct pt_regs *ctx)
 {
 	struct sk_buff *skb = (void *)netcap_regs_arg(ctx, netcap_cfg.skb_arg);
-	__u64 ext = netcap_cfg.ext_arg == NETCAP_NO_ARG ?
-			    0 : netcap_regs_arg(ctx, netcap_cfg.ext_arg);
+	struct netcap_args extra = {
+		.ext = netcap_optional_regs_arg(ctx, netcap_cfg.ext_arg),
+		.location = netcap_optional_regs_arg(ctx, netcap_cfg.location_arg),
+		.reason = netcap_optional_regs_arg(ctx, netcap_cfg.reason_arg),
+	};
 
-	return netcap_handle(skb, ext, false, false);
+	return netcap_handle(ctx, skb, &extra, false, false);
 }

@@ -19,6 +19,10 @@
 #define NETCAP_COMM_LEN 16
 /* Marks "no such argument" in netcap_config.ext_arg. */
 #define NETCAP_NO_ARG 0xff
+/* Frames kept per kernel stack (the kernel's PERF_MAX_STACK_DEPTH). */
+#define NETCAP_STACK_DEPTH 127
+/* netcap_event.stack_id when no stack was asked for. */
+#define NETCAP_NO_STACK (-1)
 
 enum netcap_link {
 	NETCAP_LINK_NONE = 0,
@@ -45,6 +49,9 @@ struct netcap_event {
 	__u64 ts_ns;     /* bpf_ktime_get_ns() */
 	__u64 skb;       /* address of the sk_buff */
 	__u64 ext_arg;   /* value of argument p2, 0 when there is none */
+	__u64 location;  /* where a drop happened (kfree_skb's location), or 0 */
+	__u32 reason;    /* enum skb_drop_reason, 0 when the point has none */
+	__s32 stack_id;  /* in netcap_stacks_map, or negative */
 	__u32 pkt_len;   /* whole packet, from its first header, paged data included */
 	__u32 cap_len;   /* bytes that follow this header */
 	__u32 paged_len; /* skb->data_len: bytes not in the linear area */
@@ -72,6 +79,9 @@ struct netcap_config {
 	__u32 netns;       /* network namespace of ifindex */
 	__u32 filter;      /* 1: the filter stubs hold a -e expression */
 	__u32 wakeup_bytes; /* wake user space once this much data waits */
+	__u32 reason_arg;  /* 0-based argument holding a drop reason, or NETCAP_NO_ARG */
+	__u32 location_arg; /* 0-based argument holding a drop location, or NETCAP_NO_ARG */
+	__u32 stack;       /* 1: record the kernel stack of each event */
 };
 
 #endif /* NETCAP_H */

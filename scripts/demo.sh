@@ -70,10 +70,12 @@ stop_netcap
 echo
 echo "== 2. iptables drops TCP to port 9000 in 198.18.0.2's namespace; where do the SYNs die?"
 echo "   \$ iptables -A INPUT -p tcp --dport 9000 -j DROP"
-echo "   \$ netcap skb -f tracepoint:skb:kfree_skb -i veth-b"
+echo "   \$ netcap skb -f tracepoint:skb:kfree_skb -e 'tcp port 9000' -S"
 ip netns exec "$b" iptables -A INPUT -p tcp --dport 9000 -j DROP
-start_netcap skb -f tracepoint:skb:kfree_skb -i veth-b
-ip netns exec "$a" timeout 4 nc -z -w 3 198.18.0.2 9000 || true
+start_netcap skb -f tracepoint:skb:kfree_skb -e "tcp port 9000" -S
+ip netns exec "$a" timeout 4 nc -z -w 2 198.18.0.2 9000 || true
+# Not port 9000: dropped too (no socket), but the filter keeps it out.
+echo "not shown" | ip netns exec "$a" nc -u -w 1 198.18.0.2 7777 || true
 stop_netcap
 echo
 echo "demo: done; namespaces and rules removed"

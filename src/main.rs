@@ -9,6 +9,7 @@ mod filter;
 mod kernel;
 mod load;
 mod packet;
+mod pipeline;
 mod plan;
 mod run;
 mod sink;

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use libbpf_rs::RingBufferBuilder;
@@ -16,6 +16,8 @@ use crate::cli::ListArgs;
 use crate::event::Event;
 use crate::filter::Filter;
 use crate::kernel;
+use crate::kernel::kallsyms::Kallsyms;
+use crate::pipeline::{Annotator, DropReasons, DropSummary};
 use crate::load::{self, LoadOptions, Session};
 use crate::plan::{self, spec};
 use crate::sink::pcapng::PcapngSink;
@@ -33,10 +35,10 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     for list in &args.function {
         specs.extend(spec::parse_list(list)?);
     }
-    let mut targets = {
-        let btf = kernel::load_btf()?;
-        plan::resolve(&specs, &btf, &kernel::tracepoint_category)?
-    };
+    let btf = kernel::load_btf()?;
+    let mut targets = plan::resolve(&specs, &btf, &kernel::tracepoint_category)?;
+    let reasons = DropReasons::from_btf(&btf);
+    drop(btf);
     if args.bench_floor {
         for target in targets.iter_mut().filter(|t| !t.is_function()) {
             target.flavours = vec![plan::Flavour::Floor];
@@ -64,8 +66,13 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     }
 
     load::capture_libbpf_messages();
-    let options =
-        LoadOptions { capture_max: args.capture_max_size, device, ring_bytes: args.ring_buffer_mb << 20, filter };
+    let options = LoadOptions {
+        capture_max: args.capture_max_size,
+        device,
+        ring_bytes: args.ring_buffer_mb << 20,
+        filter,
+        stacks: args.stack_dump,
+    };
     let session = Session::attach(&targets, &options, |attached| {
         let fallback: Vec<String> =
             attached.fallbacks.iter().map(|(f, why)| format!("{} failed: {why}", f.label())).collect();
@@ -73,6 +80,16 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         eprintln!("netcap: {} attached by {}{note}", attached.target.spec, attached.flavour.label());
     })
     .map_err(|err| with_libbpf_log(err, verbose))?;
+
+    let drop_points: Vec<bool> = targets.iter().map(|t| t.reason_arg.is_some()).collect();
+    // Symbols name drop locations and stack frames; read after attaching,
+    // so that netcap's own programs are among them (and left out of stacks).
+    let symbols = if args.stack_dump || drop_points.contains(&true) {
+        Some(Kallsyms::load().context("reading /proc/kallsyms")?).filter(|s| !s.is_empty())
+    } else {
+        None
+    };
+    let annotator = Annotator::new(reasons, drop_points, symbols);
 
     let context = Context {
         points: targets.iter().map(|t| t.label().to_string()).collect(),
@@ -94,10 +111,22 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     }
     eprintln!("netcap: tracing {} point(s); Ctrl-C to stop", targets.len());
 
-    let capture = RefCell::new(Capture { sink, seen: 0, limit: args.count, malformed: 0, output_error: None });
+    let capture = RefCell::new(Capture {
+        sink,
+        annotator,
+        drops: DropSummary::default(),
+        seen: 0,
+        limit: args.count,
+        malformed: 0,
+        output_error: None,
+    });
+    let summary_every = (args.drop_summary_interval > 0).then(|| Duration::from_secs(args.drop_summary_interval));
+    let mut last_summary = Instant::now();
     {
         let mut builder = RingBufferBuilder::new();
-        builder.add(session.events_map(), |record| capture.borrow_mut().take(record, &context))?;
+        builder.add(session.events_map(), |record| {
+            capture.borrow_mut().take(record, &context, |id| session.stack(id))
+        })?;
         let ring = builder.build()?;
         // The kernel wakes us only once data piles up (see bpf/netcap.bpf.c),
         // so every round also consumes whatever arrived quietly.
@@ -115,6 +144,13 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         };
         while !stop.load(Ordering::Relaxed) && !capture.borrow().done() {
             read(&ring, true)?;
+            if summary_every.is_some_and(|every| last_summary.elapsed() >= every) {
+                last_summary = Instant::now();
+                let capture = capture.borrow();
+                if !capture.drops.is_empty() {
+                    eprint!("netcap: drops so far:\n{}", capture.drops.render());
+                }
+            }
         }
         // What the kernel wrote before we stopped is part of the capture.
         read(&ring, false)?;
@@ -136,6 +172,12 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     if capture.malformed > 0 {
         summary.push_str(&format!(", {} malformed records", capture.malformed));
     }
+    if capture.annotator.missing_stacks > 0 {
+        summary.push_str(&format!(", {} stacks unavailable", capture.annotator.missing_stacks));
+    }
+    if !capture.drops.is_empty() {
+        eprint!("netcap: drops:\n{}", capture.drops.render());
+    }
     eprintln!("{summary}");
     match capture.output_error.map_or(finished, Err) {
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -145,6 +187,8 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
 
 struct Capture {
     sink: Box<dyn Sink>,
+    annotator: Annotator,
+    drops: DropSummary,
     seen: u64,
     limit: u64,
     malformed: u64,
@@ -156,12 +200,14 @@ impl Capture {
         (self.limit > 0 && self.seen >= self.limit) || self.output_error.is_some()
     }
 
-    fn take(&mut self, record: &[u8], context: &Context) -> i32 {
+    fn take(&mut self, record: &[u8], context: &Context, stack: impl FnOnce(i32) -> Option<Vec<u64>>) -> i32 {
         if self.done() {
             return STOP_CONSUMING;
         }
         match Event::decode(record) {
-            Ok(event) => {
+            Ok(mut event) => {
+                self.annotator.annotate(&mut event, stack);
+                self.drops.add(&event);
                 if let Err(err) = self.sink.write(&event, context) {
                     self.output_error = Some(err);
                     return STOP_CONSUMING;

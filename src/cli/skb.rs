@@ -63,6 +63,10 @@ pub struct SkbArgs {
     #[arg(short = 'S', long = "stack-dump")]
     pub stack_dump: bool,
 
+    /// Also print the drop summary every N seconds (it is always printed at exit).
+    #[arg(long = "drop-summary-interval", default_value_t = 0, value_name = "SECONDS")]
+    pub drop_summary_interval: u64,
+
     /// Color of stacks.
     #[arg(long = "stack-dump-color", value_enum)]
     pub stack_dump_color: Option<Color>,
@@ -134,10 +138,9 @@ fn ring_size(text: &str) -> Result<u32, String> {
 impl SkbArgs {
     /// Options this build accepts on the command line but cannot honour yet.
     pub fn unsupported(&self) -> Option<&'static str> {
-        let checks: [(bool, &'static str); 8] = [
+        let checks: [(bool, &'static str); 7] = [
             (self.tcpdump_flags.is_some(), "-t (tcpdump output)"),
             (self.write_file_rotate > 0, "--write-file-rotate"),
-            (self.stack_dump, "-S (stack dumps)"),
             (self.fake_hdr, "--fake-hdr"),
             (self.skb_data || self.skb_data_offset != 0, "--skb-data"),
             (self.ext_filter.is_some() || self.ext_action.is_some(), "--ext-filter/--ext-action"),

@@ -2,6 +2,8 @@
 //! `struct netcap_event` of bpf/netcap.h, mirrored by the skeleton from the
 //! object's BTF; this module checks lengths so that sinks never see raw bytes.
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use crate::bpf::types::netcap_event as RawEvent;
@@ -16,6 +18,15 @@ pub enum Link {
 }
 
 pub const FLAG_PAGED_MISSED: u8 = 1;
+
+/// Why and where a packet was dropped, named (filled in by `pipeline`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drop {
+    /// `enum skb_drop_reason` without its SKB_DROP_REASON_ prefix, e.g. NETFILTER_DROP.
+    pub reason: String,
+    /// `function+0xoff` of the code that dropped it, when the point says.
+    pub location: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -41,6 +52,15 @@ pub struct Event {
     pub paged_len: u32,
     /// The captured bytes (at most --capture-max-size).
     pub data: Vec<u8>,
+    /// Raw drop reason and location from the trace point's arguments (0: none).
+    pub reason: u32,
+    pub location: u64,
+    /// Id in the stack map; negative when no stack was recorded.
+    pub stack_id: i32,
+    /// Filled in by `pipeline`: the drop, named.
+    pub drop: Option<Drop>,
+    /// Filled in by `pipeline` with -S: symbolized frames, innermost first.
+    pub stack: Option<Arc<[String]>>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -97,6 +117,11 @@ impl Event {
             pkt_len: raw.pkt_len,
             paged_len: raw.paged_len,
             data: record[HEADER_SIZE..HEADER_SIZE + claimed].to_vec(),
+            reason: raw.reason,
+            location: raw.location,
+            stack_id: raw.stack_id,
+            drop: None,
+            stack: None,
         })
     }
 }
@@ -104,6 +129,38 @@ impl Event {
 #[cfg(test)]
 pub mod tests {
     use super::*;
+
+    /// An ICMP echo request seen on veth1, for tests of later stages.
+    pub fn sample_event() -> Event {
+        let data = crate::packet::tests::ether(
+            0x0800,
+            &crate::packet::tests::ipv4(1, [198, 18, 0, 1], [198, 18, 0, 2], &crate::packet::tests::icmp_echo(true, 3, 1, 56), 1, 0),
+        );
+        Event {
+            time_ns: 1_000,
+            skb: 0xffff_8880_0000_1000,
+            ext_arg: 0,
+            trace_index: 0,
+            cpu: 1,
+            pid: 42,
+            comm: "ping".into(),
+            ifindex: 4,
+            ifname: "veth1".into(),
+            netns: 0,
+            mark: 0,
+            protocol: 0x0800,
+            link: Link::Ethernet,
+            flags: 0,
+            pkt_len: data.len() as u32,
+            paged_len: 0,
+            data,
+            reason: 0,
+            location: 0,
+            stack_id: -1,
+            drop: None,
+            stack: None,
+        }
+    }
 
     /// A record as the BPF program writes it.
     pub fn record(raw: &RawEvent, packet: &[u8]) -> Vec<u8> {
@@ -115,11 +172,13 @@ pub mod tests {
     #[test]
     fn the_header_matches_the_c_layout() {
         // Offsets fixed by bpf/netcap.h; a change there must show here.
-        assert_eq!(HEADER_SIZE, 96);
-        assert_eq!(std::mem::offset_of!(RawEvent, pkt_len), 24);
-        assert_eq!(std::mem::offset_of!(RawEvent, trace_index), 52);
-        assert_eq!(std::mem::offset_of!(RawEvent, ifname), 60);
-        assert_eq!(std::mem::offset_of!(RawEvent, comm), 76);
+        assert_eq!(HEADER_SIZE, 112);
+        assert_eq!(std::mem::offset_of!(RawEvent, location), 24);
+        assert_eq!(std::mem::offset_of!(RawEvent, stack_id), 36);
+        assert_eq!(std::mem::offset_of!(RawEvent, pkt_len), 40);
+        assert_eq!(std::mem::offset_of!(RawEvent, trace_index), 68);
+        assert_eq!(std::mem::offset_of!(RawEvent, ifname), 76);
+        assert_eq!(std::mem::offset_of!(RawEvent, comm), 92);
     }
 
     #[test]

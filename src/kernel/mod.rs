@@ -2,6 +2,7 @@
 //! network namespaces, privileges, clocks, tracefs categories.
 
 pub mod btf;
+pub mod kallsyms;
 
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;

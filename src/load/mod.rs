@@ -29,7 +29,12 @@ pub struct LoadOptions {
     /// Ring buffer size in bytes (a power of two).
     pub ring_bytes: u32,
     pub filter: Option<Filter>,
+    /// Record the kernel stack of each event (-S).
+    pub stacks: bool,
 }
+
+/// Distinct stacks the stack map can hold with -S.
+const STACK_ENTRIES: u32 = 16384;
 
 /// One attached trace point.
 pub struct Attached {
@@ -108,6 +113,20 @@ impl Session {
         Counters { lost: read(0), nested: read(1), no_header: read(2), read_fault: read(3) }
     }
 
+    /// The return addresses of stack `id`, innermost first.
+    pub fn stack(&self, id: i32) -> Option<Vec<u64>> {
+        let skel = self.skels.first()?;
+        let id = u32::try_from(id).ok()?;
+        let bytes = skel.maps.netcap_stacks_map.lookup(&id.to_ne_bytes(), MapFlags::ANY).ok()??;
+        Some(
+            bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+                .take_while(|&address| address != 0)
+                .collect(),
+        )
+    }
+
     pub fn events_map(&self) -> &dyn MapCore {
         &self.skels[0].maps.netcap_events_map
     }
@@ -158,6 +177,9 @@ fn attach_one(
         config.netns = device.netns;
     }
     config.filter = u32::from(options.filter.is_some());
+    config.reason_arg = target.reason_arg.unwrap_or(NO_ARG);
+    config.location_arg = target.location_arg.unwrap_or(NO_ARG);
+    config.stack = u32::from(options.stacks);
     // User space also polls on a timer; wake it early when an eighth is full.
     config.wakeup_bytes = options.ring_bytes / 8;
 
@@ -167,11 +189,13 @@ fn attach_one(
             open.maps.netcap_scratch_map.reuse_fd(first.maps.netcap_scratch_map.as_fd())?;
             open.maps.netcap_nest_map.reuse_fd(first.maps.netcap_nest_map.as_fd())?;
             open.maps.netcap_counters_map.reuse_fd(first.maps.netcap_counters_map.as_fd())?;
+            open.maps.netcap_stacks_map.reuse_fd(first.maps.netcap_stacks_map.as_fd())?;
         }
         None => {
             let slots = crate::kernel::possible_cpus() as u32 * NEST_MAX;
             open.maps.netcap_scratch_map.set_max_entries(slots)?;
             open.maps.netcap_events_map.set_max_entries(options.ring_bytes)?;
+            open.maps.netcap_stacks_map.set_max_entries(if options.stacks { STACK_ENTRIES } else { 1 })?;
         }
     }
 
@@ -296,7 +320,8 @@ mod tests {
                 Err(e) if e.to_string().contains("rejects all packets") => continue,
                 Err(e) => panic!("{expression}: {e}"),
             };
-            let options = LoadOptions { capture_max: 256, device: None, ring_bytes: 1 << 16, filter: Some(filter) };
+            let options =
+                LoadOptions { capture_max: 256, device: None, ring_bytes: 1 << 16, filter: Some(filter), stacks: false };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));
             assert_eq!(session.attached[0].flavour, Flavour::TpBtfPaged, "'{expression}' fell back");

@@ -8,7 +8,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::kernel::btf::Btf;
+use crate::kernel::btf::{Btf, Kind};
 use spec::{FunctionMode, PointKind, PointSpec};
 
 /// How a target is attached, in the order tried.
@@ -45,6 +45,10 @@ pub struct Target {
     pub skb_arg: u32,
     /// 0-based argument handed to extensions.
     pub extra_arg: Option<u32>,
+    /// 0-based argument holding an `enum skb_drop_reason`.
+    pub reason_arg: Option<u32>,
+    /// 0-based argument holding the code address of a drop (kfree_skb's `location`).
+    pub location_arg: Option<u32>,
     /// Attach mechanisms to try, best first.
     pub flavours: Vec<Flavour>,
     /// Description of every argument, for --dry-run and `list`.
@@ -212,10 +216,25 @@ fn resolve_one(
             });
         }
     }
+    // Drop points say why: the argument typed `enum skb_drop_reason`; the
+    // kfree_skb tracepoint also says where, in its `void *location`.
+    let position = |wanted: &dyn Fn(u32) -> bool| params.iter().position(|(_, ty)| wanted(*ty)).map(|i| i as u32);
+    let reason_arg = position(&|ty| {
+        let ty = btf.resolve(ty);
+        matches!(btf.kind(ty), Kind::Enum { .. }) && btf.name(ty) == "skb_drop_reason"
+    });
+    let location_arg = match (&spec.kind, reason_arg) {
+        (PointKind::Tracepoint { .. }, Some(_)) => {
+            position(&|ty| matches!(btf.kind(btf.resolve(ty)), Kind::Ptr { target: 0 }))
+        }
+        _ => None,
+    };
     Ok(Target {
         spec: spec.clone(),
         skb_arg: skb_arg - 1,
         extra_arg: spec.extra_arg.map(|n| n - 1),
+        reason_arg,
+        location_arg,
         flavours,
         signature,
     })
@@ -325,6 +344,17 @@ mod tests {
     fn accepts_the_seed_examples_as_written() {
         let targets = plan("tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1").unwrap();
         assert_eq!(targets.len(), 4);
+    }
+
+    #[test]
+    fn drop_points_carry_their_reason_and_location_arguments() {
+        let targets = plan("tp:skb:kfree_skb,tp:net:netif_receive_skb,sk_skb_reason_drop,tp:skb:consume_skb").unwrap();
+        // kfree_skb(skb, location, reason, rx_sk)
+        assert_eq!((targets[0].reason_arg, targets[0].location_arg), (Some(2), Some(1)));
+        assert_eq!((targets[1].reason_arg, targets[1].location_arg), (None, None));
+        // sk_skb_reason_drop(sk, skb, reason): a function says why, not where.
+        assert_eq!((targets[2].reason_arg, targets[2].location_arg), (Some(2), None));
+        assert_eq!(targets[3].reason_arg, None);
     }
 
     #[test]

@@ -85,6 +85,15 @@ pub fn comment(event: &Event, context: &Context) -> String {
     if event.flags & FLAG_PAGED_MISSED != 0 {
         text.push_str(" paged_data=not_captured");
     }
+    if let Some(drop) = &event.drop {
+        text.push_str(&format!(" drop={}", drop.reason));
+        if let Some(location) = &drop.location {
+            text.push_str(&format!(" location={location}"));
+        }
+    }
+    if let Some(frames) = &event.stack {
+        text.push_str(&format!(" stack={}", frames.join("|")));
+    }
     text
 }
 
@@ -139,6 +148,7 @@ impl<W: Write> Sink for PcapngSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::tests::sample_event;
     use crate::packet::tests::{icmp_echo, ipv4};
 
     fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -148,25 +158,16 @@ mod tests {
     #[test]
     fn blocks_are_well_formed_and_raw_packets_get_an_ethernet_header() {
         let data = ipv4(1, [198, 18, 0, 1], [198, 18, 0, 2], &icmp_echo(true, 1, 1, 8), 1, 0);
-        let event = Event {
-            time_ns: 5_000_000_123,
-            skb: 0xffff_8880_0000_1000,
-            ext_arg: 0,
-            trace_index: 1,
-            cpu: 1,
-            pid: 42,
-            comm: "ping".into(),
-            ifindex: 3,
-            ifname: "veth0".into(),
-            netns: 0,
-            mark: 0,
-            protocol: 0x0800,
-            link: Link::Raw,
-            flags: 0,
-            pkt_len: data.len() as u32,
-            paged_len: 0,
-            data: data.clone(),
-        };
+        let mut event = sample_event();
+        event.time_ns = 5_000_000_123;
+        event.trace_index = 1;
+        event.ifindex = 3;
+        event.ifname = "veth0".into();
+        event.link = Link::Raw;
+        event.pkt_len = data.len() as u32;
+        event.data = data.clone();
+        event.drop = Some(crate::event::Drop { reason: "NO_SOCKET".into(), location: None });
+        event.stack = Some(vec!["a+0x1".to_string(), "b+0x2".to_string()].into());
         let context = Context { points: vec!["ip_rcv".into(), "net_dev_xmit".into()], clock_offset_ns: 0 };
         let mut out = Vec::new();
         let mut sink = PcapngSink::new(&mut out, &context, 256).unwrap();
@@ -192,6 +193,7 @@ mod tests {
                 let text = String::from_utf8_lossy(&out[at + 28..at + total]);
                 assert!(text.contains("point=net_dev_xmit dev=veth0 ifindex=3 skb=0xffff888000001000"), "{text}");
                 assert!(text.contains("l2=synthesized"), "{text}");
+                assert!(text.contains("drop=NO_SOCKET stack=a+0x1|b+0x2"), "{text}");
             }
             at += total;
         }

@@ -41,6 +41,16 @@ pub fn line(event: &Event, context: &Context) -> String {
     if event.flags & FLAG_PAGED_MISSED != 0 {
         text.push_str(" [paged data not captured]");
     }
+    if let Some(drop) = &event.drop {
+        text.push_str(&format!(" [drop {}", drop.reason));
+        if let Some(location) = &drop.location {
+            text.push_str(&format!(" at {location}"));
+        }
+        text.push(']');
+    }
+    for frame in event.stack.iter().flat_map(|frames| frames.iter()) {
+        text.push_str(&format!("\n    {frame}"));
+    }
     text
 }
 
@@ -57,31 +67,13 @@ impl<W: Write> Sink for TextSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Link;
-    use crate::packet::tests::{ether, icmp_echo, ipv4};
+    use crate::event::Drop;
+    use crate::event::tests::sample_event;
 
     #[test]
     fn a_line_names_point_device_length_and_packet() {
-        let data = ether(0x0800, &ipv4(1, [198, 18, 0, 1], [198, 18, 0, 2], &icmp_echo(true, 3, 1, 56), 1, 0));
-        let event = Event {
-            time_ns: 1_000,
-            skb: 0,
-            ext_arg: 0,
-            trace_index: 1,
-            cpu: 0,
-            pid: 0,
-            comm: String::new(),
-            ifindex: 4,
-            ifname: "veth1".into(),
-            netns: 0,
-            mark: 0,
-            protocol: 0x0800,
-            link: Link::Ethernet,
-            flags: 0,
-            pkt_len: data.len() as u32,
-            paged_len: 0,
-            data,
-        };
+        let mut event = sample_event();
+        event.trace_index = 1;
         let context = Context { points: vec!["a".into(), "netif_receive_skb".into()], clock_offset_ns: 0 };
         let mut out = Vec::new();
         let mut sink = TextSink::new(&mut out);
@@ -95,5 +87,17 @@ mod tests {
             rest,
             "netif_receive_skb veth1 len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request, id 3, seq 1, length 64\n"
         );
+    }
+
+    #[test]
+    fn drops_and_stacks_follow_the_packet() {
+        let mut event = sample_event();
+        event.drop = Some(Drop { reason: "NETFILTER_DROP".into(), location: Some("nf_hook_slow+0xa3".into()) });
+        event.stack = Some(vec!["kfree_skb_reason+0x5".to_string(), "nf_hook_slow+0xa3".to_string()].into());
+        let context = Context { points: vec!["kfree_skb".into()], clock_offset_ns: 0 };
+        let text = line(&event, &context);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("length 64 [drop NETFILTER_DROP at nf_hook_slow+0xa3]"), "{text}");
+        assert_eq!(&lines[1..], ["    kfree_skb_reason+0x5", "    nf_hook_slow+0xa3"]);
     }
 }

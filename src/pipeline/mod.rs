@@ -1,0 +1,214 @@
+//! Stages between decoding and output: naming drop reasons (from this
+//! kernel's BTF `enum skb_drop_reason`, never a table of ours), symbolizing
+//! drop locations and kernel stacks (each distinct stack once), and the
+//! drop summary printed at exit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::event::{Drop, Event};
+use crate::kernel::btf::Btf;
+use crate::kernel::kallsyms::Kallsyms;
+
+const REASON_PREFIX: &str = "SKB_DROP_REASON_";
+
+/// Names for `enum skb_drop_reason` values, as this kernel defines them.
+#[derive(Debug, Default, Clone)]
+pub struct DropReasons {
+    names: HashMap<u32, String>,
+    /// Values that mean "not a drop" (SKB_CONSUMED, SKB_NOT_DROPPED_YET).
+    not_drops: Vec<u32>,
+}
+
+impl DropReasons {
+    pub fn from_btf(btf: &Btf) -> DropReasons {
+        let mut reasons = DropReasons::default();
+        for (name, value) in btf.enum_values("skb_drop_reason").unwrap_or_default() {
+            let value = value as u32;
+            match name.strip_prefix(REASON_PREFIX) {
+                Some(short) => {
+                    reasons.names.insert(value, short.to_string());
+                }
+                None if name == "SKB_CONSUMED" || name == "SKB_NOT_DROPPED_YET" => reasons.not_drops.push(value),
+                None => {
+                    reasons.names.insert(value, name.to_string());
+                }
+            }
+        }
+        reasons
+    }
+
+    /// The name of a reason; None when the value means "not dropped".
+    pub fn name(&self, value: u32) -> Option<String> {
+        if self.not_drops.contains(&value) {
+            return None;
+        }
+        Some(self.names.get(&value).cloned().unwrap_or_else(|| format!("reason {value:#x}")))
+    }
+}
+
+/// Fills in the named parts of events.
+pub struct Annotator {
+    reasons: DropReasons,
+    /// Points whose events carry a drop reason, by trace index.
+    drop_points: Vec<bool>,
+    symbols: Option<Kallsyms>,
+    stacks: HashMap<Vec<u64>, Arc<[String]>>,
+    /// Events whose stack could not be read.
+    pub missing_stacks: u64,
+}
+
+impl Annotator {
+    pub fn new(reasons: DropReasons, drop_points: Vec<bool>, symbols: Option<Kallsyms>) -> Annotator {
+        Annotator { reasons, drop_points, symbols, stacks: HashMap::new(), missing_stacks: 0 }
+    }
+
+    fn symbol(&self, address: u64) -> String {
+        match &self.symbols {
+            Some(symbols) => symbols.describe(address),
+            None => format!("0x{address:x}"),
+        }
+    }
+
+    /// Names the drop and the stack of one event; `stack` reads a stack by id.
+    pub fn annotate(&mut self, event: &mut Event, stack: impl FnOnce(i32) -> Option<Vec<u64>>) {
+        if self.drop_points.get(usize::from(event.trace_index)).copied().unwrap_or(false) {
+            event.drop = self.reasons.name(event.reason).map(|reason| Drop {
+                reason,
+                location: (event.location != 0).then(|| self.symbol(event.location)),
+            });
+        }
+        if event.stack_id >= 0 {
+            match stack(event.stack_id) {
+                Some(mut addresses) => {
+                    // Frames of netcap's own program and the tracepoint's
+                    // dispatch come first; they say nothing about the packet.
+                    if let Some(symbols) = &self.symbols {
+                        let machinery = addresses.iter().take_while(|&&a| symbols.is_tracing_machinery(a)).count();
+                        addresses.drain(..machinery);
+                    }
+                    if !self.stacks.contains_key(&addresses) {
+                        let frames: Arc<[String]> = addresses.iter().map(|&a| self.symbol(a)).collect();
+                        self.stacks.insert(addresses.clone(), frames);
+                    }
+                    event.stack = self.stacks.get(&addresses).cloned();
+                }
+                None => self.missing_stacks += 1,
+            }
+        } else if event.stack_id != -1 {
+            // bpf_get_stackid() failed in the kernel (e.g. the map was full).
+            self.missing_stacks += 1;
+        }
+    }
+}
+
+/// Drops by reason, location and device: what dropwatch shows.
+#[derive(Debug, Default)]
+pub struct DropSummary {
+    counts: HashMap<(String, String, String), u64>,
+}
+
+impl DropSummary {
+    pub fn add(&mut self, event: &Event) {
+        if let Some(drop) = &event.drop {
+            let device = if event.ifname.is_empty() { "-".to_string() } else { event.ifname.clone() };
+            let location = drop.location.clone().unwrap_or_else(|| "-".into());
+            *self.counts.entry((drop.reason.clone(), location, device)).or_default() += 1;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// A table, most frequent first.
+    pub fn render(&self) -> String {
+        let mut rows: Vec<(&(String, String, String), &u64)> = self.counts.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let mut text = format!("{:>8}  {:<28} {:<40} {}\n", "drops", "reason", "location", "device");
+        for ((reason, location, device), count) in rows {
+            text.push_str(&format!("{count:>8}  {reason:<28} {location:<40} {device}\n"));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::sample_event;
+
+    fn reasons() -> DropReasons {
+        let mut reasons = DropReasons::default();
+        reasons.names.insert(2, "NOT_SPECIFIED".into());
+        reasons.names.insert(9, "NETFILTER_DROP".into());
+        reasons.not_drops.push(1);
+        reasons
+    }
+
+    #[test]
+    fn names_come_from_the_kernel_s_enum() {
+        let btf = crate::kernel::load_btf().expect("the test machine's kernel has BTF");
+        let reasons = DropReasons::from_btf(&btf);
+        let values = btf.enum_values("skb_drop_reason").unwrap();
+        let value_of = |name: &str| values.iter().find(|(n, _)| *n == name).unwrap().1 as u32;
+        assert_eq!(reasons.name(value_of("SKB_DROP_REASON_NETFILTER_DROP")).unwrap(), "NETFILTER_DROP");
+        assert_eq!(reasons.name(value_of("SKB_DROP_REASON_NO_SOCKET")).unwrap(), "NO_SOCKET");
+        assert_eq!(reasons.name(value_of("SKB_CONSUMED")), None);
+    }
+
+    #[test]
+    fn annotates_drops_only_at_drop_points_and_symbolizes_each_stack_once() {
+        let symbols = Kallsyms::parse("ffffffff81000000 T nf_hook_slow\nffffffff81001000 T ip_rcv\n");
+        let mut annotator = Annotator::new(reasons(), vec![true, false], Some(symbols));
+        let mut event = sample_event();
+        event.reason = 9;
+        event.location = 0xffffffff81000010;
+        event.stack_id = 4;
+        let mut lookups = 0;
+        let mut read = |id: i32| {
+            lookups += 1;
+            assert_eq!(id, 4);
+            Some(vec![0xffffffff81000010, 0xffffffff81001020])
+        };
+        annotator.annotate(&mut event, &mut read);
+        let drop = event.drop.clone().unwrap();
+        assert_eq!((drop.reason.as_str(), drop.location.as_deref()), ("NETFILTER_DROP", Some("nf_hook_slow+0x10")));
+        assert_eq!(&*event.stack.clone().unwrap(), ["nf_hook_slow+0x10", "ip_rcv+0x20"]);
+
+        let mut again = sample_event();
+        again.stack_id = 4;
+        again.reason = 9;
+        annotator.annotate(&mut again, &mut read);
+        assert!(Arc::ptr_eq(event.stack.as_ref().unwrap(), again.stack.as_ref().unwrap()), "one symbolization");
+
+        let mut consumed = sample_event();
+        consumed.reason = 1;
+        annotator.annotate(&mut consumed, |_| None);
+        assert_eq!(consumed.drop, None, "SKB_CONSUMED is a normal free");
+        let mut elsewhere = sample_event();
+        elsewhere.trace_index = 1;
+        elsewhere.reason = 9;
+        annotator.annotate(&mut elsewhere, |_| None);
+        assert_eq!(elsewhere.drop, None, "not a drop point");
+    }
+
+    #[test]
+    fn the_summary_counts_by_reason_location_and_device_most_first() {
+        let mut summary = DropSummary::default();
+        for (reason, count) in [("NO_SOCKET", 3), ("NETFILTER_DROP", 5)] {
+            for _ in 0..count {
+                let mut event = sample_event();
+                event.drop = Some(Drop { reason: reason.into(), location: Some("x+0x1".into()) });
+                summary.add(&event);
+            }
+        }
+        summary.add(&sample_event());
+        let text = summary.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].trim_start().starts_with("5  NETFILTER_DROP"), "{text}");
+        assert!(lines[2].trim_start().starts_with("3  NO_SOCKET"), "{text}");
+        assert!(lines[1].ends_with("veth1"), "{text}");
+    }
+}
