@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,9 +20,13 @@ use crate::kernel::kallsyms::Kallsyms;
 use crate::pipeline::{Annotator, DropReasons, DropSummary};
 use crate::load::{self, LoadOptions, Session};
 use crate::plan::{self, spec};
+use crate::cli::skb::Color;
+use crate::sink::json::JsonSink;
+use crate::sink::pcap::PcapSink;
 use crate::sink::pcapng::PcapngSink;
+use crate::sink::tcpdump::{self, TcpdumpSink};
 use crate::sink::text::TextSink;
-use crate::sink::{Context, Sink};
+use crate::sink::{Context, Rotating, Sink};
 
 /// Returned by the ring buffer callback to stop consuming (after -c N).
 const STOP_CONSUMING: i32 = -libc::ECANCELED;
@@ -46,6 +50,10 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     }
     let device = kernel::resolve_device(&args.interface)?;
     let filter = args.expression.as_deref().map(Filter::compile).transpose()?;
+    let tcpdump_flags = args.tcpdump_flags.as_deref().map(tcpdump::parse_flags).transpose()?;
+    if args.write_file.is_none() && (args.write_file_rotate > 0 || args.pcap) {
+        bail!("--write-file-rotate and --pcap go with -w FILE");
+    }
     if args.dry_run {
         if let Some(filter) = &filter {
             print!("{}", filter.describe());
@@ -94,17 +102,9 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     let context = Context {
         points: targets.iter().map(|t| t.label().to_string()).collect(),
         clock_offset_ns: kernel::monotonic_to_realtime_offset(),
+        stack_color: args.stack_dump_color.filter(|_| colors_wanted()).map(Color::ansi),
     };
-    let sink: Box<dyn Sink> = match &args.write_file {
-        Some(path) if path.as_os_str() == "-" => {
-            Box::new(PcapngSink::new(BufWriter::new(io::stdout()), &context, args.capture_max_size)?)
-        }
-        Some(path) => {
-            let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            Box::new(PcapngSink::new(BufWriter::new(file), &context, args.capture_max_size)?)
-        }
-        None => Box::new(TextSink::new(BufWriter::new(io::stdout()))),
-    };
+    let sink = open_sink(args, &context, tcpdump_flags)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing the signal handler")?;
@@ -130,7 +130,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         let ring = builder.build()?;
         // The kernel wakes us only once data piles up (see bpf/netcap.bpf.c),
         // so every round also consumes whatever arrived quietly.
-        let mut read = |ring: &libbpf_rs::RingBuffer, wait: bool| -> Result<()> {
+        let read = |ring: &libbpf_rs::RingBuffer, wait: bool| -> Result<()> {
             let result = if wait { ring.poll(Duration::from_millis(100)) } else { Ok(()) }.and_then(|()| ring.consume());
             match result {
                 Err(err) if !capture.borrow().done() && err.kind() != libbpf_rs::ErrorKind::Interrupted => {
@@ -159,7 +159,24 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     let counters = session.counters();
     drop(session);
     let finished = capture.sink.finish();
+    let written = match args.write_file_rotate {
+        0 => capture.seen,
+        keep => capture.seen.min(u64::from(keep)),
+    };
+    let totals = serde_json::json!({
+        "captured": capture.seen,
+        "written": written,
+        "lost_ring_buffer_full": counters.lost,
+        "lost_nested": counters.nested,
+        "unreadable": counters.read_fault,
+        "skipped_without_headers": counters.no_header,
+        "stacks_unavailable": capture.annotator.missing_stacks,
+    });
+    let finished = finished.and_then(|()| capture.sink.summary(&totals));
     let mut summary = format!("netcap: {} packets captured, {} lost (ring buffer full)", capture.seen, counters.lost);
+    if args.write_file.is_some() {
+        summary.push_str(&format!(", {written} written"));
+    }
     if counters.nested > 0 {
         summary.push_str(&format!(", {} lost (nested too deep)", counters.nested));
     }
@@ -221,11 +238,40 @@ impl Capture {
 
     fn flush(&mut self) {
         if self.output_error.is_none() {
-            if let Err(err) = self.sink.finish() {
+            if let Err(err) = self.sink.flush() {
                 self.output_error = Some(err);
             }
         }
     }
+}
+
+/// The output: a capture file (-w), tcpdump's text (-t), JSON, or netcap's lines.
+fn open_sink(args: &SkbArgs, context: &Context, tcpdump_flags: Option<Vec<String>>) -> Result<Box<dyn Sink>> {
+    let snaplen = args.capture_max_size;
+    if let Some(path) = &args.write_file {
+        let out: Box<dyn Write> = if path.as_os_str() == "-" {
+            Box::new(BufWriter::new(io::stdout()))
+        } else {
+            Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
+        };
+        let file: Box<dyn Sink> =
+            if args.pcap { Box::new(PcapSink::new(out, snaplen)?) } else { Box::new(PcapngSink::new(out, context, snaplen)?) };
+        return Ok(match args.write_file_rotate {
+            0 => file,
+            keep => Box::new(Rotating::new(file, keep as usize, context.clone())),
+        });
+    }
+    let stdout = BufWriter::new(io::stdout());
+    Ok(match tcpdump_flags {
+        Some(flags) => Box::new(TcpdumpSink::new(&flags, snaplen, stdout)?),
+        None if args.json => Box::new(JsonSink::new(stdout)),
+        None => Box::new(TextSink::new(stdout)),
+    })
+}
+
+/// Colors only on a terminal, and never when NO_COLOR is set.
+fn colors_wanted() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
 }
 
 fn with_libbpf_log(err: anyhow::Error, verbose: bool) -> anyhow::Error {

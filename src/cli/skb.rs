@@ -15,6 +15,20 @@ pub enum Color {
     Cyan,
 }
 
+impl Color {
+    /// The ANSI escape that starts this color.
+    pub fn ansi(self) -> &'static str {
+        match self {
+            Color::Red => "\x1b[31m",
+            Color::Green => "\x1b[32m",
+            Color::Yellow => "\x1b[33m",
+            Color::Blue => "\x1b[34m",
+            Color::Purple => "\x1b[35m",
+            Color::Cyan => "\x1b[36m",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:\n  \
     netcap skb -f tracepoint:net:netif_receive_skb -i veth1\n  \
@@ -35,13 +49,21 @@ pub struct SkbArgs {
     #[arg(short = 'e', long)]
     pub expression: Option<String>,
 
-    /// Flags for the tcpdump that prints packets (e.g. "-nnv").
-    #[arg(short = 't', long = "tcpdump-flags", allow_hyphen_values = true)]
+    /// Print packets with tcpdump, started with these flags (e.g. "-nnv"); needs tcpdump.
+    #[arg(short = 't', long = "tcpdump-flags", allow_hyphen_values = true, conflicts_with = "json")]
     pub tcpdump_flags: Option<String>,
 
-    /// Write captured packets to this pcapng file instead of printing them.
-    #[arg(short = 'w', long = "write-file")]
+    /// Print one JSON object per event, and a last one with the summary.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write captured packets to this pcapng file (`-` for stdout) instead of printing them.
+    #[arg(short = 'w', long = "write-file", conflicts_with_all = ["tcpdump_flags", "json"])]
     pub write_file: Option<PathBuf>,
+
+    /// With -w: classic pcap instead of pcapng (no per-packet metadata).
+    #[arg(long)]
+    pub pcap: bool,
 
     /// With -w: keep only the last N packets in memory and write them at exit.
     #[arg(long = "write-file-rotate", default_value_t = 0)]
@@ -138,9 +160,7 @@ fn ring_size(text: &str) -> Result<u32, String> {
 impl SkbArgs {
     /// Options this build accepts on the command line but cannot honour yet.
     pub fn unsupported(&self) -> Option<&'static str> {
-        let checks: [(bool, &'static str); 7] = [
-            (self.tcpdump_flags.is_some(), "-t (tcpdump output)"),
-            (self.write_file_rotate > 0, "--write-file-rotate"),
+        let checks: [(bool, &'static str); 5] = [
             (self.fake_hdr, "--fake-hdr"),
             (self.skb_data || self.skb_data_offset != 0, "--skb-data"),
             (self.ext_filter.is_some() || self.ext_action.is_some(), "--ext-filter/--ext-action"),

@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-pub const LD: u8 = 0x00;
 pub const LDX: u8 = 0x01;
 pub const ST: u8 = 0x02;
 pub const STX: u8 = 0x03;

@@ -53,12 +53,6 @@ impl Kallsyms {
         let Some((_, name, module)) = index.checked_sub(1).map(|i| &self.symbols[i]) else { return false };
         module.as_deref() == Some("bpf") || name.starts_with("bpf_trace_run") || name.starts_with("__bpf_trace_")
     }
-
-    /// The bare function name of `address`, if it is inside a known symbol.
-    pub fn function(&self, address: u64) -> Option<&str> {
-        let index = self.symbols.partition_point(|s| s.0 <= address);
-        index.checked_sub(1).map(|i| self.symbols[i].1.as_str())
-    }
 }
 
 #[cfg(test)]
@@ -79,7 +73,7 @@ mod tests {
         assert_eq!(symbols.describe(0xffffffffc0001010), "veth_xmit+0x10 [veth]");
         assert_eq!(symbols.describe(0x1000), "0x1000");
         // Data symbols are not functions: the address stays with the text before it.
-        assert_eq!(symbols.function(0xffffffff82000010), Some("nf_hook_slow_list"));
+        assert_eq!(symbols.describe(0xffffffff82000010), "nf_hook_slow_list+0x5fff10");
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::event::Link;
 
+mod headers;
+pub use headers::headers;
+
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_8021Q: u16 = 0x8100;

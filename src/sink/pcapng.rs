@@ -140,7 +140,7 @@ impl<W: Write> Sink for PcapngSink<W> {
         self.out.write_all(&block(ENHANCED_PACKET, &body))
     }
 
-    fn finish(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }
@@ -168,11 +168,11 @@ mod tests {
         event.data = data.clone();
         event.drop = Some(crate::event::Drop { reason: "NO_SOCKET".into(), location: None });
         event.stack = Some(vec!["a+0x1".to_string(), "b+0x2".to_string()].into());
-        let context = Context { points: vec!["ip_rcv".into(), "net_dev_xmit".into()], clock_offset_ns: 0 };
+        let context = Context::plain(vec!["ip_rcv".into(), "net_dev_xmit".into()]);
         let mut out = Vec::new();
         let mut sink = PcapngSink::new(&mut out, &context, 256).unwrap();
         sink.write(&event, &context).unwrap();
-        sink.finish().unwrap();
+        sink.flush().unwrap();
 
         // Walk the blocks: each one's two length fields agree and are 4-aligned.
         let mut at = 0;

@@ -41,25 +41,42 @@ pub fn line(event: &Event, context: &Context) -> String {
     if event.flags & FLAG_PAGED_MISSED != 0 {
         text.push_str(" [paged data not captured]");
     }
-    if let Some(drop) = &event.drop {
-        text.push_str(&format!(" [drop {}", drop.reason));
-        if let Some(location) = &drop.location {
-            text.push_str(&format!(" at {location}"));
-        }
-        text.push(']');
+    text.push_str(&drop_suffix(event));
+    text.push_str(&stack_lines(event, context));
+    text
+}
+
+/// " [drop REASON at LOCATION]", or nothing.
+pub fn drop_suffix(event: &Event) -> String {
+    match &event.drop {
+        Some(drop) => match &drop.location {
+            Some(location) => format!(" [drop {} at {location}]", drop.reason),
+            None => format!(" [drop {}]", drop.reason),
+        },
+        None => String::new(),
     }
+}
+
+/// The stack, one indented frame per line, each line preceded by a newline.
+pub fn stack_lines(event: &Event, context: &Context) -> String {
+    let mut text = String::new();
     for frame in event.stack.iter().flat_map(|frames| frames.iter()) {
-        text.push_str(&format!("\n    {frame}"));
+        match context.stack_color {
+            Some(color) => text.push_str(&format!("\n    {color}{frame}{RESET}")),
+            None => text.push_str(&format!("\n    {frame}")),
+        }
     }
     text
 }
+
+const RESET: &str = "\x1b[0m";
 
 impl<W: Write> Sink for TextSink<W> {
     fn write(&mut self, event: &Event, context: &Context) -> io::Result<()> {
         writeln!(self.out, "{}", line(event, context))
     }
 
-    fn finish(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }
@@ -74,11 +91,11 @@ mod tests {
     fn a_line_names_point_device_length_and_packet() {
         let mut event = sample_event();
         event.trace_index = 1;
-        let context = Context { points: vec!["a".into(), "netif_receive_skb".into()], clock_offset_ns: 0 };
+        let context = Context::plain(vec!["a".into(), "netif_receive_skb".into()]);
         let mut out = Vec::new();
         let mut sink = TextSink::new(&mut out);
         sink.write(&event, &context).unwrap();
-        sink.finish().unwrap();
+        sink.flush().unwrap();
         let text = String::from_utf8(out).unwrap();
         let (time, rest) = text.split_once(' ').unwrap();
         assert_eq!(time.len(), "00:00:00.000001".len());
@@ -94,10 +111,12 @@ mod tests {
         let mut event = sample_event();
         event.drop = Some(Drop { reason: "NETFILTER_DROP".into(), location: Some("nf_hook_slow+0xa3".into()) });
         event.stack = Some(vec!["kfree_skb_reason+0x5".to_string(), "nf_hook_slow+0xa3".to_string()].into());
-        let context = Context { points: vec!["kfree_skb".into()], clock_offset_ns: 0 };
+        let mut context = Context::plain(vec!["kfree_skb".into()]);
         let text = line(&event, &context);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].ends_with("length 64 [drop NETFILTER_DROP at nf_hook_slow+0xa3]"), "{text}");
         assert_eq!(&lines[1..], ["    kfree_skb_reason+0x5", "    nf_hook_slow+0xa3"]);
+        context.stack_color = Some("\x1b[36m");
+        assert!(line(&event, &context).ends_with("\n    \x1b[36mnf_hook_slow+0xa3\x1b[0m"));
     }
 }
