@@ -3,5 +3,6 @@
 
 mod drop;
 mod filter;
+mod output;
 mod skb;
 mod util;

@@ -1,0 +1,198 @@
+//! Outputs: pcapng read back by tcpdump and tshark, `-w -`, `-t` blocks
+//! under load on both CPUs, rotation, JSON, and files left valid by Ctrl-C.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::*;
+
+/// tshark's fields for each packet of a file, tab-separated.
+fn tshark_fields(file: &str, fields: &[&str]) -> Vec<String> {
+    let mut args = vec!["-r", file, "-T", "fields"];
+    for field in fields {
+        args.extend(["-e", field]);
+    }
+    must("tshark", &args).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn pcapng_reads_back_in_tcpdump_and_tshark_with_its_metadata() {
+    let Some(_guard) = root_test("pcapng_reads_back_in_tcpdump_and_tshark_with_its_metadata") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("pcapng");
+    let file = dir.join("out.pcapng");
+    let file = file.to_str().unwrap();
+    let netcap = Netcap::start(
+        Some(&pair.b),
+        &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-e", "icmp", "-w", file],
+        &dir,
+    );
+    assert!(pair.ping(4, 56).status.success());
+    let out = netcap.interrupt();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stderr.contains("4 packets captured, 0 lost (ring buffer full), 4 written"), "{}", out.stderr);
+
+    let packets = tcpdump_packets(file, None);
+    assert_eq!(packets.len(), 4);
+    for (seq, packet) in packets.iter().enumerate() {
+        assert!(packet.starts_with(&format!("IP {ADDR_A} > {ADDR_B}: ICMP echo request, id ")), "{packet}");
+        assert!(packet.contains(&format!("seq {}, length 64", seq + 1)), "{packet}");
+    }
+    let rows = tshark_fields(file, &["frame.interface_name", "frame.comment", "ip.src", "icmp.seq"]);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for (seq, row) in rows.iter().enumerate() {
+        let fields: Vec<&str> = row.split('\t').collect();
+        assert_eq!(fields[0], "netif_receive_skb", "{row}");
+        assert!(fields[1].starts_with(&format!("point=netif_receive_skb dev={} ifindex=", pair.dev_b)), "{row}");
+        assert!(fields[1].contains(" skb=0xffff") && fields[1].contains(" len=98"), "{row}");
+        assert_eq!(fields[2], ADDR_A);
+        assert_eq!(fields[3], (seq + 1).to_string());
+    }
+}
+
+#[test]
+fn pcapng_on_stdout_feeds_tcpdump_directly() {
+    let Some(_guard) = root_test("pcapng_on_stdout_feeds_tcpdump_directly") else { return };
+    let pair = Pair::new();
+    let mut netcap = Command::new("ip")
+        .args(["netns", "exec", &pair.b, NETCAP, "skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b])
+        .args(["-e", "icmp", "-c", "3", "-w", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tcpdump = Command::new("tcpdump")
+        .args(["-nn", "-r", "-"])
+        .stdin(netcap.stdout.take().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(pair.ping(5, 56).status.success());
+    let status = netcap.wait().unwrap();
+    let output = tcpdump.wait_with_output().unwrap();
+    assert!(status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(lines_with(&text, "ICMP echo request").len(), 3, "{text}");
+}
+
+#[test]
+fn tcpdump_text_stays_with_netcap_s_line_for_every_packet_under_load() {
+    let Some(_guard) = root_test("tcpdump_text_stays_with_netcap_s_line_for_every_packet_under_load") else { return };
+    let (first, second) = (Pair::new(), Pair::new());
+    let dir = scratch_dir("tcpdump-blocks");
+    // In the root namespace without -i: sees all four devices.
+    let netcap = Netcap::start(None, &["skb", "-f", "tp:net:netif_receive_skb", "-e", "icmp", "-t", "-nnv"], &dir);
+    let flood = |pair: &Pair| {
+        let a = pair.a.clone();
+        std::thread::spawn(move || run("ip", &["netns", "exec", &a, "ping", "-f", "-c", "400", "-w", "20", ADDR_B]))
+    };
+    let (one, two) = (flood(&first), flood(&second));
+    assert!(one.join().unwrap().status.success());
+    assert!(two.join().unwrap().status.success());
+    let out = netcap.interrupt();
+    assert!(out.status.success(), "{}", out.stderr);
+
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len() % 3, 0, "blocks of three lines");
+    let devices = [&first.dev_a, &first.dev_b, &second.dev_a, &second.dev_b];
+    // Each device carries one direction of one ping process: one ICMP type and id.
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut packets = 0;
+    for block in lines.chunks(3) {
+        let (point, device) = block[0].split_once(' ').expect("netcap's line");
+        assert_eq!(point, "netif_receive_skb", "{block:?}");
+        assert!(devices.iter().any(|d| d.as_str() == device), "{block:?}");
+        assert!(block[1].contains(" IP (tos 0x0, ttl 64, id "), "{block:?}");
+        let detail = block[2].trim_start();
+        assert!(detail.contains(": ICMP echo "), "{block:?}");
+        let kind = detail.split(", seq").next().unwrap().to_string();
+        let previous = seen.entry(device.to_string()).or_insert_with(|| kind.clone());
+        assert_eq!(*previous, kind, "a block mixed another packet's text: {block:?}");
+        packets += 1;
+    }
+    assert_eq!(seen.len(), 4, "all four devices: {:?}", seen.keys());
+    assert!(packets >= 1500, "only {packets} packets");
+}
+
+#[test]
+fn rotation_keeps_exactly_the_last_n_after_ctrl_c() {
+    let Some(_guard) = root_test("rotation_keeps_exactly_the_last_n_after_ctrl_c") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("rotate");
+    let file = dir.join("last.pcapng");
+    let file = file.to_str().unwrap();
+    let netcap = Netcap::start(
+        Some(&pair.b),
+        &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-e", "icmp", "-w", file, "--write-file-rotate", "5"],
+        &dir,
+    );
+    assert!(pair.ping(12, 56).status.success());
+    let out = netcap.interrupt();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stderr.contains("12 packets captured, 0 lost (ring buffer full), 5 written"), "{}", out.stderr);
+    let packets = tcpdump_packets(file, None);
+    let sequences: Vec<bool> =
+        (8..=12).zip(&packets).map(|(seq, p)| p.contains(&format!("seq {seq}, length 64"))).collect();
+    assert_eq!(packets.len(), 5, "{packets:?}");
+    assert!(sequences.iter().all(|&ok| ok), "{packets:?}");
+}
+
+#[test]
+fn json_lines_parse_and_hold_the_fields() {
+    let Some(_guard) = root_test("json_lines_parse_and_hold_the_fields") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("json");
+    let netcap = Netcap::start(
+        Some(&pair.b),
+        &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-e", "icmp", "--json"],
+        &dir,
+    );
+    assert!(pair.ping(3, 56).status.success());
+    let out = netcap.interrupt();
+    assert!(out.status.success(), "{}", out.stderr);
+    let objects: Vec<serde_json::Value> =
+        out.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert_eq!(objects.len(), 4, "three events and the summary");
+    for (seq, event) in objects[..3].iter().enumerate() {
+        assert_eq!(event["point"], "netif_receive_skb");
+        assert_eq!(event["device"], pair.dev_b.as_str());
+        assert_eq!(event["len"], 98);
+        assert_eq!(event["headers"]["ip_src"], ADDR_A);
+        assert_eq!(event["headers"]["ip_dst"], ADDR_B);
+        assert_eq!(event["headers"]["icmp_type"], 8);
+        assert!(event["summary"].as_str().unwrap().ends_with(&format!("seq {}, length 64", seq + 1)));
+        assert_eq!(event["data"].as_str().unwrap().len(), 98 * 2);
+        assert!(event["skb"].as_str().unwrap().starts_with("0xffff"));
+    }
+    assert_eq!(objects[3]["summary"]["captured"], 3);
+    assert_eq!(objects[3]["summary"]["lost_ring_buffer_full"], 0);
+}
+
+#[test]
+fn ctrl_c_in_the_middle_of_a_capture_leaves_a_valid_file() {
+    let Some(_guard) = root_test("ctrl_c_in_the_middle_of_a_capture_leaves_a_valid_file") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("ctrl-c");
+    let file = dir.join("cut.pcapng");
+    let file = file.to_str().unwrap();
+    let netcap = Netcap::start(Some(&pair.b), &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-w", file], &dir);
+    let a = pair.a.clone();
+    let flood =
+        std::thread::spawn(move || run("ip", &["netns", "exec", &a, "ping", "-f", "-c", "3000", "-w", "20", ADDR_B]));
+    std::thread::sleep(Duration::from_millis(300));
+    // SIGINT while packets are still arriving.
+    let out = netcap.interrupt();
+    let _ = flood.join();
+    assert!(out.status.success(), "{}", out.stderr);
+    let captured: usize = out.stderr.split(" packets captured").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(captured > 0, "{}", out.stderr);
+    let read = run("tcpdump", &["-nn", "-r", file]);
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let stderr = String::from_utf8_lossy(&read.stderr);
+    assert!(!stderr.contains("truncated"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&read.stdout).lines().count(), captured);
+    assert_eq!(tshark_fields(file, &["frame.number"]).len(), captured);
+}
