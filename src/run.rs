@@ -17,6 +17,7 @@ use crate::event::Event;
 use crate::filter::Filter;
 use crate::kernel;
 use crate::kernel::kallsyms::Kallsyms;
+use crate::pipeline::gather::{Gather, Matching};
 use crate::pipeline::{Annotator, DropReasons, DropSummary};
 use crate::load::{self, LoadOptions, Session};
 use crate::plan::{self, spec};
@@ -49,6 +50,9 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         }
     }
     let device = kernel::resolve_device(&args.interface)?;
+    if args.gather && targets.len() < 2 {
+        bail!("--gather follows packets across trace points: give at least two with -f");
+    }
     let filter = args.expression.as_deref().map(Filter::compile).transpose()?;
     let tcpdump_flags = args.tcpdump_flags.as_deref().map(tcpdump::parse_flags).transpose()?;
     if args.write_file.is_none() && (args.write_file_rotate > 0 || args.pcap) {
@@ -103,6 +107,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         points: targets.iter().map(|t| t.label().to_string()).collect(),
         clock_offset_ns: kernel::monotonic_to_realtime_offset(),
         stack_color: args.stack_dump_color.filter(|_| colors_wanted()).map(Color::ansi),
+        gather_color: Some(args.gather_output_color).filter(|_| colors_wanted()).map(Color::ansi),
     };
     let sink = open_sink(args, &context, tcpdump_flags)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -111,10 +116,17 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     }
     eprintln!("netcap: tracing {} point(s); Ctrl-C to stop", targets.len());
 
+    let gather = args.gather.then(|| {
+        let matching = if args.gather_distinguish_by_pointer { Matching::Pointer } else { Matching::Content };
+        let timeout = u64::from(args.gather_timeout) * 1_000_000_000;
+        (Gather::new(targets.len(), matching, timeout, args.gather_buffer_size as usize), Vec::new())
+    });
     let capture = RefCell::new(Capture {
         sink,
         annotator,
         drops: DropSummary::default(),
+        gather,
+        written: 0,
         seen: 0,
         limit: args.count,
         malformed: 0,
@@ -137,7 +149,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
                     Err(err).context("reading the ring buffer")
                 }
                 _ => {
-                    capture.borrow_mut().flush();
+                    capture.borrow_mut().flush(&context, !wait);
                     Ok(())
                 }
             }
@@ -160,9 +172,12 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     drop(session);
     let finished = capture.sink.finish();
     let written = match args.write_file_rotate {
-        0 => capture.seen,
-        keep => capture.seen.min(u64::from(keep)),
+        0 => capture.written,
+        keep => capture.written.min(u64::from(keep)),
     };
+    if let Some((gather, _)) = &capture.gather {
+        eprint!("netcap: delays between trace points:\n{}", gather.render_hops(&context.points));
+    }
     let totals = serde_json::json!({
         "captured": capture.seen,
         "written": written,
@@ -206,7 +221,12 @@ struct Capture {
     sink: Box<dyn Sink>,
     annotator: Annotator,
     drops: DropSummary,
+    /// With --gather: sightings of the current batch, then the journeys.
+    gather: Option<(Gather, Vec<Event>)>,
+    /// Events read from the ring buffer.
     seen: u64,
+    /// Events (or journeys) written; -c counts these.
+    written: u64,
     limit: u64,
     malformed: u64,
     output_error: Option<io::Error>,
@@ -214,7 +234,17 @@ struct Capture {
 
 impl Capture {
     fn done(&self) -> bool {
-        (self.limit > 0 && self.seen >= self.limit) || self.output_error.is_some()
+        (self.limit > 0 && self.written >= self.limit) || self.output_error.is_some()
+    }
+
+    fn write(&mut self, event: &Event, context: &Context) {
+        if self.done() {
+            return;
+        }
+        match self.sink.write(event, context) {
+            Ok(()) => self.written += 1,
+            Err(err) => self.output_error = Some(err),
+        }
     }
 
     fn take(&mut self, record: &[u8], context: &Context, stack: impl FnOnce(i32) -> Option<Vec<u64>>) -> i32 {
@@ -223,20 +253,33 @@ impl Capture {
         }
         match Event::decode(record) {
             Ok(mut event) => {
+                self.seen += 1;
                 self.annotator.annotate(&mut event, stack);
                 self.drops.add(&event);
-                if let Err(err) = self.sink.write(&event, context) {
-                    self.output_error = Some(err);
-                    return STOP_CONSUMING;
+                match &mut self.gather {
+                    Some((_, batch)) => batch.push(event),
+                    None => self.write(&event, context),
                 }
-                self.seen += 1;
             }
             Err(_) => self.malformed += 1,
         }
         if self.done() { STOP_CONSUMING } else { 0 }
     }
 
-    fn flush(&mut self) {
+    /// Ends a batch: joins its sightings in time order (the ring buffer
+    /// holds commit order, which CPUs interleave), writes what is ready.
+    fn flush(&mut self, context: &Context, last: bool) {
+        if let Some((gather, batch)) = &mut self.gather {
+            batch.sort_by_key(|event| event.time_ns);
+            let mut ready = Vec::new();
+            for event in batch.drain(..) {
+                ready.extend(gather.add(event));
+            }
+            ready.extend(if last { gather.drain() } else { gather.expire(kernel::monotonic_now()) });
+            for event in &ready {
+                self.write(event, context);
+            }
+        }
         if self.output_error.is_none() {
             if let Err(err) = self.sink.flush() {
                 self.output_error = Some(err);

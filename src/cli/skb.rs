@@ -160,12 +160,10 @@ fn ring_size(text: &str) -> Result<u32, String> {
 impl SkbArgs {
     /// Options this build accepts on the command line but cannot honour yet.
     pub fn unsupported(&self) -> Option<&'static str> {
-        let checks: [(bool, &'static str); 5] = [
+        let checks: [(bool, &'static str); 3] = [
             (self.fake_hdr, "--fake-hdr"),
             (self.skb_data || self.skb_data_offset != 0, "--skb-data"),
             (self.ext_filter.is_some() || self.ext_action.is_some(), "--ext-filter/--ext-action"),
-            (self.gather, "--gather"),
-            (self.gather_distinguish_by_pointer, "--gather-distinguish-by-pointer"),
         ];
         checks.into_iter().find(|(used, _)| *used).map(|(_, name)| name)
     }

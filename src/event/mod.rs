@@ -19,6 +19,16 @@ pub enum Link {
 
 pub const FLAG_PAGED_MISSED: u8 = 1;
 
+/// One later trace point of a gathered journey (--gather).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    pub trace_index: u16,
+    /// Time after the first sighting; None when the packet was not seen there.
+    pub delay_ns: Option<u64>,
+    /// The device of that sighting.
+    pub device: Option<String>,
+}
+
 /// Why and where a packet was dropped, named (filled in by `pipeline`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drop {
@@ -61,6 +71,8 @@ pub struct Event {
     pub drop: Option<Drop>,
     /// Filled in by `pipeline` with -S: symbolized frames, innermost first.
     pub stack: Option<Arc<[String]>>,
+    /// With --gather, on a journey's first sighting: the later points.
+    pub journey: Option<Vec<Hop>>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -122,6 +134,7 @@ impl Event {
             stack_id: raw.stack_id,
             drop: None,
             stack: None,
+            journey: None,
         })
     }
 }
@@ -159,6 +172,7 @@ pub mod tests {
             stack_id: -1,
             drop: None,
             stack: None,
+            journey: None,
         }
     }
 

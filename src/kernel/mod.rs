@@ -103,6 +103,14 @@ pub fn check_privileges() -> Result<(), KernelError> {
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) { Ok(()) } else { Err(KernelError::NotPrivileged) }
 }
 
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock of bpf_ktime_get_ns().
+pub fn monotonic_now() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Nanoseconds to add to bpf_ktime_get_ns() (CLOCK_MONOTONIC) for wall-clock time.
 pub fn monotonic_to_realtime_offset() -> i64 {
     let read = |clock| {

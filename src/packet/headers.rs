@@ -26,6 +26,8 @@ pub struct Headers {
     pub tcp_ack: Option<u32>,
     pub icmp_type: Option<u8>,
     pub icmp_code: Option<u8>,
+    /// The ICMP header's second word (identifier and sequence of echoes).
+    pub icmp_rest: Option<u32>,
 }
 
 pub fn headers(link: Link, data: &[u8]) -> Headers {
@@ -97,6 +99,7 @@ pub fn headers(link: Link, data: &[u8]) -> Headers {
             1 | 58 => {
                 h.icmp_type = l4.first().copied();
                 h.icmp_code = l4.get(1).copied();
+                h.icmp_rest = be32(l4, 4);
             }
             _ => {}
         }

@@ -3,6 +3,8 @@
 //! drop locations and kernel stacks (each distinct stack once), and the
 //! drop summary printed at exit.
 
+pub mod gather;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

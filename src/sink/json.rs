@@ -74,6 +74,11 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "headers": headers(event),
         "drop": event.drop.as_ref().map(|d| json!({ "reason": d.reason, "location": d.location })),
         "stack": event.stack.as_ref().map(|frames| frames.to_vec()),
+        "journey": event.journey.as_ref().map(|hops| {
+            hops.iter()
+                .map(|hop| json!({ "point": context.point_name(hop.trace_index), "delay_ns": hop.delay_ns, "device": hop.device }))
+                .collect::<Vec<_>>()
+        }),
         "ext_arg": event.ext_arg,
         "data": hex(&event.data),
     })

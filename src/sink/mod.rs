@@ -19,17 +19,23 @@ pub struct Context {
     pub clock_offset_ns: i64,
     /// ANSI color for stack frames, on a terminal only.
     pub stack_color: Option<&'static str>,
+    /// ANSI color for journey lines (--gather), on a terminal only.
+    pub gather_color: Option<&'static str>,
 }
 
 impl Context {
     /// No clock offset, no colors: for tests.
     #[cfg(test)]
     pub fn plain(points: Vec<String>) -> Context {
-        Context { points, clock_offset_ns: 0, stack_color: None }
+        Context { points, clock_offset_ns: 0, stack_color: None, gather_color: None }
     }
 
     pub fn point(&self, event: &Event) -> &str {
-        self.points.get(usize::from(event.trace_index)).map_or("?", String::as_str)
+        self.point_name(event.trace_index)
+    }
+
+    pub fn point_name(&self, trace_index: u16) -> &str {
+        self.points.get(usize::from(trace_index)).map_or("?", String::as_str)
     }
 
     pub fn wall_clock_ns(&self, event: &Event) -> u64 {
@@ -90,7 +96,12 @@ impl Sink for Rotating {
 
 impl Clone for Context {
     fn clone(&self) -> Context {
-        Context { points: self.points.clone(), clock_offset_ns: self.clock_offset_ns, stack_color: self.stack_color }
+        Context {
+            points: self.points.clone(),
+            clock_offset_ns: self.clock_offset_ns,
+            stack_color: self.stack_color,
+            gather_color: self.gather_color,
+        }
     }
 }
 

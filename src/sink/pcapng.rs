@@ -94,6 +94,16 @@ pub fn comment(event: &Event, context: &Context) -> String {
     if let Some(frames) = &event.stack {
         text.push_str(&format!(" stack={}", frames.join("|")));
     }
+    if let Some(journey) = &event.journey {
+        let hops: Vec<String> = journey
+            .iter()
+            .map(|hop| match hop.delay_ns {
+                Some(delay) => format!("{}:+{delay}ns", context.point_name(hop.trace_index)),
+                None => format!("{}:not_seen", context.point_name(hop.trace_index)),
+            })
+            .collect();
+        text.push_str(&format!(" journey={}", hops.join(",")));
+    }
     text
 }
 

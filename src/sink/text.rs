@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_PAGED_MISSED};
 use crate::packet;
+use crate::pipeline::gather::duration;
 
 pub struct TextSink<W: Write> {
     out: W,
@@ -42,7 +43,25 @@ pub fn line(event: &Event, context: &Context) -> String {
         text.push_str(" [paged data not captured]");
     }
     text.push_str(&drop_suffix(event));
+    text.push_str(&journey_lines(event, context));
     text.push_str(&stack_lines(event, context));
+    text
+}
+
+/// With --gather: one line per later trace point, each preceded by a newline.
+pub fn journey_lines(event: &Event, context: &Context) -> String {
+    let mut text = String::new();
+    for hop in event.journey.iter().flatten() {
+        let point = context.point_name(hop.trace_index);
+        let line = match hop.delay_ns {
+            Some(delay) => format!("  seen {} later at {point}", duration(delay)),
+            None => format!("  NOT seen at {point}"),
+        };
+        match context.gather_color {
+            Some(color) => text.push_str(&format!("\n{color}{line}{RESET}")),
+            None => text.push_str(&format!("\n{line}")),
+        }
+    }
     text
 }
 
@@ -104,6 +123,19 @@ mod tests {
             rest,
             "netif_receive_skb veth1 len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request, id 3, seq 1, length 64\n"
         );
+    }
+
+    #[test]
+    fn a_journey_lists_every_later_point() {
+        let mut event = sample_event();
+        event.journey = Some(vec![
+            crate::event::Hop { trace_index: 1, delay_ns: Some(12_345), device: Some("veth1".into()) },
+            crate::event::Hop { trace_index: 2, delay_ns: None, device: None },
+        ]);
+        let context = Context::plain(vec!["netif_receive_skb".into(), "ip_rcv".into(), "icmp_rcv".into()]);
+        let text = line(&event, &context);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(&lines[1..], ["  seen 12.345µs later at ip_rcv", "  NOT seen at icmp_rcv"]);
     }
 
     #[test]

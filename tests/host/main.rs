@@ -3,6 +3,7 @@
 
 mod drop;
 mod filter;
+mod gather;
 mod output;
 mod skb;
 mod util;
