@@ -12,3 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 cargo build --release --locked
 cargo test --release --locked -- --test-threads=2
+# The VM tier: kernels with kprobes and fentry (this machine's has neither).
+for series in 6.1 6.12; do
+  tests/vm/run.sh "$series"
+done

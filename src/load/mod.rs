@@ -162,6 +162,10 @@ fn attach_one(
     if flavour == Flavour::Kprobe && !kprobes_available() {
         bail!("this kernel has no kprobes (CONFIG_KPROBES is off)");
     }
+    // For tests of the fallback, and for kernels whose fentry misbehaves.
+    if flavour == Flavour::Fentry && std::env::var_os("NETCAP_NO_FENTRY").is_some() {
+        bail!("disabled by NETCAP_NO_FENTRY");
+    }
     // Each opened object must outlive its skeleton; the storage is tiny
     // and lives as long as the session, so it is leaked on purpose.
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));

@@ -134,8 +134,11 @@ fn resolve_one(
             }
             let flavours = if *raw_only {
                 vec![Flavour::RawTp]
-            } else {
+            } else if btf.function("bpf_dynptr_from_skb").is_some() {
                 vec![Flavour::TpBtfPaged, Flavour::TpBtf, Flavour::RawTp]
+            } else {
+                // Before 6.3 no kfunc reads paged skb data.
+                vec![Flavour::TpBtf, Flavour::RawTp]
             };
             (params, flavours)
         }

@@ -1,0 +1,124 @@
+#!/bin/sh
+# Runs inside the VM (busybox sh, as init): namespace a is the initial one
+# (va, 198.18.0.1), b a child (vb, 198.18.0.2), joined by veth. Each check
+# prints "NETCAP-VM: PASS name" or "NETCAP-VM: FAIL name: why".
+
+pass() { echo "NETCAP-VM: PASS $1"; }
+fail() { echo "NETCAP-VM: FAIL $1: $2"; }
+
+insmod /lib/modules/veth.ko || fail setup "insmod veth"
+IP=/sbin/ip  # iproute2: busybox ip cannot make veth pairs across namespaces
+$IP link set lo up
+unshare -n sleep 100000 &
+B=$!
+sleep 0.5
+$IP link add va type veth peer name vb netns "$B" || fail setup "veth"
+$IP addr add 198.18.0.1/24 dev va
+$IP link set va up
+nsenter -t "$B" -n $IP addr add 198.18.0.2/24 dev vb
+nsenter -t "$B" -n $IP link set vb up
+nsenter -t "$B" -n $IP link set lo up
+echo "NETCAP-VM: kernel $(uname -r)"
+
+# Starts netcap in namespace b with "$@"; waits until it traces.
+start() {
+  rm -f /tmp/out /tmp/err
+  nsenter -t "$B" -n /bin/netcap "$@" >/tmp/out 2>/tmp/err &
+  NETCAP=$!
+  for _ in $(seq 600); do
+    grep -q "Ctrl-C to stop" /tmp/err 2>/dev/null && return 0
+    kill -0 "$NETCAP" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+
+# Waits for netcap to end by itself (-c), else stops it like Ctrl-C.
+finish() {
+  for _ in $(seq 150); do
+    kill -0 "$NETCAP" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -INT "$NETCAP" 2>/dev/null
+  wait "$NETCAP"
+}
+
+check() { # name, then a command that must succeed on /tmp/out and /tmp/err
+  name=$1
+  shift
+  if "$@"; then pass "$name"; else fail "$name" "$(tr '\n' '|' </tmp/err | cut -c1-400) || $(head -c 600 /tmp/out | tr '\n' '|')"; fi
+}
+
+count() { grep -c "$1" "$2" 2>/dev/null || echo 0; }
+
+# 1. A plain function name attaches by fentry.
+if start skb -f icmp_rcv@1 -i vb -c 3; then
+  ping -c 3 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+check fentry_by_default sh -c 'grep -q "icmp_rcv@1 attached by fentry" /tmp/err &&
+  [ "$(grep -c "icmp_rcv vb len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request" /tmp/out)" = 3 ]'
+
+# 2. kprobe: forces a kprobe.
+if start skb -f kprobe:icmp_rcv -i vb -c 3; then
+  ping -c 3 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+check kprobe_when_asked sh -c 'grep -q "kprobe:icmp_rcv attached by kprobe" /tmp/err &&
+  [ "$(grep -c "ICMP echo request" /tmp/out)" = 3 ]'
+
+# 3. fentry unavailable: the fallback to kprobe, and why.
+export NETCAP_NO_FENTRY=1
+if start skb -f icmp_rcv -i vb -c 2; then
+  ping -c 2 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+unset NETCAP_NO_FENTRY
+check fallback_to_kprobe sh -c 'grep -q "icmp_rcv attached by kprobe (fentry failed: disabled by NETCAP_NO_FENTRY)" /tmp/err &&
+  [ "$(grep -c "ICMP echo request" /tmp/out)" = 2 ]'
+
+# 4. The seed's first example, through tcpdump -nnv.
+if start skb -f icmp_rcv@1 -i vb -e "host 198.18.0.1" -t "-nnv" -c 2; then
+  ping -c 2 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+check seed_icmp_rcv_with_tcpdump sh -c '[ "$(grep -c "^icmp_rcv vb$" /tmp/out)" = 2 ] &&
+  [ "$(grep -c "IP (tos 0x0, ttl 64" /tmp/out)" = 2 ] &&
+  [ "$(grep -c "198.18.0.1 > 198.18.0.2: ICMP echo request" /tmp/out)" = 2 ]'
+
+# 5. The seed's second example: a TCP SYN to a closed port dies in the kernel.
+if start skb -f tracepoint:skb:kfree_skb -e "tcp port 9000" -S -c 1; then
+  nc -w 2 198.18.0.2 9000 </dev/null >/dev/null 2>&1
+  finish
+fi
+check seed_kfree_skb_with_stack sh -c 'grep -q "kfree_skb vb len 74 IP 198.18.0.1.* > 198.18.0.2.9000: Flags \[S\]" /tmp/out &&
+  grep -q "\[drop NO_SOCKET" /tmp/out && grep -q "^    tcp_v4_rcv+0x" /tmp/out'
+
+# 6. The seed's third example: a journey across a tracepoint and three functions.
+if start skb -f tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1 \
+  -e "host 198.18.0.1 and icmp" -i vb --gather --gather-output-color cyan -c 2; then
+  ping -c 2 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+check seed_gather sh -c '[ "$(grep -c "^[0-9:.]* netif_receive_skb vb len 98" /tmp/out)" = 2 ] &&
+  [ "$(grep -c "  seen .* later at ip_local_deliver$" /tmp/out)" = 2 ] &&
+  [ "$(grep -c "  seen .* later at ip_local_deliver_finish$" /tmp/out)" = 2 ] &&
+  [ "$(grep -c "  seen .* later at icmp_rcv$" /tmp/out)" = 2 ]'
+
+# 7. A filter and pcapng at a function, read back by tcpdump.
+if start skb -f ip_rcv -i vb -e "icmp[icmptype] = icmp-echo" -w /tmp/ip_rcv.pcapng -c 3; then
+  ping -c 3 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+tcpdump -nn -r /tmp/ip_rcv.pcapng >/tmp/out 2>>/tmp/err
+check function_filter_and_pcapng sh -c '[ "$(grep -c "IP 198.18.0.1 > 198.18.0.2: ICMP echo request" /tmp/out)" = 3 ] &&
+  [ "$(wc -l </tmp/out)" = 3 ]'
+
+# 8. A drop reason read at a kernel function (its name changed in 6.12).
+point=kfree_skb_reason
+/bin/netcap list sk_skb_reason_drop --functions 2>/dev/null | grep -q "^sk_skb_reason_drop@" && point=sk_skb_reason_drop
+if start skb -f "$point" -e "tcp port 9000" -c 1; then
+  nc -w 2 198.18.0.2 9000 </dev/null >/dev/null 2>&1
+  finish
+fi
+check drop_reason_at_a_function grep -q "\[drop NO_SOCKET\]" /tmp/out

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The VM tier: boots the newest Debian cloud kernel of a series (6.1 or
+# 6.12: kernels with kprobes and fentry, unlike this machine's) in
+# qemu-system-x86_64 -accel tcg, from an initramfs holding busybox, the veth
+# module, netcap, tcpdump and ip with their libraries, runs tests/vm/guest.sh
+# there, and passes only on the guest's marker lines.
+# Usage (root): tests/vm/run.sh 6.1|6.12
+set -euo pipefail
+series=${1:?usage: $0 6.1|6.12}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+netcap=${NETCAP:-$root/target/release/netcap}
+cache=${NETCAP_VM_CACHE:-/var/cache/netcap-vm}
+boot_limit=${NETCAP_VM_TIMEOUT:-900}
+
+case $series in
+  6.1) pattern='^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' ;;
+  6.12) pattern='^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$' ;;
+  *) echo "vm: unknown series '$series' (6.1 or 6.12)" >&2; exit 2 ;;
+esac
+[ -x "$netcap" ] || { echo "vm: build netcap first (cargo build --release)" >&2; exit 2; }
+
+# The newest package of the series, downloaded and unpacked once.
+package=$(apt-cache search --names-only "$pattern" | awk '{print $1}' | sort -V | tail -n 1)
+[ -n "$package" ] || { echo "vm: no package matches $pattern (run apt-get update)" >&2; exit 1; }
+mkdir -p "$cache"
+tree=$cache/$package
+if [ ! -d "$tree" ]; then
+  (cd "$cache" && apt-get download "$package" >/dev/null 2>&1)
+  rm -rf "$tree.partial"
+  dpkg-deb -x "$cache/${package}"_*.deb "$tree.partial"
+  mv "$tree.partial" "$tree"
+fi
+kernel=$(ls "$tree"/boot/vmlinuz-*)
+version=${kernel##*/vmlinuz-}
+
+work=$(mktemp -d)
+qemu_pid=
+cleanup() {
+  [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The initramfs: busybox for the shell and tools, real binaries with their libraries.
+image=$work/root
+mkdir -p "$image"/{bin,sbin,dev,proc,sys,tmp,run,lib/modules}
+cp /bin/busybox "$image/bin/busybox"
+with_libraries() {
+  local binary=$1 target=$2
+  mkdir -p "$image$(dirname "$target")"
+  cp "$binary" "$image$target"
+  ldd "$binary" | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' | while read -r library; do
+    mkdir -p "$image$(dirname "$library")"
+    cp -L "$library" "$image$library"
+  done
+}
+with_libraries "$netcap" /bin/netcap
+with_libraries "$(command -v tcpdump)" /bin/tcpdump
+with_libraries "$(command -v ip)" /sbin/ip
+# glibc also looks for its loader at /lib64.
+mkdir -p "$image/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$image/lib64/"
+module=$(find "$tree/lib/modules/$version" -name 'veth.ko*' | head -n 1)
+case $module in
+  *.xz) xz -dc "$module" >"$image/lib/modules/veth.ko" ;;
+  *.zst) zstd -dqc "$module" >"$image/lib/modules/veth.ko" ;;
+  *) cp "$module" "$image/lib/modules/veth.ko" ;;
+esac
+cp "$here/guest.sh" "$image/guest.sh"
+# tcpdump drops root for its own user once it has opened its input.
+mkdir -p "$image/etc"
+printf 'root:x:0:0::/:/bin/sh\ntcpdump:x:104:108::/:/bin/false\n' >"$image/etc/passwd"
+printf 'root:x:0:\ntcpdump:x:108:\n' >"$image/etc/group"
+cat >"$image/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+sh /guest.sh
+echo "NETCAP-VM: DONE"
+poweroff -f
+INIT
+chmod +x "$image/init" "$image/guest.sh"
+(cd "$image" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
+
+started=$(date +%s)
+timeout "$boot_limit" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1536 \
+  -kernel "$kernel" -initrd "$work/initramfs.gz" \
+  -append "console=ttyS0 panic=-1 quiet" \
+  -nographic -no-reboot -monitor none >"$work/console.log" 2>&1 &
+qemu_pid=$!
+wait "$qemu_pid" || true
+qemu_pid=
+elapsed=$(( $(date +%s) - started ))
+
+grep -a "NETCAP-VM" "$work/console.log" | sed "s/^/[$series] /"
+expected=$(grep -c '^check ' "$here/guest.sh")
+passed=$(grep -ac "NETCAP-VM: PASS" "$work/console.log" || true)
+failed=$(grep -ac "NETCAP-VM: FAIL" "$work/console.log" || true)
+if ! grep -aq "NETCAP-VM: DONE" "$work/console.log" || [ "$failed" -ne 0 ] || [ "$passed" -ne "$expected" ]; then
+  echo "vm $series ($version): guest console follows" >&2
+  tail -n 200 "$work/console.log" >&2
+  echo "vm $series: $passed passed, $failed failed, $expected expected ($elapsed s)" >&2
+  exit 1
+fi
+echo "vm $series ($version): $passed passed, $failed failed, $elapsed s including boot"
