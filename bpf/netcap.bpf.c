@@ -227,6 +227,7 @@ struct netcap_args {
 	__u64 ext;
 	__u64 location;
 	__u64 reason;
+	__u32 trace_index;
 };
 
 static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
@@ -285,7 +286,7 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 	event->netns = netns;
 	event->pid = bpf_get_current_pid_tgid() >> 32;
 	event->mark = netcap_read(direct, skb, mark);
-	event->trace_index = netcap_cfg.trace_index;
+	event->trace_index = args->trace_index;
 	event->cpu = cpu;
 	event->protocol = netcap_read(direct, skb, protocol);
 	event->ifname[0] = 0;
@@ -368,6 +369,7 @@ static __always_inline int netcap_from_array(void *ctx, __u64 *args,
 		.ext = netcap_optional_array_arg(args, netcap_cfg.ext_arg),
 		.location = netcap_optional_array_arg(args, netcap_cfg.location_arg),
 		.reason = netcap_optional_array_arg(args, netcap_cfg.reason_arg),
+		.trace_index = netcap_cfg.trace_index,
 	};
 
 	return netcap_handle(ctx, skb, &extra, direct, paged_reads);
@@ -419,7 +421,41 @@ int netcap_kprobe(struct pt_regs *ctx)
 		.ext = netcap_optional_regs_arg(ctx, netcap_cfg.ext_arg),
 		.location = netcap_optional_regs_arg(ctx, netcap_cfg.location_arg),
 		.reason = netcap_optional_regs_arg(ctx, netcap_cfg.reason_arg),
+		.trace_index = netcap_cfg.trace_index,
 	};
 
 	return netcap_handle(ctx, skb, &extra, false, false);
+}
+
+/*
+ * One program for many kernel functions (-f 'tcp_v4_*'): each attachment's
+ * cookie says which trace point it is and where its arguments are, see
+ * NETCAP_COOKIE_* in netcap.h. Here the argument index is a run-time value,
+ * which pt_regs allows (every case is a valid context offset).
+ */
+static __always_inline int netcap_from_cookie(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 skb_arg = (cookie >> NETCAP_COOKIE_SKB_SHIFT) & 0xff;
+	__u32 reason_arg = (cookie >> NETCAP_COOKIE_REASON_SHIFT) & 0xff;
+	struct sk_buff *skb = (void *)netcap_regs_arg(ctx, skb_arg);
+	struct netcap_args extra = {
+		.reason = netcap_optional_regs_arg(ctx, reason_arg),
+		.trace_index = cookie & NETCAP_COOKIE_INDEX_MASK,
+	};
+
+	return netcap_handle(ctx, skb, &extra, false, false);
+}
+
+SEC("kprobe.multi")
+int netcap_kprobe_multi(struct pt_regs *ctx)
+{
+	return netcap_from_cookie(ctx);
+}
+
+/* The same, attached one kprobe at a time where kprobe-multi is missing. */
+SEC("kprobe")
+int netcap_kprobe_cookie(struct pt_regs *ctx)
+{
+	return netcap_from_cookie(ctx);
 }

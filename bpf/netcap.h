@@ -21,6 +21,11 @@
 #define NETCAP_NO_ARG 0xff
 /* Frames kept per kernel stack (the kernel's PERF_MAX_STACK_DEPTH). */
 #define NETCAP_STACK_DEPTH 127
+/* Attach cookies of pattern-matched functions: trace index in the low 16
+ * bits, then the skb's and the drop reason's argument index. */
+#define NETCAP_COOKIE_INDEX_MASK 0xffff
+#define NETCAP_COOKIE_SKB_SHIFT 16
+#define NETCAP_COOKIE_REASON_SHIFT 24
 /* netcap_event.stack_id when no stack was asked for. */
 #define NETCAP_NO_STACK (-1)
 

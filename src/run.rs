@@ -19,7 +19,7 @@ use crate::kernel;
 use crate::kernel::kallsyms::Kallsyms;
 use crate::pipeline::gather::{Gather, Matching};
 use crate::pipeline::{Annotator, DropReasons, DropSummary};
-use crate::load::{self, LoadOptions, Session};
+use crate::load::{self, LoadOptions, Progress, Session};
 use crate::plan::{self, spec};
 use crate::cli::skb::Color;
 use crate::sink::json::JsonSink;
@@ -41,7 +41,12 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         specs.extend(spec::parse_list(list)?);
     }
     let btf = kernel::load_btf()?;
-    let mut targets = plan::resolve(&specs, &btf, &kernel::tracepoint_category)?;
+    let traceable = if specs.iter().any(|s| spec::is_pattern(&s.name)) {
+        kernel::traceable_functions()
+    } else {
+        Default::default()
+    };
+    let mut targets = plan::resolve(&specs, &btf, &kernel::tracepoint_category, &|name| traceable.contains(name))?;
     let reasons = DropReasons::from_btf(&btf);
     drop(btf);
     if args.bench_floor {
@@ -78,6 +83,8 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     }
 
     load::capture_libbpf_messages();
+    // One kprobe per function takes one file descriptor each.
+    kernel::raise_open_files_limit();
     let options = LoadOptions {
         capture_max: args.capture_max_size,
         device,
@@ -85,11 +92,28 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         filter,
         stacks: args.stack_dump,
     };
-    let session = Session::attach(&targets, &options, |attached| {
-        let fallback: Vec<String> =
-            attached.fallbacks.iter().map(|(f, why)| format!("{} failed: {why}", f.label())).collect();
-        let note = if fallback.is_empty() { String::new() } else { format!(" ({})", fallback.join("; ")) };
-        eprintln!("netcap: {} attached by {}{note}", attached.target.spec, attached.flavour.label());
+    let terminal = io::stderr().is_terminal();
+    let session = Session::attach(&targets, &options, |progress| match progress {
+        Progress::Attached(attached) => {
+            eprintln!("netcap: {} attached by {}{}", attached.target.spec, attached.flavour.label(), fallback_note(&attached.fallbacks));
+        }
+        Progress::Counting(done, all) if terminal && (done % 50 == 0 || done == all) => {
+            eprint!("\rnetcap: attaching {done}/{all} functions{}", if done == all { "\n" } else { "" });
+        }
+        Progress::Counting(..) => {}
+        Progress::Group(group) => {
+            eprintln!(
+                "netcap: {} functions attached by {}{}{}",
+                group.attached,
+                group.flavour.label(),
+                fallback_note(&group.fallbacks),
+                match group.refused.len() {
+                    0 => String::new(),
+                    n if n <= 10 => format!("; the kernel refused {n}: {}", group.refused.join(", ")),
+                    n => format!("; the kernel refused {n}, among them {}", group.refused[..10].join(", ")),
+                }
+            );
+        }
     })
     .map_err(|err| with_libbpf_log(err, verbose))?;
 
@@ -286,6 +310,15 @@ impl Capture {
             }
         }
     }
+}
+
+/// " (tp_btf (paged data) failed: why)" for flavours tried before the one used.
+fn fallback_note(fallbacks: &[(plan::Flavour, String)]) -> String {
+    if fallbacks.is_empty() {
+        return String::new();
+    }
+    let notes: Vec<String> = fallbacks.iter().map(|(f, why)| format!("{} failed: {why}", f.label())).collect();
+    format!(" ({})", notes.join("; "))
 }
 
 /// The output: a capture file (-w), tcpdump's text (-t), JSON, or netcap's lines.

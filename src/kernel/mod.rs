@@ -140,6 +140,39 @@ pub fn tracepoint_category(name: &str) -> Option<String> {
     None
 }
 
+/// Names of kernel functions that can be traced: ftrace's list where tracefs
+/// is readable, else the text symbols of /proc/kallsyms.
+pub fn traceable_functions() -> std::collections::HashSet<String> {
+    for path in ["/sys/kernel/tracing/available_filter_functions", "/sys/kernel/debug/tracing/available_filter_functions"]
+    {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect();
+        }
+    }
+    std::fs::read_to_string("/proc/kallsyms")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            let kind = fields.next()?;
+            matches!(kind, "t" | "T").then(|| fields.next().map(str::to_string)).flatten()
+        })
+        .collect()
+}
+
+/// Raises the soft limit of open files to the hard one (links and
+/// perf events are file descriptors; patterns may need thousands).
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: limit is a valid rlimit to read into and then pass back.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 /// Number of possible CPUs, as BPF per-CPU structures count them.
 pub fn possible_cpus() -> usize {
     libbpf_rs::num_possible_cpus().unwrap_or(1).max(1)

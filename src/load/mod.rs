@@ -42,12 +42,23 @@ pub struct Attached {
     pub flavour: Flavour,
     /// Why better flavours were not used.
     pub fallbacks: Vec<(Flavour, String)>,
-    _link: Link,
+    _links: Vec<Link>,
+}
+
+/// Functions of `-f` patterns, attached together.
+pub struct Group {
+    pub flavour: Flavour,
+    pub attached: usize,
+    /// Functions the kernel refused one by one (with KprobeEach).
+    pub refused: Vec<String>,
+    pub fallbacks: Vec<(Flavour, String)>,
+    _links: Vec<Link>,
 }
 
 /// Everything netcap has in the kernel. Links drop before objects.
 pub struct Session {
     pub attached: Vec<Attached>,
+    pub group: Option<Group>,
     skels: Vec<NetcapSkel<'static>>,
 }
 
@@ -69,10 +80,19 @@ pub fn drain_libbpf_messages() -> Vec<String> {
 }
 
 impl Session {
-    pub fn attach(targets: &[Target], options: &LoadOptions, mut progress: impl FnMut(&Attached)) -> Result<Session> {
+    pub fn attach(
+        targets: &[Target],
+        options: &LoadOptions,
+        mut progress: impl FnMut(Progress<'_>),
+    ) -> Result<Session> {
         filter_hook::register_handlers()?;
-        let mut session = Session { attached: Vec::new(), skels: Vec::new() };
+        let mut session = Session { attached: Vec::new(), group: None, skels: Vec::new() };
+        let mut grouped: Vec<(u16, &Target)> = Vec::new();
         for (index, target) in targets.iter().enumerate() {
+            if target.flavours.first() == Some(&Flavour::KprobeMulti) {
+                grouped.push((index as u16, target));
+                continue;
+            }
             let mut failures: Vec<(Flavour, String)> = Vec::new();
             let mut success = None;
             for &flavour in &target.flavours {
@@ -89,9 +109,15 @@ impl Session {
                 return Err(attach_failure(target, &failures));
             };
             session.skels.push(skel);
-            let attached = Attached { target: target.clone(), flavour, fallbacks: failures, _link: link };
-            progress(&attached);
+            let attached = Attached { target: target.clone(), flavour, fallbacks: failures, _links: vec![link] };
+            progress(Progress::Attached(&attached));
             session.attached.push(attached);
+        }
+        if !grouped.is_empty() {
+            let (skel, group) = attach_group(&grouped, options, session.skels.first(), &mut progress)?;
+            session.skels.push(skel);
+            progress(Progress::Group(&group));
+            session.group = Some(group);
         }
         Ok(session)
     }
@@ -136,8 +162,17 @@ impl Drop for Session {
     fn drop(&mut self) {
         // Detach every link before the programs and maps go away.
         self.attached.clear();
+        self.group = None;
         self.skels.clear();
     }
+}
+
+/// What `Session::attach` reports as it goes.
+pub enum Progress<'a> {
+    Attached(&'a Attached),
+    /// Pattern functions attached one by one so far, of all.
+    Counting(usize, usize),
+    Group(&'a Group),
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -152,40 +187,57 @@ pub struct Counters {
     pub read_fault: u64,
 }
 
-fn attach_one(
-    target: &Target,
-    index: u16,
+/// Per-object settings written into `.rodata`.
+struct ObjectConfig {
+    trace_index: u16,
+    skb_arg: u32,
+    ext_arg: Option<u32>,
+    reason_arg: Option<u32>,
+    location_arg: Option<u32>,
+}
+
+impl ObjectConfig {
+    fn of(target: &Target, trace_index: u16) -> ObjectConfig {
+        ObjectConfig {
+            trace_index,
+            skb_arg: target.skb_arg,
+            ext_arg: target.extra_arg,
+            reason_arg: target.reason_arg,
+            location_arg: target.location_arg,
+        }
+    }
+}
+
+/// Opens a copy of the object, configured, maps shared with `shared`, with
+/// only the program of `flavour` left to load (attached to `attach_name`
+/// where the flavour needs its target at load time), and loads it.
+fn load_object(
+    config: &ObjectConfig,
     flavour: Flavour,
+    attach_name: Option<&str>,
     options: &LoadOptions,
     shared: Option<&NetcapSkel<'static>>,
-) -> Result<(NetcapSkel<'static>, Link)> {
-    if flavour == Flavour::Kprobe && !kprobes_available() {
-        bail!("this kernel has no kprobes (CONFIG_KPROBES is off)");
-    }
-    // For tests of the fallback, and for kernels whose fentry misbehaves.
-    if flavour == Flavour::Fentry && std::env::var_os("NETCAP_NO_FENTRY").is_some() {
-        bail!("disabled by NETCAP_NO_FENTRY");
-    }
+) -> Result<NetcapSkel<'static>> {
     // Each opened object must outlive its skeleton; the storage is tiny
     // and lives as long as the session, so it is leaked on purpose.
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
     let mut open: OpenNetcapSkel<'static> = NetcapSkelBuilder::default().open(storage).context("opening the BPF object")?;
 
-    let config = &mut open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("BPF object has no .rodata"))?.netcap_cfg;
-    config.trace_index = index as u32;
-    config.skb_arg = target.skb_arg;
-    config.ext_arg = target.extra_arg.unwrap_or(NO_ARG);
-    config.capture_max = options.capture_max;
+    let rodata = &mut open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("BPF object has no .rodata"))?.netcap_cfg;
+    rodata.trace_index = u32::from(config.trace_index);
+    rodata.skb_arg = config.skb_arg;
+    rodata.ext_arg = config.ext_arg.unwrap_or(NO_ARG);
+    rodata.reason_arg = config.reason_arg.unwrap_or(NO_ARG);
+    rodata.location_arg = config.location_arg.unwrap_or(NO_ARG);
+    rodata.capture_max = options.capture_max;
     if let Some(device) = &options.device {
-        config.ifindex = device.ifindex;
-        config.netns = device.netns;
+        rodata.ifindex = device.ifindex;
+        rodata.netns = device.netns;
     }
-    config.filter = u32::from(options.filter.is_some());
-    config.reason_arg = target.reason_arg.unwrap_or(NO_ARG);
-    config.location_arg = target.location_arg.unwrap_or(NO_ARG);
-    config.stack = u32::from(options.stacks);
+    rodata.filter = u32::from(options.filter.is_some());
+    rodata.stack = u32::from(options.stacks);
     // User space also polls on a timer; wake it early when an eighth is full.
-    config.wakeup_bytes = options.ring_bytes / 8;
+    rodata.wakeup_bytes = options.ring_bytes / 8;
 
     match shared {
         Some(first) => {
@@ -203,7 +255,6 @@ fn attach_one(
         }
     }
 
-    let name = target.spec.name.clone();
     {
         let progs = &mut open.progs;
         for prog in [
@@ -213,6 +264,8 @@ fn attach_one(
             &mut progs.netcap_fentry,
             &mut progs.netcap_kprobe,
             &mut progs.netcap_tp_btf_floor,
+            &mut progs.netcap_kprobe_multi,
+            &mut progs.netcap_kprobe_cookie,
         ] {
             prog.set_autoload(false);
         }
@@ -223,10 +276,12 @@ fn attach_one(
             Flavour::Fentry => &mut progs.netcap_fentry,
             Flavour::Kprobe => &mut progs.netcap_kprobe,
             Flavour::Floor => &mut progs.netcap_tp_btf_floor,
+            Flavour::KprobeMulti => &mut progs.netcap_kprobe_multi,
+            Flavour::KprobeEach => &mut progs.netcap_kprobe_cookie,
         };
         chosen.set_autoload(true);
-        if matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Floor) {
-            chosen.set_attach_target(0, Some(name.clone()))?;
+        if let Some(name) = attach_name {
+            chosen.set_attach_target(0, Some(name.to_string()))?;
         }
     }
 
@@ -236,21 +291,103 @@ fn attach_one(
     }
     let loaded = open.load();
     let splice_error = filter_hook::disarm();
-    let skel = loaded.map_err(|err| match splice_error {
+    loaded.map_err(|err| match splice_error {
         Some(splice) => anyhow!("splicing the filter: {splice}"),
         None => anyhow!("loading: {}", root_cause(&err)),
-    })?;
+    })
+}
+
+fn attach_one(
+    target: &Target,
+    index: u16,
+    flavour: Flavour,
+    options: &LoadOptions,
+    shared: Option<&NetcapSkel<'static>>,
+) -> Result<(NetcapSkel<'static>, Link)> {
+    if flavour == Flavour::Kprobe && !kprobes_available() {
+        bail!("this kernel has no kprobes (CONFIG_KPROBES is off)");
+    }
+    // For tests of the fallback, and for kernels whose fentry misbehaves.
+    if flavour == Flavour::Fentry && std::env::var_os("NETCAP_NO_FENTRY").is_some() {
+        bail!("disabled by NETCAP_NO_FENTRY");
+    }
+    let name = target.spec.name.as_str();
+    let needs_target = matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Floor);
+    let skel = load_object(&ObjectConfig::of(target, index), flavour, needs_target.then_some(name), options, shared)?;
     let progs = &skel.progs;
     let link = match flavour {
         Flavour::TpBtfPaged => progs.netcap_tp_btf_paged.attach_trace(),
         Flavour::TpBtf => progs.netcap_tp_btf.attach_trace(),
-        Flavour::RawTp => progs.netcap_raw_tp.attach_raw_tracepoint(&name),
+        Flavour::RawTp => progs.netcap_raw_tp.attach_raw_tracepoint(name),
         Flavour::Fentry => progs.netcap_fentry.attach_trace(),
-        Flavour::Kprobe => progs.netcap_kprobe.attach_kprobe(false, &name),
+        Flavour::Kprobe => progs.netcap_kprobe.attach_kprobe(false, name),
         Flavour::Floor => progs.netcap_tp_btf_floor.attach_trace(),
+        Flavour::KprobeMulti | Flavour::KprobeEach => bail!("{} attaches groups only", flavour.label()),
     }
     .map_err(|err| anyhow!("attaching: {}", root_cause(&err)))?;
     Ok((skel, link))
+}
+
+/// The cookie of one pattern function: see NETCAP_COOKIE_* in bpf/netcap.h.
+fn cookie(index: u16, target: &Target) -> u64 {
+    u64::from(index) | u64::from(target.skb_arg) << 16 | u64::from(target.reason_arg.unwrap_or(NO_ARG)) << 24
+}
+
+/// Attaches every function of the patterns with one program: one
+/// kprobe-multi link where the kernel has it, else one kprobe each
+/// (functions the kernel refuses are skipped and named).
+fn attach_group(
+    grouped: &[(u16, &Target)],
+    options: &LoadOptions,
+    shared: Option<&NetcapSkel<'static>>,
+    progress: &mut impl FnMut(Progress<'_>),
+) -> Result<(NetcapSkel<'static>, Group)> {
+    if !kprobes_available() {
+        bail!(
+            "cannot trace the {} functions of the patterns: this kernel has no kprobes (CONFIG_KPROBES is off); \
+             tracepoints see the same packets (netcap list --tracepoints)",
+            grouped.len()
+        );
+    }
+    let config = ObjectConfig { trace_index: 0, skb_arg: 0, ext_arg: None, reason_arg: None, location_arg: None };
+    let mut fallbacks = Vec::new();
+    let multi = load_object(&config, Flavour::KprobeMulti, None, options, shared).and_then(|skel| {
+        let opts = libbpf_rs::KprobeMultiOpts {
+            symbols: grouped.iter().map(|(_, t)| t.spec.name.clone()).collect(),
+            cookies: grouped.iter().map(|(index, t)| cookie(*index, t)).collect(),
+            retprobe: false,
+            ..Default::default()
+        };
+        let link = skel
+            .progs
+            .netcap_kprobe_multi
+            .attach_kprobe_multi_with_opts(opts)
+            .map_err(|err| anyhow!("attaching: {}", root_cause(&err)))?;
+        Ok((skel, link))
+    });
+    match multi {
+        Ok((skel, link)) => {
+            let group =
+                Group { flavour: Flavour::KprobeMulti, attached: grouped.len(), refused: Vec::new(), fallbacks, _links: vec![link] };
+            return Ok((skel, group));
+        }
+        Err(err) => fallbacks.push((Flavour::KprobeMulti, format!("{err:#}"))),
+    }
+    let skel = load_object(&config, Flavour::KprobeEach, None, options, shared)?;
+    let (mut links, mut refused) = (Vec::new(), Vec::new());
+    for (done, (index, target)) in grouped.iter().enumerate() {
+        let opts = libbpf_rs::KprobeOpts { cookie: cookie(*index, target), ..Default::default() };
+        match skel.progs.netcap_kprobe_cookie.attach_kprobe_with_opts(false, &target.spec.name, opts) {
+            Ok(link) => links.push(link),
+            Err(_) => refused.push(target.spec.name.clone()),
+        }
+        progress(Progress::Counting(done + 1, grouped.len()));
+    }
+    if links.is_empty() {
+        bail!("the kernel refused every function of the patterns ({} of them)", refused.len());
+    }
+    let group = Group { flavour: Flavour::KprobeEach, attached: links.len(), refused, fallbacks, _links: links };
+    Ok((skel, group))
 }
 
 fn root_cause(err: &libbpf_rs::Error) -> String {
@@ -316,7 +453,7 @@ mod tests {
         }
         let btf = crate::kernel::load_btf().unwrap();
         let specs = spec::parse_list("tp:net:netif_receive_skb").unwrap();
-        let targets = crate::plan::resolve(&specs, &btf, &|_| None).unwrap();
+        let targets = crate::plan::resolve(&specs, &btf, &|_| None, &|_| true).unwrap();
         let mut loaded = 0;
         for expression in crate::filter::tests::expressions() {
             let filter = match Filter::compile(&expression) {

@@ -22,6 +22,10 @@ pub enum Flavour {
     Kprobe,
     /// An empty tp_btf program: the floor for benchmarks (--bench-floor).
     Floor,
+    /// Many functions of a pattern under one kprobe-multi link.
+    KprobeMulti,
+    /// Many functions of a pattern, one kprobe each (no kprobe-multi).
+    KprobeEach,
 }
 
 impl Flavour {
@@ -33,6 +37,8 @@ impl Flavour {
             Flavour::Fentry => "fentry",
             Flavour::Kprobe => "kprobe",
             Flavour::Floor => "tp_btf (empty benchmark floor)",
+            Flavour::KprobeMulti => "kprobe-multi",
+            Flavour::KprobeEach => "kprobe (one per function)",
         }
     }
 }
@@ -88,6 +94,8 @@ pub enum PlanError {
     ReturnProbe(String),
     #[error("'{0}' is given twice")]
     Duplicate(String),
+    #[error("'{0}' matches no kernel function that takes a struct sk_buff * and can be traced")]
+    EmptyPattern(String),
 }
 
 fn suggest(nearest: &[String]) -> String {
@@ -104,9 +112,20 @@ pub fn resolve(
     specs: &[PointSpec],
     btf: &Btf,
     category_of: &dyn Fn(&str) -> Option<String>,
+    traceable: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<Target>, PlanError> {
     let mut targets: Vec<Target> = Vec::new();
     for spec in specs {
+        if spec::is_pattern(&spec.name) {
+            let matched = expand_pattern(spec, btf, traceable)?;
+            for target in matched {
+                // A function named explicitly (or by an earlier pattern) keeps that place.
+                if !targets.iter().any(|t| t.is_function() && t.spec.name == target.spec.name) {
+                    targets.push(target);
+                }
+            }
+            continue;
+        }
         let target = resolve_one(spec, btf, category_of)?;
         if targets.iter().any(|t| t.spec.name == target.spec.name && t.is_function() == target.is_function()) {
             return Err(PlanError::Duplicate(spec.to_string()));
@@ -243,6 +262,31 @@ fn resolve_one(
     })
 }
 
+/// Every kernel function matching a pattern, each with its skb argument,
+/// in name order; attached together by kprobe-multi (or one kprobe each).
+fn expand_pattern(spec: &PointSpec, btf: &Btf, traceable: &dyn Fn(&str) -> bool) -> Result<Vec<Target>, PlanError> {
+    let mut names: Vec<&str> = skb_function_names(btf)
+        .into_iter()
+        .filter(|name| spec::glob_matches(&spec.name, name) && traceable(name))
+        .collect();
+    names.sort_unstable();
+    let mut targets = Vec::with_capacity(names.len());
+    for name in names {
+        let one = PointSpec { name: name.to_string(), ..spec.clone() };
+        // Ambiguous or too-far skb positions are skipped: a pattern takes what it can.
+        let Ok(mut target) = resolve_one(&one, btf, &|_| None) else { continue };
+        if target.skb_arg > 4 || target.reason_arg.is_some_and(|r| r > 4) {
+            continue;
+        }
+        target.flavours = vec![Flavour::KprobeMulti, Flavour::KprobeEach];
+        targets.push(target);
+    }
+    if targets.is_empty() {
+        return Err(PlanError::EmptyPattern(spec.to_string()));
+    }
+    Ok(targets)
+}
+
 /// "(struct sk_buff *skb, struct net_device *dev, ...)"
 pub fn signature(btf: &Btf, params: &[(&str, u32)]) -> String {
     let args: Vec<String> = params
@@ -330,7 +374,7 @@ mod tests {
     fn plan(list: &str) -> Result<Vec<Target>, PlanError> {
         let btf = btf();
         let specs = spec::parse_list(list)?;
-        resolve(&specs, &btf, &|name| (name == "kfree_skb").then(|| "skb".to_string()))
+        resolve(&specs, &btf, &|name| (name == "kfree_skb").then(|| "skb".to_string()), &|_| true)
     }
 
     #[test]
@@ -387,6 +431,22 @@ mod tests {
         let message = plan("schedule").unwrap_err().to_string();
         assert!(message.contains("takes no struct sk_buff *"), "{message}");
         assert!(matches!(plan("ip_rcv,ip_rcv@1"), Err(PlanError::Duplicate(_))));
+    }
+
+    #[test]
+    fn patterns_expand_to_every_traceable_skb_function() {
+        let targets = plan("ip_rcv,ip_*").unwrap();
+        assert_eq!(targets[0].spec.name, "ip_rcv");
+        assert_eq!(targets[0].flavours, [Flavour::Fentry, Flavour::Kprobe]);
+        assert!(targets.len() > 5, "{}", targets.len());
+        assert_eq!(targets.iter().filter(|t| t.spec.name == "ip_rcv").count(), 1, "no duplicate");
+        for target in &targets[1..] {
+            assert!(target.spec.name.starts_with("ip_"), "{}", target.spec.name);
+            assert_eq!(target.flavours, [Flavour::KprobeMulti, Flavour::KprobeEach]);
+        }
+        let local_deliver = targets.iter().find(|t| t.spec.name == "ip_local_deliver_finish").unwrap();
+        assert_eq!(local_deliver.skb_arg, 2);
+        assert!(matches!(plan("no_such_prefix_*"), Err(PlanError::EmptyPattern(_))));
     }
 
     #[test]

@@ -57,6 +57,36 @@ pub enum SpecError {
     BadArg { spec: String, arg: String },
     #[error("'{0}': at most two argument numbers may follow the name (NAME@PACKET@EXTRA)")]
     TooManyArgs(String),
+    #[error("'{0}': a pattern matches many functions, so the skb's position comes from each one's BTF (drop the @N)")]
+    PatternWithArg(String),
+}
+
+/// True for names with glob characters (`tcp_v4_*`, `*`).
+pub fn is_pattern(name: &str) -> bool {
+    name.contains(['*', '?'])
+}
+
+/// Glob matching with `*` (any run) and `?` (any one character).
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 impl fmt::Display for PointSpec {
@@ -142,9 +172,14 @@ pub fn parse_one(spec: &str) -> Result<PointSpec, SpecError> {
     if name.is_empty() {
         return Err(SpecError::MissingName(spec.to_string()));
     }
-    // '.' appears in compiler-made names such as ip_rcv_core.isra.0.
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+    // '.' appears in compiler-made names such as ip_rcv_core.isra.0; '*'
+    // and '?' make a kernel-function pattern.
+    let wildcard_allowed = matches!(kind, PointKind::Function(FunctionMode::Fentry | FunctionMode::Kprobe));
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || (wildcard_allowed && (c == '*' || c == '?'))) {
         return Err(SpecError::BadName { spec: spec.to_string(), name: name.to_string() });
+    }
+    if is_pattern(name) && packet_arg.is_some() {
+        return Err(SpecError::PatternWithArg(spec.to_string()));
     }
     Ok(PointSpec { kind, name: name.to_string(), packet_arg, extra_arg })
 }
@@ -190,6 +225,19 @@ mod tests {
     }
 
     #[test]
+    fn patterns_match_like_shell_globs() {
+        assert_eq!(parse_one("tcp_v4_*").unwrap().name, "tcp_v4_*");
+        assert_eq!(parse_one("kprobe:*").unwrap().name, "*");
+        assert!(glob_matches("tcp_v4_*", "tcp_v4_rcv"));
+        assert!(glob_matches("tcp_v4_*", "tcp_v4_"));
+        assert!(!glob_matches("tcp_v4_*", "tcp_v6_rcv"));
+        assert!(glob_matches("*", "anything"));
+        assert!(glob_matches("ip?_rcv", "ip6_rcv"));
+        assert!(glob_matches("*_rcv*", "ip_rcv_core"));
+        assert!(!glob_matches("ip_rcv", "ip_rcv_core"));
+    }
+
+    #[test]
     fn parses_the_seed_examples_lists() {
         let list =
             parse_list("tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1").unwrap();
@@ -218,6 +266,8 @@ mod tests {
         assert!(matches!(err("@1"), SpecError::MissingName(_)));
         assert!(matches!(err("ip-rcv"), SpecError::BadName { .. }));
         assert!(matches!(err("kprobe:a:b"), SpecError::BadName { .. }));
+        assert!(matches!(err("tp:net:netif_*"), SpecError::BadName { .. }));
+        assert!(matches!(err("tcp_v4_*@1"), SpecError::PatternWithArg(_)));
         let message = err("ip_rcv@0").to_string();
         assert!(message.contains("@1 to @12"), "{message}");
     }

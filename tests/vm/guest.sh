@@ -122,3 +122,24 @@ if start skb -f "$point" -e "tcp port 9000" -c 1; then
   finish
 fi
 check drop_reason_at_a_function grep -q "\[drop NO_SOCKET\]" /tmp/out
+
+# 9. A pattern: every tcp_v4_* function taking an skb, in one attachment.
+if start skb -f 'tcp_v4_*' -e "tcp port 9000" -c 4; then
+  nc -w 2 198.18.0.2 9000 </dev/null >/dev/null 2>&1
+  finish
+fi
+check pattern_attaches_together sh -c 'grep -q "functions attached by kprobe" /tmp/err &&
+  [ "$(grep -o "^[0-9:.]* tcp_v4_[a-z_]*" /tmp/out | cut -d" " -f2 | sort -u | wc -l)" -ge 2 ]'
+
+# 10. Every function that takes an skb (pwru's default), attached and detached in bounded time.
+begin=$(date +%s)
+if start skb -f '*' -e "icmp" -c 6; then
+  attached=$(date +%s)
+  ping -c 2 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+ended=$(date +%s)
+echo "NETCAP-VM: info every skb function: $(grep -o "[0-9]* functions attached by [a-z -]*" /tmp/err), attach $((attached - begin)) s, run and detach $((ended - attached)) s"
+# (Early on the send path the IP header is not filled in yet: not every line decodes.)
+check every_skb_function sh -c '[ "$(grep -o "[0-9]* functions attached" /tmp/err | cut -d" " -f1)" -ge 500 ] &&
+  [ "$(wc -l </tmp/out)" = 6 ] && [ "$(grep -c "ICMP echo request" /tmp/out)" -ge 4 ]'
