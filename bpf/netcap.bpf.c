@@ -47,6 +47,19 @@ struct {
 	__type(value, __u32);
 } netcap_nest_map SEC(".maps");
 
+/* kretprobe: the skb (and extra argument) seen at entry, by task. */
+struct netcap_entry {
+	__u64 skb;
+	__u64 ext;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct netcap_entry);
+} netcap_entries_map SEC(".maps");
+
 /* Kernel stacks for -S; identical stacks share one id. Sized by user
  * space (one entry when -S is off). */
 struct {
@@ -227,7 +240,9 @@ struct netcap_args {
 	__u64 ext;
 	__u64 location;
 	__u64 reason;
+	__u64 retval;
 	__u32 trace_index;
+	bool has_retval;
 };
 
 static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
@@ -279,6 +294,9 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 	event->ext_arg = args->ext;
 	event->location = args->location;
 	event->reason = args->reason;
+	event->retval = args->retval;
+	if (args->has_retval)
+		event->flags |= NETCAP_EVENT_RETVAL;
 	event->stack_id = netcap_cfg.stack ?
 				  bpf_get_stackid(ctx, &netcap_stacks_map, 0) :
 				  NETCAP_NO_STACK;
@@ -413,6 +431,22 @@ static __always_inline __u64 netcap_optional_regs_arg(struct pt_regs *regs,
 	return index == NETCAP_NO_ARG ? 0 : netcap_regs_arg(regs, index);
 }
 
+/* Return values: fexit sees the arguments and, after them, the result. */
+SEC("fexit")
+int netcap_fexit(__u64 *ctx)
+{
+	struct sk_buff *skb = (void *)netcap_array_arg(ctx, netcap_cfg.skb_arg);
+	struct netcap_args extra = {
+		.ext = netcap_optional_array_arg(ctx, netcap_cfg.ext_arg),
+		.reason = netcap_optional_array_arg(ctx, netcap_cfg.reason_arg),
+		.retval = netcap_array_arg(ctx, netcap_cfg.ret_arg),
+		.has_retval = true,
+		.trace_index = netcap_cfg.trace_index,
+	};
+
+	return netcap_handle(ctx, skb, &extra, true, false);
+}
+
 SEC("kprobe")
 int netcap_kprobe(struct pt_regs *ctx)
 {
@@ -424,6 +458,42 @@ int netcap_kprobe(struct pt_regs *ctx)
 		.trace_index = netcap_cfg.trace_index,
 	};
 
+	return netcap_handle(ctx, skb, &extra, false, false);
+}
+
+/* kretprobe: registers hold no arguments at return, so the entry keeps
+ * them per task (a function re-entered by the same task before it
+ * returns loses its first entry). */
+SEC("kprobe")
+int netcap_kretprobe_entry(struct pt_regs *ctx)
+{
+	__u64 task = bpf_get_current_pid_tgid();
+	struct netcap_entry entry = {
+		.skb = netcap_regs_arg(ctx, netcap_cfg.skb_arg),
+		.ext = netcap_optional_regs_arg(ctx, netcap_cfg.ext_arg),
+	};
+
+	bpf_map_update_elem(&netcap_entries_map, &task, &entry, BPF_ANY);
+	return 0;
+}
+
+SEC("kretprobe")
+int netcap_kretprobe(struct pt_regs *ctx)
+{
+	__u64 task = bpf_get_current_pid_tgid();
+	struct netcap_entry *entry = bpf_map_lookup_elem(&netcap_entries_map, &task);
+	struct netcap_args extra = {
+		.retval = PT_REGS_RC_CORE(ctx),
+		.has_retval = true,
+		.trace_index = netcap_cfg.trace_index,
+	};
+	struct sk_buff *skb;
+
+	if (!entry)
+		return 0;
+	skb = (void *)entry->skb;
+	extra.ext = entry->ext;
+	bpf_map_delete_elem(&netcap_entries_map, &task);
 	return netcap_handle(ctx, skb, &extra, false, false);
 }
 

@@ -39,6 +39,8 @@ enum netcap_event_flags {
 	/* The skb had paged data that this kernel gave no way to read:
 	 * the capture holds only the linear part. */
 	NETCAP_EVENT_PAGED_MISSED = 1 << 0,
+	/* retval holds the traced function's return value (fexit, kretprobe). */
+	NETCAP_EVENT_RETVAL = 1 << 1,
 };
 
 enum netcap_counter {
@@ -55,6 +57,7 @@ struct netcap_event {
 	__u64 skb;       /* address of the sk_buff */
 	__u64 ext_arg;   /* value of argument p2, 0 when there is none */
 	__u64 location;  /* where a drop happened (kfree_skb's location), or 0 */
+	__s64 retval;    /* with NETCAP_EVENT_RETVAL */
 	__u32 reason;    /* enum skb_drop_reason, 0 when the point has none */
 	__s32 stack_id;  /* in netcap_stacks_map, or negative */
 	__u32 pkt_len;   /* whole packet, from its first header, paged data included */
@@ -87,6 +90,7 @@ struct netcap_config {
 	__u32 reason_arg;  /* 0-based argument holding a drop reason, or NETCAP_NO_ARG */
 	__u32 location_arg; /* 0-based argument holding a drop location, or NETCAP_NO_ARG */
 	__u32 stack;       /* 1: record the kernel stack of each event */
+	__u32 ret_arg;     /* fexit: the context slot of the return value */
 };
 
 #endif /* NETCAP_H */

@@ -18,6 +18,7 @@ pub enum Link {
 }
 
 pub const FLAG_PAGED_MISSED: u8 = 1;
+pub const FLAG_RETVAL: u8 = 2;
 
 /// One later trace point of a gathered journey (--gather).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,8 @@ pub struct Event {
     pub paged_len: u32,
     /// The captured bytes (at most --capture-max-size).
     pub data: Vec<u8>,
+    /// The traced function's return value (fexit, kretprobe).
+    pub retval: Option<i64>,
     /// Raw drop reason and location from the trace point's arguments (0: none).
     pub reason: u32,
     pub location: u64,
@@ -129,6 +132,7 @@ impl Event {
             pkt_len: raw.pkt_len,
             paged_len: raw.paged_len,
             data: record[HEADER_SIZE..HEADER_SIZE + claimed].to_vec(),
+            retval: (raw.flags & FLAG_RETVAL != 0).then_some(raw.retval),
             reason: raw.reason,
             location: raw.location,
             stack_id: raw.stack_id,
@@ -167,6 +171,7 @@ pub mod tests {
             pkt_len: data.len() as u32,
             paged_len: 0,
             data,
+            retval: None,
             reason: 0,
             location: 0,
             stack_id: -1,
@@ -186,13 +191,14 @@ pub mod tests {
     #[test]
     fn the_header_matches_the_c_layout() {
         // Offsets fixed by bpf/netcap.h; a change there must show here.
-        assert_eq!(HEADER_SIZE, 112);
+        assert_eq!(HEADER_SIZE, 120);
         assert_eq!(std::mem::offset_of!(RawEvent, location), 24);
-        assert_eq!(std::mem::offset_of!(RawEvent, stack_id), 36);
-        assert_eq!(std::mem::offset_of!(RawEvent, pkt_len), 40);
-        assert_eq!(std::mem::offset_of!(RawEvent, trace_index), 68);
-        assert_eq!(std::mem::offset_of!(RawEvent, ifname), 76);
-        assert_eq!(std::mem::offset_of!(RawEvent, comm), 92);
+        assert_eq!(std::mem::offset_of!(RawEvent, retval), 32);
+        assert_eq!(std::mem::offset_of!(RawEvent, stack_id), 44);
+        assert_eq!(std::mem::offset_of!(RawEvent, pkt_len), 48);
+        assert_eq!(std::mem::offset_of!(RawEvent, trace_index), 76);
+        assert_eq!(std::mem::offset_of!(RawEvent, ifname), 84);
+        assert_eq!(std::mem::offset_of!(RawEvent, comm), 100);
     }
 
     #[test]

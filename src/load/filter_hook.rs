@@ -37,12 +37,14 @@ pub fn register_handlers() -> Result<()> {
     static ONCE: Once = Once::new();
     static mut RESULT: c_int = 0;
     ONCE.call_once(|| {
-        let sections: [(&CStr, u32, u32); 5] = [
+        let sections: [(&CStr, u32, u32); 7] = [
             (c"tp_btf", libbpf_sys::BPF_PROG_TYPE_TRACING, libbpf_sys::BPF_TRACE_RAW_TP),
             (c"raw_tp", libbpf_sys::BPF_PROG_TYPE_RAW_TRACEPOINT, 0),
             (c"fentry", libbpf_sys::BPF_PROG_TYPE_TRACING, libbpf_sys::BPF_TRACE_FENTRY),
             (c"kprobe", libbpf_sys::BPF_PROG_TYPE_KPROBE, 0),
             (c"kprobe.multi", libbpf_sys::BPF_PROG_TYPE_KPROBE, libbpf_sys::BPF_TRACE_KPROBE_MULTI),
+            (c"fexit", libbpf_sys::BPF_PROG_TYPE_TRACING, libbpf_sys::BPF_TRACE_FEXIT),
+            (c"kretprobe", libbpf_sys::BPF_PROG_TYPE_KPROBE, 0),
         ];
         for (section, prog_type, attach_type) in sections {
             let opts = libbpf_sys::libbpf_prog_handler_opts {

@@ -105,11 +105,11 @@ impl Session {
                     Err(err) => failures.push((flavour, format!("{err:#}"))),
                 }
             }
-            let Some((flavour, (skel, link))) = success else {
+            let Some((flavour, (skel, links))) = success else {
                 return Err(attach_failure(target, &failures));
             };
             session.skels.push(skel);
-            let attached = Attached { target: target.clone(), flavour, fallbacks: failures, _links: vec![link] };
+            let attached = Attached { target: target.clone(), flavour, fallbacks: failures, _links: links };
             progress(Progress::Attached(&attached));
             session.attached.push(attached);
         }
@@ -194,6 +194,7 @@ struct ObjectConfig {
     ext_arg: Option<u32>,
     reason_arg: Option<u32>,
     location_arg: Option<u32>,
+    ret_arg: Option<u32>,
 }
 
 impl ObjectConfig {
@@ -204,6 +205,7 @@ impl ObjectConfig {
             ext_arg: target.extra_arg,
             reason_arg: target.reason_arg,
             location_arg: target.location_arg,
+            ret_arg: target.ret_arg,
         }
     }
 }
@@ -229,6 +231,7 @@ fn load_object(
     rodata.ext_arg = config.ext_arg.unwrap_or(NO_ARG);
     rodata.reason_arg = config.reason_arg.unwrap_or(NO_ARG);
     rodata.location_arg = config.location_arg.unwrap_or(NO_ARG);
+    rodata.ret_arg = config.ret_arg.unwrap_or(NO_ARG);
     rodata.capture_max = options.capture_max;
     if let Some(device) = &options.device {
         rodata.ifindex = device.ifindex;
@@ -246,6 +249,7 @@ fn load_object(
             open.maps.netcap_nest_map.reuse_fd(first.maps.netcap_nest_map.as_fd())?;
             open.maps.netcap_counters_map.reuse_fd(first.maps.netcap_counters_map.as_fd())?;
             open.maps.netcap_stacks_map.reuse_fd(first.maps.netcap_stacks_map.as_fd())?;
+            open.maps.netcap_entries_map.reuse_fd(first.maps.netcap_entries_map.as_fd())?;
         }
         None => {
             let slots = crate::kernel::possible_cpus() as u32 * NEST_MAX;
@@ -266,8 +270,15 @@ fn load_object(
             &mut progs.netcap_tp_btf_floor,
             &mut progs.netcap_kprobe_multi,
             &mut progs.netcap_kprobe_cookie,
+            &mut progs.netcap_fexit,
+            &mut progs.netcap_kretprobe,
+            &mut progs.netcap_kretprobe_entry,
         ] {
             prog.set_autoload(false);
+        }
+        // A kretprobe needs its entry half too.
+        if flavour == Flavour::Kretprobe {
+            progs.netcap_kretprobe_entry.set_autoload(true);
         }
         let chosen = match flavour {
             Flavour::TpBtfPaged => &mut progs.netcap_tp_btf_paged,
@@ -278,6 +289,8 @@ fn load_object(
             Flavour::Floor => &mut progs.netcap_tp_btf_floor,
             Flavour::KprobeMulti => &mut progs.netcap_kprobe_multi,
             Flavour::KprobeEach => &mut progs.netcap_kprobe_cookie,
+            Flavour::Fexit => &mut progs.netcap_fexit,
+            Flavour::Kretprobe => &mut progs.netcap_kretprobe,
         };
         chosen.set_autoload(true);
         if let Some(name) = attach_name {
@@ -303,29 +316,35 @@ fn attach_one(
     flavour: Flavour,
     options: &LoadOptions,
     shared: Option<&NetcapSkel<'static>>,
-) -> Result<(NetcapSkel<'static>, Link)> {
-    if flavour == Flavour::Kprobe && !kprobes_available() {
+) -> Result<(NetcapSkel<'static>, Vec<Link>)> {
+    if matches!(flavour, Flavour::Kprobe | Flavour::Kretprobe) && !kprobes_available() {
         bail!("this kernel has no kprobes (CONFIG_KPROBES is off)");
     }
     // For tests of the fallback, and for kernels whose fentry misbehaves.
-    if flavour == Flavour::Fentry && std::env::var_os("NETCAP_NO_FENTRY").is_some() {
+    if matches!(flavour, Flavour::Fentry | Flavour::Fexit) && std::env::var_os("NETCAP_NO_FENTRY").is_some() {
         bail!("disabled by NETCAP_NO_FENTRY");
     }
     let name = target.spec.name.as_str();
-    let needs_target = matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Floor);
+    let needs_target =
+        matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor);
     let skel = load_object(&ObjectConfig::of(target, index), flavour, needs_target.then_some(name), options, shared)?;
     let progs = &skel.progs;
-    let link = match flavour {
-        Flavour::TpBtfPaged => progs.netcap_tp_btf_paged.attach_trace(),
-        Flavour::TpBtf => progs.netcap_tp_btf.attach_trace(),
-        Flavour::RawTp => progs.netcap_raw_tp.attach_raw_tracepoint(name),
-        Flavour::Fentry => progs.netcap_fentry.attach_trace(),
-        Flavour::Kprobe => progs.netcap_kprobe.attach_kprobe(false, name),
-        Flavour::Floor => progs.netcap_tp_btf_floor.attach_trace(),
+    let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
+    let links = match flavour {
+        Flavour::TpBtfPaged => vec![attach(progs.netcap_tp_btf_paged.attach_trace())?],
+        Flavour::TpBtf => vec![attach(progs.netcap_tp_btf.attach_trace())?],
+        Flavour::RawTp => vec![attach(progs.netcap_raw_tp.attach_raw_tracepoint(name))?],
+        Flavour::Fentry => vec![attach(progs.netcap_fentry.attach_trace())?],
+        Flavour::Fexit => vec![attach(progs.netcap_fexit.attach_trace())?],
+        Flavour::Kprobe => vec![attach(progs.netcap_kprobe.attach_kprobe(false, name))?],
+        Flavour::Kretprobe => vec![
+            attach(progs.netcap_kretprobe_entry.attach_kprobe(false, name))?,
+            attach(progs.netcap_kretprobe.attach_kprobe(true, name))?,
+        ],
+        Flavour::Floor => vec![attach(progs.netcap_tp_btf_floor.attach_trace())?],
         Flavour::KprobeMulti | Flavour::KprobeEach => bail!("{} attaches groups only", flavour.label()),
-    }
-    .map_err(|err| anyhow!("attaching: {}", root_cause(&err)))?;
-    Ok((skel, link))
+    };
+    Ok((skel, links))
 }
 
 /// The cookie of one pattern function: see NETCAP_COOKIE_* in bpf/netcap.h.
@@ -349,7 +368,8 @@ fn attach_group(
             grouped.len()
         );
     }
-    let config = ObjectConfig { trace_index: 0, skb_arg: 0, ext_arg: None, reason_arg: None, location_arg: None };
+    let config =
+        ObjectConfig { trace_index: 0, skb_arg: 0, ext_arg: None, reason_arg: None, location_arg: None, ret_arg: None };
     let mut fallbacks = Vec::new();
     let multi = load_object(&config, Flavour::KprobeMulti, None, options, shared).and_then(|skel| {
         let opts = libbpf_rs::KprobeMultiOpts {

@@ -22,6 +22,10 @@ pub enum Flavour {
     Kprobe,
     /// An empty tp_btf program: the floor for benchmarks (--bench-floor).
     Floor,
+    /// Return values: fexit.
+    Fexit,
+    /// Return values: a kprobe at entry and a kretprobe at return.
+    Kretprobe,
     /// Many functions of a pattern under one kprobe-multi link.
     KprobeMulti,
     /// Many functions of a pattern, one kprobe each (no kprobe-multi).
@@ -37,6 +41,8 @@ impl Flavour {
             Flavour::Fentry => "fentry",
             Flavour::Kprobe => "kprobe",
             Flavour::Floor => "tp_btf (empty benchmark floor)",
+            Flavour::Fexit => "fexit",
+            Flavour::Kretprobe => "kretprobe",
             Flavour::KprobeMulti => "kprobe-multi",
             Flavour::KprobeEach => "kprobe (one per function)",
         }
@@ -55,6 +61,8 @@ pub struct Target {
     pub reason_arg: Option<u32>,
     /// 0-based argument holding the code address of a drop (kfree_skb's `location`).
     pub location_arg: Option<u32>,
+    /// Return probes: the context slot after the arguments, where fexit finds the result.
+    pub ret_arg: Option<u32>,
     /// Attach mechanisms to try, best first.
     pub flavours: Vec<Flavour>,
     /// Description of every argument, for --dry-run and `list`.
@@ -90,8 +98,6 @@ pub enum PlanError {
     NoSuchArgument { name: String, given: u32, count: usize, signature: String },
     #[error("'{name}' takes struct sk_buff * in arguments {positions}: say which with {name}@N")]
     AmbiguousSkbArgument { name: String, positions: String },
-    #[error("{0} is not supported yet: return values arrive with kernel function support (use fentry:/kprobe: or a tracepoint)")]
-    ReturnProbe(String),
     #[error("'{0}' is given twice")]
     Duplicate(String),
     #[error("'{0}' matches no kernel function that takes a struct sk_buff * and can be traced")]
@@ -169,9 +175,8 @@ fn resolve_one(
             let flavours = match mode {
                 FunctionMode::Fentry => vec![Flavour::Fentry, Flavour::Kprobe],
                 FunctionMode::Kprobe => vec![Flavour::Kprobe],
-                FunctionMode::Fexit | FunctionMode::Kretprobe => {
-                    return Err(PlanError::ReturnProbe(spec.to_string()));
-                }
+                FunctionMode::Fexit => vec![Flavour::Fexit, Flavour::Kretprobe],
+                FunctionMode::Kretprobe => vec![Flavour::Kretprobe],
             };
             (btf.params(proto), flavours)
         }
@@ -257,6 +262,8 @@ fn resolve_one(
         extra_arg: spec.extra_arg.map(|n| n - 1),
         reason_arg,
         location_arg,
+        ret_arg: matches!(spec.kind, PointKind::Function(FunctionMode::Fexit | FunctionMode::Kretprobe))
+            .then_some(params.len() as u32),
         flavours,
         signature,
     })
@@ -402,6 +409,14 @@ mod tests {
         // sk_skb_reason_drop(sk, skb, reason): a function says why, not where.
         assert_eq!((targets[2].reason_arg, targets[2].location_arg), (Some(2), None));
         assert_eq!(targets[3].reason_arg, None);
+    }
+
+    #[test]
+    fn return_probes_know_where_the_result_is() {
+        let targets = plan("fexit:ip_rcv,kretprobe:ip_local_deliver_finish,ip_rcv_finish").unwrap();
+        assert_eq!((targets[0].ret_arg, targets[0].flavours.clone()), (Some(4), vec![Flavour::Fexit, Flavour::Kretprobe]));
+        assert_eq!((targets[1].ret_arg, targets[1].flavours.clone()), (Some(3), vec![Flavour::Kretprobe]));
+        assert_eq!(targets[2].ret_arg, None);
     }
 
     #[test]

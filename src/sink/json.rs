@@ -79,6 +79,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
                 .map(|hop| json!({ "point": context.point_name(hop.trace_index), "delay_ns": hop.delay_ns, "device": hop.device }))
                 .collect::<Vec<_>>()
         }),
+        "retval": event.retval,
         "ext_arg": event.ext_arg,
         "data": hex(&event.data),
     })

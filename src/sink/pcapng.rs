@@ -91,6 +91,9 @@ pub fn comment(event: &Event, context: &Context) -> String {
             text.push_str(&format!(" location={location}"));
         }
     }
+    if let Some(value) = event.retval {
+        text.push_str(&format!(" ret={value}"));
+    }
     if let Some(frames) = &event.stack {
         text.push_str(&format!(" stack={}", frames.join("|")));
     }

@@ -13,7 +13,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use thiserror::Error;
 
 use super::pcap;
-use super::text::{drop_suffix, journey_lines, stack_lines};
+use super::text::{drop_suffix, journey_lines, retval_suffix, stack_lines};
 use super::{Context, Sink};
 use crate::event::Event;
 
@@ -142,7 +142,7 @@ impl<W: Write> Sink for TcpdumpSink<W> {
         self.fed += 2;
         let lines = self.read_block(packet)?;
         let device = if event.ifname.is_empty() { "-" } else { &event.ifname };
-        let mut text = format!("{} {}{}", context.point(event), device, drop_suffix(event));
+        let mut text = format!("{} {}{}{}", context.point(event), device, drop_suffix(event), retval_suffix(event));
         for line in &lines {
             text.push('\n');
             text.push_str(line);

@@ -43,6 +43,7 @@ pub fn line(event: &Event, context: &Context) -> String {
         text.push_str(" [paged data not captured]");
     }
     text.push_str(&drop_suffix(event));
+    text.push_str(&retval_suffix(event));
     text.push_str(&journey_lines(event, context));
     text.push_str(&stack_lines(event, context));
     text
@@ -63,6 +64,11 @@ pub fn journey_lines(event: &Event, context: &Context) -> String {
         }
     }
     text
+}
+
+/// " [ret N]" for return probes, or nothing.
+pub fn retval_suffix(event: &Event) -> String {
+    event.retval.map(|value| format!(" [ret {value}]")).unwrap_or_default()
 }
 
 /// " [drop REASON at LOCATION]", or nothing.

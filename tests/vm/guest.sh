@@ -143,3 +143,20 @@ echo "NETCAP-VM: info every skb function: $(grep -o "[0-9]* functions attached b
 # (Early on the send path the IP header is not filled in yet: not every line decodes.)
 check every_skb_function sh -c '[ "$(grep -o "[0-9]* functions attached" /tmp/err | cut -d" " -f1)" -ge 500 ] &&
   [ "$(wc -l </tmp/out)" = 6 ] && [ "$(grep -c "ICMP echo request" /tmp/out)" -ge 4 ]'
+
+# 11. Return values: fexit, and its fallback to a kretprobe. (At return the skb must
+# still exist: functions that free it, like ip_rcv, show nothing there.)
+if start skb -f fexit:ip_route_input_noref -i vb -e icmp -c 2; then
+  ping -c 2 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+check fexit_return_value sh -c 'grep -q "fexit:ip_route_input_noref attached by fexit" /tmp/err &&
+  [ "$(grep -c "ip_route_input_noref vb len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[ret 0\]" /tmp/out)" = 2 ]'
+export NETCAP_NO_FENTRY=1
+if start skb -f fexit:ip_route_input_noref -i vb -e icmp -c 2; then
+  ping -c 2 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+unset NETCAP_NO_FENTRY
+check kretprobe_return_value sh -c 'grep -q "fexit:ip_route_input_noref attached by kretprobe (fexit failed: disabled by NETCAP_NO_FENTRY)" /tmp/err &&
+  [ "$(grep -c "ICMP echo request.* \[ret 0\]" /tmp/out)" = 2 ]'
