@@ -87,11 +87,7 @@ fn flood_pings_from_two_namespaces_are_never_joined_with_each_other() {
           "--gather-buffer-size", "2048"],
         &dir,
     );
-    let flood = |pair: &Pair| {
-        let a = pair.a.clone();
-        std::thread::spawn(move || run("ip", &["netns", "exec", &a, "ping", "-f", "-c", "500", "-w", "20", ADDR_B]))
-    };
-    let (one, two) = (flood(&first), flood(&second));
+    let (one, two) = (first.flood(500), second.flood(500));
     assert!(one.join().unwrap().status.success());
     assert!(two.join().unwrap().status.success());
     let out = netcap.interrupt();

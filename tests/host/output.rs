@@ -85,11 +85,7 @@ fn tcpdump_text_stays_with_netcap_s_line_for_every_packet_under_load() {
     let dir = scratch_dir("tcpdump-blocks");
     // In the root namespace without -i: sees all four devices.
     let netcap = Netcap::start(None, &["skb", "-f", "tp:net:netif_receive_skb", "-e", "icmp", "-t", "-nnv"], &dir);
-    let flood = |pair: &Pair| {
-        let a = pair.a.clone();
-        std::thread::spawn(move || run("ip", &["netns", "exec", &a, "ping", "-f", "-c", "400", "-w", "20", ADDR_B]))
-    };
-    let (one, two) = (flood(&first), flood(&second));
+    let (one, two) = (first.flood(400), second.flood(400));
     assert!(one.join().unwrap().status.success());
     assert!(two.join().unwrap().status.success());
     let out = netcap.interrupt();
@@ -179,9 +175,7 @@ fn ctrl_c_in_the_middle_of_a_capture_leaves_a_valid_file() {
     let file = dir.join("cut.pcapng");
     let file = file.to_str().unwrap();
     let netcap = Netcap::start(Some(&pair.b), &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-w", file], &dir);
-    let a = pair.a.clone();
-    let flood =
-        std::thread::spawn(move || run("ip", &["netns", "exec", &a, "ping", "-f", "-c", "3000", "-w", "20", ADDR_B]));
+    let flood = pair.flood(3000);
     std::thread::sleep(Duration::from_millis(300));
     // SIGINT while packets are still arriving.
     let out = netcap.interrupt();

@@ -87,6 +87,13 @@ impl Pair {
         run("ip", &full)
     }
 
+    /// Starts a flood ping of `count` packets from a to b (bounded to 20 s).
+    pub fn flood(&self, count: u32) -> std::thread::JoinHandle<Output> {
+        let a = self.a.clone();
+        let count = count.to_string();
+        std::thread::spawn(move || run("ip", &["netns", "exec", &a, "ping", "-f", "-c", &count, "-w", "20", ADDR_B]))
+    }
+
     /// `count` pings from a to b, 0.05 s apart, bounded by `timeout`.
     pub fn ping(&self, count: u32, size: u32) -> Output {
         self.exec(
@@ -163,7 +170,7 @@ impl Netcap {
     }
 
     /// Sends SIGINT (as Ctrl-C does) and collects the result.
-    pub fn interrupt(mut self) -> Finished {
+    pub fn interrupt(self) -> Finished {
         // Let the last events reach user space first.
         std::thread::sleep(Duration::from_millis(300));
         // SAFETY: signalling our own child by its PID.
