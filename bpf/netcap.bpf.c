@@ -13,6 +13,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 #include "netcap.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -160,6 +161,54 @@ static __noinline int netcap_read_skb(struct sk_buff *skb, __u8 *dst,
  * Copies the packet into scratch->data and fills the header fields that
  * describe it. Returns false when the skb holds no packet netcap can show.
  */
+/*
+ * --fake-hdr: an skb on the send path before the IP layer built its
+ * headers has neither MAC nor network header. Writes a zero-MAC Ethernet
+ * header and an IPv4 or IPv6 header made from the socket (addresses,
+ * protocol, lengths) at dst; returns their length, 0 when the socket is
+ * of another family. Offsets from BTF (CO-RE), never version tables.
+ */
+static __always_inline __u32 netcap_fake_headers(struct sock *sk, __u8 *dst,
+						 __u32 l4_len)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u8 protocol = BPF_CORE_READ(sk, sk_protocol);
+	__u16 length;
+
+	__builtin_memset(dst, 0, 12);
+	if (family == 2 /* AF_INET */) {
+		length = bpf_htons(20 + l4_len);
+		dst[12] = 0x08;
+		dst[13] = 0x00;
+		__builtin_memset(dst + 14, 0, 20);
+		dst[14] = 0x45;
+		__builtin_memcpy(dst + 16, &length, 2);
+		dst[22] = 64; /* TTL */
+		dst[23] = protocol;
+		bpf_core_read(dst + 26, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(dst + 30, 4, &sk->__sk_common.skc_daddr);
+		return 34;
+	}
+	if (family == 10 /* AF_INET6 */) {
+		length = bpf_htons(l4_len);
+		dst[12] = 0x86;
+		dst[13] = 0xdd;
+		__builtin_memset(dst + 14, 0, 8);
+		dst[14] = 0x60;
+		__builtin_memcpy(dst + 18, &length, 2);
+		dst[20] = protocol;
+		dst[21] = 64; /* hop limit */
+		bpf_core_read(dst + 22, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(dst + 38, 16, &sk->__sk_common.skc_v6_daddr);
+		return 54;
+	}
+	return 0;
+}
+
+/*
+ * Copies the packet into scratch->data and fills the header fields that
+ * describe it. Returns false when the skb holds no packet netcap can show.
+ */
 static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
 					       struct netcap_scratch *scratch,
 					       bool direct, bool paged_reads)
@@ -173,32 +222,51 @@ static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
 	__u32 paged = netcap_read(direct, skb, data_len);
 	unsigned char *start;
 	long before_data, linear_end, want;
+	/* Bytes netcap made up in front of the copy (--fake-hdr). */
+	__u32 made = 0;
 
-	if (netcap_header_set(mac) && mac != network) {
+	event->flags = 0;
+	if (netcap_cfg.skb_data) {
+		start = data + netcap_cfg.skb_data_offset;
+		event->link = netcap_header_set(mac) && head + mac == start ?
+				      NETCAP_LINK_ETHERNET :
+				      NETCAP_LINK_RAW;
+	} else if (netcap_header_set(mac) && mac != network) {
 		start = head + mac;
 		event->link = NETCAP_LINK_ETHERNET;
 	} else if (netcap_header_set(network) && network) {
 		start = head + network;
 		event->link = NETCAP_LINK_RAW;
 	} else {
-		netcap_count(NETCAP_COUNTER_NO_HEADER);
-		return false;
+		struct sock *sk = netcap_cfg.fake_hdr ? netcap_read(direct, skb, sk) : NULL;
+
+		if (sk)
+			made = netcap_fake_headers(sk, scratch->data, len);
+		if (!made) {
+			netcap_count(NETCAP_COUNTER_NO_HEADER);
+			return false;
+		}
+		start = data;
+		event->link = NETCAP_LINK_ETHERNET;
+		event->flags |= NETCAP_EVENT_SYNTHESIZED;
 	}
+	made &= 0x3f;
 	/* Headers already pulled (receive path) lie before skb->data. */
 	before_data = data - start;
 	if (before_data < -(long)len || before_data > 0xffff)
 		return false;
-	event->pkt_len = len + before_data;
+	event->pkt_len = len + before_data + made;
 	event->paged_len = paged;
-	event->flags = 0;
 
+	/* What to copy from the skb, after what was made up. */
 	want = event->pkt_len;
 	if (want > netcap_cfg.capture_max)
 		want = netcap_cfg.capture_max;
+	want -= made;
 	if (want <= 0)
 		return false;
 	want &= 0xffff;
-	event->cap_len = want;
+	event->cap_len = want + made;
 
 	/* The linear area ends paged bytes before skb->data + len. */
 	linear_end = before_data + len - paged;
@@ -211,10 +279,10 @@ static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
 			prefix = want;
 		prefix &= 0xffff;
 		if (prefix &&
-		    bpf_probe_read_kernel(scratch->data, prefix, start))
+		    bpf_probe_read_kernel(scratch->data + made, prefix, start))
 			goto fault;
 		/* Bounded for the verifier: offset and length each below 64 KiB. */
-		if (netcap_read_skb(skb, scratch->data + (prefix & 0xffff),
+		if (netcap_read_skb(skb, scratch->data + made + (prefix & 0xffff),
 				    (want - prefix) & 0xffff, skip & 0xffff))
 			goto fault;
 		return true;
@@ -223,11 +291,11 @@ static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
 		if (linear_end <= 0)
 			return false;
 		want = linear_end & 0xffff;
-		event->cap_len = want;
+		event->cap_len = want + made;
 		event->flags |= NETCAP_EVENT_PAGED_MISSED;
 	}
 	/* All wanted bytes are linear: one read, the common and cheap case. */
-	if (bpf_probe_read_kernel(scratch->data, want & 0xffff, start))
+	if (bpf_probe_read_kernel(scratch->data + made, want & 0xffff, start))
 		goto fault;
 	return true;
 fault:

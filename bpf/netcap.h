@@ -41,6 +41,8 @@ enum netcap_event_flags {
 	NETCAP_EVENT_PAGED_MISSED = 1 << 0,
 	/* retval holds the traced function's return value (fexit, kretprobe). */
 	NETCAP_EVENT_RETVAL = 1 << 1,
+	/* The L2 and L3 headers were made up from the socket (--fake-hdr). */
+	NETCAP_EVENT_SYNTHESIZED = 1 << 2,
 };
 
 enum netcap_counter {
@@ -91,6 +93,9 @@ struct netcap_config {
 	__u32 location_arg; /* 0-based argument holding a drop location, or NETCAP_NO_ARG */
 	__u32 stack;       /* 1: record the kernel stack of each event */
 	__u32 ret_arg;     /* fexit: the context slot of the return value */
+	__u32 fake_hdr;    /* 1: make up missing headers from the socket */
+	__u32 skb_data;    /* 1: the packet starts at skb->data + skb_data_offset */
+	__s32 skb_data_offset;
 };
 
 #endif /* NETCAP_H */

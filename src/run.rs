@@ -91,6 +91,8 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         ring_bytes: args.ring_buffer_mb << 20,
         filter,
         stacks: args.stack_dump,
+        fake_headers: args.fake_hdr,
+        skb_data: (args.skb_data || args.skb_data_offset != 0).then_some(args.skb_data_offset),
     };
     let terminal = io::stderr().is_terminal();
     let session = Session::attach(&targets, &options, |progress| match progress {

@@ -101,8 +101,8 @@ pub struct SkbArgs {
     #[arg(long = "skb-data")]
     pub skb_data: bool,
 
-    /// With --skb-data: start this many bytes after skb->data.
-    #[arg(long = "skb-data-offset", default_value_t = 0)]
+    /// With --skb-data: start this many bytes after skb->data (may be negative).
+    #[arg(long = "skb-data-offset", default_value_t = 0, allow_negative_numbers = true)]
     pub skb_data_offset: i32,
 
     /// User C filter: `int xcap_ext_filter(void *ext, void *pkt, u16 trace_index)`.
@@ -160,11 +160,6 @@ fn ring_size(text: &str) -> Result<u32, String> {
 impl SkbArgs {
     /// Options this build accepts on the command line but cannot honour yet.
     pub fn unsupported(&self) -> Option<&'static str> {
-        let checks: [(bool, &'static str); 3] = [
-            (self.fake_hdr, "--fake-hdr"),
-            (self.skb_data || self.skb_data_offset != 0, "--skb-data"),
-            (self.ext_filter.is_some() || self.ext_action.is_some(), "--ext-filter/--ext-action"),
-        ];
-        checks.into_iter().find(|(used, _)| *used).map(|(_, name)| name)
+        (self.ext_filter.is_some() || self.ext_action.is_some()).then_some("--ext-filter/--ext-action")
     }
 }

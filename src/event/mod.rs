@@ -19,6 +19,7 @@ pub enum Link {
 
 pub const FLAG_PAGED_MISSED: u8 = 1;
 pub const FLAG_RETVAL: u8 = 2;
+pub const FLAG_SYNTHESIZED: u8 = 4;
 
 /// One later trace point of a gathered journey (--gather).
 #[derive(Debug, Clone, PartialEq, Eq)]

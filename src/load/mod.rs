@@ -31,6 +31,10 @@ pub struct LoadOptions {
     pub filter: Option<Filter>,
     /// Record the kernel stack of each event (-S).
     pub stacks: bool,
+    /// Make up missing L2/L3 headers from the socket (--fake-hdr).
+    pub fake_headers: bool,
+    /// Read the packet from skb->data plus this offset (--skb-data).
+    pub skb_data: Option<i32>,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -239,6 +243,9 @@ fn load_object(
     }
     rodata.filter = u32::from(options.filter.is_some());
     rodata.stack = u32::from(options.stacks);
+    rodata.fake_hdr = u32::from(options.fake_headers);
+    rodata.skb_data = u32::from(options.skb_data.is_some());
+    rodata.skb_data_offset = options.skb_data.unwrap_or(0);
     // User space also polls on a timer; wake it early when an eighth is full.
     rodata.wakeup_bytes = options.ring_bytes / 8;
 
@@ -482,7 +489,15 @@ mod tests {
                 Err(e) => panic!("{expression}: {e}"),
             };
             let options =
-                LoadOptions { capture_max: 256, device: None, ring_bytes: 1 << 16, filter: Some(filter), stacks: false };
+                LoadOptions {
+                capture_max: 256,
+                device: None,
+                ring_bytes: 1 << 16,
+                filter: Some(filter),
+                stacks: false,
+                fake_headers: false,
+                skb_data: None,
+            };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));
             assert_eq!(session.attached[0].flavour, Flavour::TpBtfPaged, "'{expression}' fell back");

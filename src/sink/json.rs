@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde_json::{Map, Value, json};
 
 use super::{Context, Sink};
-use crate::event::{Event, FLAG_PAGED_MISSED, Link};
+use crate::event::{Event, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED, Link};
 use crate::packet;
 
 pub struct JsonSink<W: Write> {
@@ -63,6 +63,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "caplen": event.data.len(),
         "paged_len": event.paged_len,
         "paged_data_captured": event.flags & FLAG_PAGED_MISSED == 0,
+        "headers_synthesized": event.flags & FLAG_SYNTHESIZED != 0,
         "link": match event.link { Link::Ethernet => "ethernet", Link::Raw => "ip" },
         "skb": format!("0x{:x}", event.skb),
         "cpu": event.cpu,

@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 
 use super::{Context, Sink};
-use crate::event::{Event, FLAG_PAGED_MISSED, Link};
+use crate::event::{Event, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED, Link};
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE_DESCRIPTION: u32 = 1;
@@ -84,6 +84,9 @@ pub fn comment(event: &Event, context: &Context) -> String {
     }
     if event.flags & FLAG_PAGED_MISSED != 0 {
         text.push_str(" paged_data=not_captured");
+    }
+    if event.flags & FLAG_SYNTHESIZED != 0 {
+        text.push_str(" headers=synthesized");
     }
     if let Some(drop) = &event.drop {
         text.push_str(&format!(" drop={}", drop.reason));

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::{Context, Sink};
-use crate::event::{Event, FLAG_PAGED_MISSED};
+use crate::event::{Event, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED};
 use crate::packet;
 use crate::pipeline::gather::duration;
 
@@ -41,6 +41,9 @@ pub fn line(event: &Event, context: &Context) -> String {
     );
     if event.flags & FLAG_PAGED_MISSED != 0 {
         text.push_str(" [paged data not captured]");
+    }
+    if event.flags & FLAG_SYNTHESIZED != 0 {
+        text.push_str(" [headers synthesized]");
     }
     text.push_str(&drop_suffix(event));
     text.push_str(&retval_suffix(event));

@@ -238,3 +238,23 @@ fn list_shows_trace_points_with_the_skb_position() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("ip_local_deliver_finish@3 (struct net *net, struct sock *sk, struct sk_buff *skb)"), "{stdout}");
 }
+
+#[test]
+fn skb_data_reads_from_skb_data_and_its_offset() {
+    let Some(_guard) = root_test("skb_data_reads_from_skb_data_and_its_offset") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("skb-data");
+    // At netif_receive_skb the MAC header is already pulled: skb->data is the IP header.
+    for (offset, length) in [("0", 84), ("-14", 98)] {
+        let netcap = Netcap::start(
+            Some(&pair.b),
+            &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-e", "icmp", "--skb-data", "--skb-data-offset", offset],
+            &dir,
+        );
+        assert!(pair.ping(2, 56).status.success());
+        let out = netcap.interrupt();
+        assert!(out.status.success(), "{}", out.stderr);
+        let seen = lines_with(&out.stdout, &format!("len {length} IP {ADDR_A} > {ADDR_B}: ICMP echo request"));
+        assert_eq!(seen.len(), 2, "offset {offset}:\n{}", out.stdout);
+    }
+}

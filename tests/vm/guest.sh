@@ -20,10 +20,14 @@ nsenter -t "$B" -n $IP link set vb up
 nsenter -t "$B" -n $IP link set lo up
 echo "NETCAP-VM: kernel $(uname -r)"
 
-# Starts netcap in namespace b with "$@"; waits until it traces.
+# Starts netcap in namespace b (a with IN_A=1) with "$@"; waits until it traces.
 start() {
   rm -f /tmp/out /tmp/err
-  nsenter -t "$B" -n /bin/netcap "$@" >/tmp/out 2>/tmp/err &
+  if [ -n "$IN_A" ]; then
+    /bin/netcap "$@" >/tmp/out 2>/tmp/err &
+  else
+    nsenter -t "$B" -n /bin/netcap "$@" >/tmp/out 2>/tmp/err &
+  fi
   NETCAP=$!
   for _ in $(seq 600); do
     grep -q "Ctrl-C to stop" /tmp/err 2>/dev/null && return 0
@@ -160,3 +164,19 @@ fi
 unset NETCAP_NO_FENTRY
 check kretprobe_return_value sh -c 'grep -q "fexit:ip_route_input_noref attached by kretprobe (fexit failed: disabled by NETCAP_NO_FENTRY)" /tmp/err &&
   [ "$(grep -c "ICMP echo request.* \[ret 0\]" /tmp/out)" = 2 ]'
+
+# 12. The send path before the IP header exists: --fake-hdr makes it up from
+# the socket; without it such skbs are skipped and counted.
+IN_A=1
+if start skb -f __ip_queue_xmit -e "tcp dst port 9000" --fake-hdr -c 1; then
+  nc -w 2 198.18.0.2 9000 </dev/null >/dev/null 2>&1
+  finish
+fi
+check fake_headers_from_the_socket sh -c 'grep -q "__ip_queue_xmit - len [0-9]* IP 198.18.0.1.[0-9]* > 198.18.0.2.9000: Flags \[S\], seq [0-9]*, win [0-9]*, options \[mss 1460" /tmp/out &&
+  grep -q "\[headers synthesized\]" /tmp/out'
+if start skb -f __ip_queue_xmit -e "tcp dst port 9000"; then
+  nc -w 1 198.18.0.2 9000 </dev/null >/dev/null 2>&1
+  finish
+fi
+IN_A=
+check without_fake_headers_skipped_and_counted sh -c '[ ! -s /tmp/out ] && grep -q "skipped without headers" /tmp/err'
