@@ -18,6 +18,8 @@ $IP link set va up
 nsenter -t "$B" -n $IP addr add 198.18.0.2/24 dev vb
 nsenter -t "$B" -n $IP link set vb up
 nsenter -t "$B" -n $IP link set lo up
+$IP -6 addr add fd00:198:18::1/64 dev va nodad
+nsenter -t "$B" -n $IP -6 addr add fd00:198:18::2/64 dev vb nodad
 echo "NETCAP-VM: kernel $(uname -r)"
 
 # Starts netcap in namespace b (a with IN_A=1) with "$@"; waits until it traces.
@@ -178,5 +180,13 @@ if start skb -f __ip_queue_xmit -e "tcp dst port 9000"; then
   nc -w 1 198.18.0.2 9000 </dev/null >/dev/null 2>&1
   finish
 fi
-IN_A=
 check without_fake_headers_skipped_and_counted sh -c '[ ! -s /tmp/out ] && grep -q "skipped without headers" /tmp/err'
+
+# IPv6: the header is made from the socket's IPv6 addresses; the filter sees it.
+if start skb -f inet6_csk_xmit -e "ip6 and tcp dst port 9000" --fake-hdr -c 1; then
+  nc -w 2 fd00:198:18::2 9000 </dev/null >/dev/null 2>&1
+  finish
+fi
+IN_A=
+check fake_ipv6_headers_from_the_socket sh -c 'grep -q "inet6_csk_xmit - len [0-9]* IP6 fd00:198:18::1.[0-9]* > fd00:198:18::2.9000: Flags \[S\]" /tmp/out &&
+  grep -q "\[headers synthesized\]" /tmp/out'

@@ -21,12 +21,21 @@ esac
 [ -x "$netcap" ] || { echo "vm: build netcap first (cargo build --release)" >&2; exit 2; }
 
 # The newest package of the series, downloaded and unpacked once.
-package=$(apt-cache search --names-only "$pattern" | awk '{print $1}' | sort -V | tail -n 1)
-[ -n "$package" ] || { echo "vm: no package matches $pattern (run apt-get update)" >&2; exit 1; }
+newest() { apt-cache search --names-only "$pattern" | awk '{print $1}' | sort -V | tail -n 1; }
+package=$(newest)
+[ -n "$package" ] || { apt-get update -qq && package=$(newest); }
+[ -n "$package" ] || { echo "vm: no package matches $pattern" >&2; exit 1; }
 mkdir -p "$cache"
+if [ ! -d "$cache/$package" ]; then
+  # Package lists can be older than the mirror: refresh once if the download fails.
+  if ! (cd "$cache" && apt-get download "$package" >/dev/null 2>&1); then
+    apt-get update -qq
+    package=$(newest)
+    (cd "$cache" && apt-get download "$package" >/dev/null)
+  fi
+fi
 tree=$cache/$package
 if [ ! -d "$tree" ]; then
-  (cd "$cache" && apt-get download "$package" >/dev/null 2>&1)
   rm -rf "$tree.partial"
   dpkg-deb -x "$cache/${package}"_*.deb "$tree.partial"
   mv "$tree.partial" "$tree"
