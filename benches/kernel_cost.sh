@@ -7,6 +7,8 @@
 # Usage (root): benches/kernel_cost.sh [ROUNDS] [PINGS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=../scripts/veth-pair.sh
+source scripts/veth-pair.sh
 rounds=${1:-5}
 pings=${2:-20000}
 netcap=$PWD/target/release/netcap
@@ -17,19 +19,12 @@ work=$(mktemp -d)
 previous_stats=$(sysctl -n kernel.bpf_stats_enabled)
 cleanup() {
   [ -n "${netcap_pid:-}" ] && kill "$netcap_pid" 2>/dev/null || true
-  ip netns delete "$a" 2>/dev/null || true
-  ip netns delete "$b" 2>/dev/null || true
+  remove_veth_pair
   sysctl -qw kernel.bpf_stats_enabled="$previous_stats"
   rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$a"
-ip netns add "$b"
-ip link add veth-a netns "$a" type veth peer name veth-b netns "$b"
-ip -n "$a" addr add 198.18.0.1/24 dev veth-a
-ip -n "$b" addr add 198.18.0.2/24 dev veth-b
-ip -n "$a" link set veth-a up
-ip -n "$b" link set veth-b up
+make_veth_pair
 sysctl -qw kernel.bpf_stats_enabled=1
 
 # Prints "run_time_ns run_cnt" summed over netcap's loaded programs.

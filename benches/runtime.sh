@@ -9,6 +9,8 @@
 # Usage (root): benches/runtime.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=../scripts/veth-pair.sh
+source scripts/veth-pair.sh
 rounds=${1:-3}
 netcap=$PWD/target/release/netcap
 [ -x "$netcap" ] || cargo build --release --locked --quiet
@@ -19,18 +21,11 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  ip netns delete "$a" 2>/dev/null || true
-  ip netns delete "$b" 2>/dev/null || true
+  remove_veth_pair
   rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$a"
-ip netns add "$b"
-ip link add veth-a netns "$a" type veth peer name veth-b netns "$b"
-ip -n "$a" addr add 198.18.0.1/24 dev veth-a
-ip -n "$b" addr add 198.18.0.2/24 dev veth-b
-ip -n "$a" link set veth-a up
-ip -n "$b" link set veth-b up
+make_veth_pair
 ip netns exec "$b" iperf3 -s -D -1 >/dev/null 2>&1 || true
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }

@@ -4,6 +4,8 @@
 # where each packet went and where the dropped ones died. Cleans up on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=../scripts/veth-pair.sh
+source scripts/veth-pair.sh
 # shellcheck source=setup.sh
 source scripts/setup.sh
 if [ "$(id -u)" -ne 0 ]; then
@@ -18,24 +20,13 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  ip netns delete "$a" 2>/dev/null || true
-  ip netns delete "$b" 2>/dev/null || true
+  remove_veth_pair
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ip netns add "$a"
-ip netns add "$b"
-ip link add veth-a netns "$a" type veth peer name veth-b netns "$b"
-ip -n "$a" addr add 198.18.0.1/24 dev veth-a
-ip -n "$b" addr add 198.18.0.2/24 dev veth-b
-for ns in "$a" "$b"; do
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-  ip -n "$ns" link set lo up
-done
-ip -n "$a" link set veth-a up
-ip -n "$b" link set veth-b up
+make_veth_pair
 
 # Starts netcap in namespace b, in the background, once it is tracing.
 start_netcap() {
