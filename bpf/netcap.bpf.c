@@ -157,10 +157,50 @@ static __noinline int netcap_read_skb(struct sk_buff *skb, __u8 *dst,
 	return bpf_dynptr_read(dst, len, &bytes, offset, 0);
 }
 
+/* With the frame copied 4 bytes into data, moves its MACs to the front and
+ * writes the tag after them. */
+static __always_inline void netcap_insert_tag(struct netcap_scratch *scratch,
+					      __u32 tag, long copied)
+{
+	__u8 *data = scratch->data;
+
+	if (!tag)
+		return;
+	if (copied < 12) {
+		/* Too short to hold the tag's place: drop it. */
+		scratch->event.cap_len = 0;
+		return;
+	}
+	__builtin_memmove(data, data + 4, 12);
+	__builtin_memcpy(data + 12, &tag, 4);
+}
+
+/* Kernels before 6.2 flag a tag with this bit; later ones by vlan_all != 0. */
+struct sk_buff___vlan_present {
+	__u8 vlan_present : 1;
+} __attribute__((preserve_access_index));
+
 /*
- * Copies the packet into scratch->data and fills the header fields that
- * describe it. Returns false when the skb holds no packet netcap can show.
+ * The 802.1Q tag a driver moved out of the data (skb->vlan_all), in
+ * network order as it stood in the frame (TPID, TCI), or 0 for none.
+ * Mirrors skb_vlan_tag_present().
  */
+static __always_inline __u32 netcap_vlan_tag(struct sk_buff *skb, bool direct)
+{
+	__u16 proto = netcap_read(direct, skb, vlan_proto);
+	__u16 tci = netcap_read(direct, skb, vlan_tci);
+
+	if (bpf_core_field_exists(((struct sk_buff___vlan_present *)skb)->vlan_present)) {
+		if (!BPF_CORE_READ_BITFIELD_PROBED((struct sk_buff___vlan_present *)skb,
+						   vlan_present))
+			return 0;
+	} else if (!proto) {
+		return 0;
+	}
+	/* vlan_proto is already big-endian; the TCI is host order. */
+	return (__u32)proto | (__u32)bpf_htons(tci) << 16;
+}
+
 /*
  * --fake-hdr: an skb on the send path before the IP layer built its
  * headers has neither MAC nor network header. Writes a zero-MAC Ethernet
@@ -222,8 +262,8 @@ static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
 	__u32 paged = netcap_read(direct, skb, data_len);
 	unsigned char *start;
 	long before_data, linear_end, want;
-	/* Bytes netcap made up in front of the copy (--fake-hdr). */
-	__u32 made = 0;
+	/* Bytes netcap made up in front of the copy (--fake-hdr, VLAN tag). */
+	__u32 made = 0, tag = 0;
 
 	event->flags = 0;
 	if (netcap_cfg.skb_data) {
@@ -234,6 +274,11 @@ static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
 	} else if (netcap_header_set(mac) && mac != network) {
 		start = head + mac;
 		event->link = NETCAP_LINK_ETHERNET;
+		/* Put back a tag the driver took out, as tcpdump shows it: the
+		 * frame is copied 4 bytes later and its MACs moved in front. */
+		tag = netcap_vlan_tag(skb, direct);
+		if (tag)
+			made = 4;
 	} else if (netcap_header_set(network) && network) {
 		start = head + network;
 		event->link = NETCAP_LINK_RAW;
@@ -285,6 +330,7 @@ static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
 		if (netcap_read_skb(skb, scratch->data + made + (prefix & 0xffff),
 				    (want - prefix) & 0xffff, skip & 0xffff))
 			goto fault;
+		netcap_insert_tag(scratch, tag, want);
 		return true;
 	}
 	if (want > linear_end) {
@@ -297,6 +343,7 @@ static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
 	/* All wanted bytes are linear: one read, the common and cheap case. */
 	if (bpf_probe_read_kernel(scratch->data + made, want & 0xffff, start))
 		goto fault;
+	netcap_insert_tag(scratch, tag, want);
 	return true;
 fault:
 	netcap_count(NETCAP_COUNTER_READ_FAULT);

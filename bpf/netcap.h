@@ -8,10 +8,11 @@
 #ifndef NETCAP_H
 #define NETCAP_H
 
-/* Largest --capture-max-size; the scratch buffer is twice this so the
- * verifier can prove every variable-offset copy stays inside it. */
+/* Largest --capture-max-size; the scratch buffer is twice this, plus room
+ * for made-up headers, so the verifier can prove every variable-offset copy
+ * stays inside it. */
 #define NETCAP_CAPTURE_MAX 65535
-#define NETCAP_SCRATCH_DATA (2 * 65536)
+#define NETCAP_SCRATCH_DATA (2 * 65536 + 64)
 /* How deeply programs may nest on one CPU (process context interrupted by
  * softirq, or a preempted tracing program) before events are counted lost. */
 #define NETCAP_NEST_MAX 4

@@ -7,6 +7,7 @@ pass() { echo "NETCAP-VM: PASS $1"; }
 fail() { echo "NETCAP-VM: FAIL $1: $2"; }
 
 insmod /lib/modules/veth.ko || fail setup "insmod veth"
+for module in llc stp garp mrp 8021q; do insmod /lib/modules/$module.ko; done
 IP=/sbin/ip  # iproute2: busybox ip cannot make veth pairs across namespaces
 $IP link set lo up
 unshare -n sleep 100000 &
@@ -190,3 +191,17 @@ fi
 IN_A=
 check fake_ipv6_headers_from_the_socket sh -c 'grep -q "inet6_csk_xmit - len [0-9]* IP6 fd00:198:18::1.[0-9]* > fd00:198:18::2.9000: Flags \[S\]" /tmp/out &&
   grep -q "\[headers synthesized\]" /tmp/out'
+
+# VLAN: the veth moves the 802.1Q tag out of the data (skb->vlan_tci);
+# netcap puts it back, so "vlan 100" matches and the tag is shown.
+$IP link add link va name va.100 type vlan id 100
+$IP addr add 198.18.100.1/24 dev va.100
+$IP link set va.100 up
+nsenter -t "$B" -n $IP link add link vb name vb.100 type vlan id 100
+nsenter -t "$B" -n $IP addr add 198.18.100.2/24 dev vb.100
+nsenter -t "$B" -n $IP link set vb.100 up
+if start skb -f tracepoint:net:netif_receive_skb -i vb -e "vlan 100 and icmp" -c 2; then
+  ping -c 2 -i 0.3 198.18.100.2 >/dev/null
+  finish
+fi
+check vlan_tag_put_back sh -c '[ "$(grep -c "netif_receive_skb vb len 102 vlan 100, p 0, IP 198.18.100.1 > 198.18.100.2: ICMP echo request" /tmp/out)" = 2 ]'

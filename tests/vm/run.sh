@@ -69,12 +69,15 @@ with_libraries "$(command -v tcpdump)" /bin/tcpdump
 with_libraries "$(command -v ip)" /sbin/ip
 # glibc also looks for its loader at /lib64.
 mkdir -p "$image/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$image/lib64/"
-module=$(find "$tree/lib/modules/$version" -name 'veth.ko*' | head -n 1)
-case $module in
-  *.xz) xz -dc "$module" >"$image/lib/modules/veth.ko" ;;
-  *.zst) zstd -dqc "$module" >"$image/lib/modules/veth.ko" ;;
-  *) cp "$module" "$image/lib/modules/veth.ko" ;;
-esac
+# veth, and 802.1Q with what it needs, in load order.
+for name in veth llc stp garp mrp 8021q; do
+  module=$(find "$tree/lib/modules/$version" -name "$name.ko*" | head -n 1)
+  case $module in
+    *.xz) xz -dc "$module" >"$image/lib/modules/$name.ko" ;;
+    *.zst) zstd -dqc "$module" >"$image/lib/modules/$name.ko" ;;
+    ?*) cp "$module" "$image/lib/modules/$name.ko" ;;
+  esac
+done
 cp "$here/guest.sh" "$image/guest.sh"
 # tcpdump drops root for its own user once it has opened its input.
 mkdir -p "$image/etc"
