@@ -23,7 +23,5 @@ fn main() {
 }
 
 fn which_clang() -> Option<PathBuf> {
-    env::split_paths(&env::var_os("PATH")?)
-        .map(|dir| dir.join("clang"))
-        .find(|candidate| candidate.is_file())
+    env::split_paths(&env::var_os("PATH")?).map(|dir| dir.join("clang")).find(|candidate| candidate.is_file())
 }

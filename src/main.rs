@@ -29,9 +29,9 @@ fn main() {
         }
     };
     if let Err(err) = result {
-        let broken_pipe = err
-            .chain()
-            .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe));
+        let broken_pipe = err.chain().any(|cause| {
+            cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        });
         if broken_pipe {
             std::process::exit(0);
         }

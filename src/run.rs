@@ -11,17 +11,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use libbpf_rs::RingBufferBuilder;
 
-use crate::cli::skb::SkbArgs;
 use crate::cli::ListArgs;
+use crate::cli::skb::Color;
+use crate::cli::skb::SkbArgs;
 use crate::event::Event;
 use crate::filter::Filter;
 use crate::kernel;
 use crate::kernel::kallsyms::Kallsyms;
+use crate::load::{self, LoadOptions, Progress, Session};
 use crate::pipeline::gather::{Gather, Matching};
 use crate::pipeline::{Annotator, DropReasons, DropSummary};
-use crate::load::{self, LoadOptions, Progress, Session};
 use crate::plan::{self, spec};
-use crate::cli::skb::Color;
 use crate::sink::json::JsonSink;
 use crate::sink::pcap::PcapSink;
 use crate::sink::pcapng::PcapngSink;
@@ -79,7 +79,9 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     }
     kernel::check_privileges()?;
     if let Some(refusal) = filter.as_ref().and_then(|f| f.raw_refusal.as_deref()) {
-        eprintln!("netcap: the filter cannot apply to packets without an Ethernet header ({refusal}); they are not shown");
+        eprintln!(
+            "netcap: the filter cannot apply to packets without an Ethernet header ({refusal}); they are not shown"
+        );
     }
 
     load::capture_libbpf_messages();
@@ -97,7 +99,12 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     let terminal = io::stderr().is_terminal();
     let session = Session::attach(&targets, &options, |progress| match progress {
         Progress::Attached(attached) => {
-            eprintln!("netcap: {} attached by {}{}", attached.target.spec, attached.flavour.label(), fallback_note(&attached.fallbacks));
+            eprintln!(
+                "netcap: {} attached by {}{}",
+                attached.target.spec,
+                attached.flavour.label(),
+                fallback_note(&attached.fallbacks)
+            );
         }
         Progress::Counting(done, all) if terminal && (done % 50 == 0 || done == all) => {
             eprint!("\rnetcap: attaching {done}/{all} functions{}", if done == all { "\n" } else { "" });
@@ -162,14 +169,14 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     let mut last_summary = Instant::now();
     {
         let mut builder = RingBufferBuilder::new();
-        builder.add(session.events_map(), |record| {
-            capture.borrow_mut().take(record, &context, |id| session.stack(id))
-        })?;
+        builder
+            .add(session.events_map(), |record| capture.borrow_mut().take(record, &context, |id| session.stack(id)))?;
         let ring = builder.build()?;
         // The kernel wakes us only once data piles up (see bpf/netcap.bpf.c),
         // so every round also consumes whatever arrived quietly.
         let read = |ring: &libbpf_rs::RingBuffer, wait: bool| -> Result<()> {
-            let result = if wait { ring.poll(Duration::from_millis(100)) } else { Ok(()) }.and_then(|()| ring.consume());
+            let result =
+                if wait { ring.poll(Duration::from_millis(100)) } else { Ok(()) }.and_then(|()| ring.consume());
             match result {
                 Err(err) if !capture.borrow().done() && err.kind() != libbpf_rs::ErrorKind::Interrupted => {
                     Err(err).context("reading the ring buffer")
@@ -306,10 +313,10 @@ impl Capture {
                 self.write(event, context);
             }
         }
-        if self.output_error.is_none() {
-            if let Err(err) = self.sink.flush() {
-                self.output_error = Some(err);
-            }
+        if self.output_error.is_none()
+            && let Err(err) = self.sink.flush()
+        {
+            self.output_error = Some(err);
         }
     }
 }
@@ -332,8 +339,11 @@ fn open_sink(args: &SkbArgs, context: &Context, tcpdump_flags: Option<Vec<String
         } else {
             Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
         };
-        let file: Box<dyn Sink> =
-            if args.pcap { Box::new(PcapSink::new(out, snaplen)?) } else { Box::new(PcapngSink::new(out, context, snaplen)?) };
+        let file: Box<dyn Sink> = if args.pcap {
+            Box::new(PcapSink::new(out, snaplen)?)
+        } else {
+            Box::new(PcapngSink::new(out, context, snaplen)?)
+        };
         return Ok(match args.write_file_rotate {
             0 => file,
             keep => Box::new(Rotating::new(file, keep as usize, context.clone())),
@@ -354,11 +364,7 @@ fn colors_wanted() -> bool {
 
 fn with_libbpf_log(err: anyhow::Error, verbose: bool) -> anyhow::Error {
     let log = load::drain_libbpf_messages();
-    if verbose && !log.is_empty() {
-        err.context(format!("libbpf said:\n{}", log.join("\n")))
-    } else {
-        err
-    }
+    if verbose && !log.is_empty() { err.context(format!("libbpf said:\n{}", log.join("\n"))) } else { err }
 }
 
 pub fn list(args: &ListArgs) -> Result<()> {

@@ -61,9 +61,17 @@ mod tests {
             &["netcap", "skb", "-f", "icmp_rcv@1", "-i", "eth0", "-e", "host 198.18.0.45", "-t", "-nnv"],
             &["netcap", "skb", "-f", "tracepoint:skb:kfree_skb", "-e", "tcp port 9000", "-S"],
             &[
-                "netcap", "skb", "-f",
+                "netcap",
+                "skb",
+                "-f",
                 "tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1",
-                "-e", "host 198.18.0.72 and icmp", "-i", "eth0", "--gather", "--gather-output-color", "cyan",
+                "-e",
+                "host 198.18.0.72 and icmp",
+                "-i",
+                "eth0",
+                "--gather",
+                "--gather-output-color",
+                "cyan",
             ],
         ];
         for args in seeds {

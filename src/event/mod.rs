@@ -152,7 +152,14 @@ pub mod tests {
     pub fn sample_event() -> Event {
         let data = crate::packet::tests::ether(
             0x0800,
-            &crate::packet::tests::ipv4(1, [198, 18, 0, 1], [198, 18, 0, 2], &crate::packet::tests::icmp_echo(true, 3, 1, 56), 1, 0),
+            &crate::packet::tests::ipv4(
+                1,
+                [198, 18, 0, 1],
+                [198, 18, 0, 2],
+                &crate::packet::tests::icmp_echo(true, 3, 1, 56),
+                1,
+                0,
+            ),
         );
         Event {
             time_ns: 1_000,
@@ -204,7 +211,16 @@ pub mod tests {
 
     #[test]
     fn decodes_a_record_and_checks_its_length() {
-        let mut raw = RawEvent { ts_ns: 42, skb: 0xffff_8880_0000_1000, cap_len: 3, pkt_len: 98, link: 1, trace_index: 2, protocol: 0x0008, ..Default::default() };
+        let mut raw = RawEvent {
+            ts_ns: 42,
+            skb: 0xffff_8880_0000_1000,
+            cap_len: 3,
+            pkt_len: 98,
+            link: 1,
+            trace_index: 2,
+            protocol: 0x0008,
+            ..Default::default()
+        };
         for (slot, byte) in raw.ifname.iter_mut().zip(b"veth1\0") {
             *slot = *byte as i8;
         }

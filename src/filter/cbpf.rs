@@ -153,18 +153,20 @@ pub fn listing_line(pc: usize, insn: CbpfInsn) -> String {
                 _ => "unknown",
             };
             let operand = if insn.src() == X { "x".to_string() } else { format!("#0x{k:x}") };
-            format!(
-                "{name:<9}{operand:<14}jt {}\tjf {}",
-                pc + 1 + insn.jt as usize,
-                pc + 1 + insn.jf as usize
-            )
+            format!("{name:<9}{operand:<14}jt {}\tjf {}", pc + 1 + insn.jt as usize, pc + 1 + insn.jf as usize)
         }
         RET => match insn.rval() {
             A => "ret      a".into(),
             X => "ret      x".into(),
             _ => format!("ret      #{k}"),
         },
-        MISC => if insn.misc_op() == TXA { "txa".into() } else { "tax".into() },
+        MISC => {
+            if insn.misc_op() == TXA {
+                "txa".into()
+            } else {
+                "tax".into()
+            }
+        }
         _ => format!("unknown  0x{:x}", insn.code),
     };
     format!("({pc:03}) {text}")

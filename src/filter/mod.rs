@@ -80,7 +80,8 @@ impl Filter {
     /// What --dry-run prints: each variant as `tcpdump -d` and as eBPF.
     pub fn describe(&self) -> String {
         let mut text = format!("filter: {}\n", self.expression);
-        let variants = [("Ethernet (DLT_EN10MB)", Some(&self.ethernet)), ("IP without L2 (DLT_RAW)", self.raw.as_ref())];
+        let variants =
+            [("Ethernet (DLT_EN10MB)", Some(&self.ethernet)), ("IP without L2 (DLT_RAW)", self.raw.as_ref())];
         for (name, variant) in variants {
             match variant {
                 Some(variant) => {

@@ -57,10 +57,8 @@ pub fn splice(
     // Regions to replace, in program order: (start, old end, replacement).
     let mut regions: Vec<(usize, usize, &[EbpfInsn])> = Vec::new();
     for (name, replacement) in replacements {
-        let function = functions
-            .iter()
-            .find(|f| f.name == *name)
-            .ok_or_else(|| SpliceError::MissingStub(name.to_string()))?;
+        let function =
+            functions.iter().find(|f| f.name == *name).ok_or_else(|| SpliceError::MissingStub(name.to_string()))?;
         regions.push((function.start, end_of(function.start), replacement));
     }
     regions.sort_by_key(|r| r.0);

@@ -26,16 +26,28 @@ pub type TypeId = u32;
 #[derive(Debug, Clone)]
 pub enum Kind {
     Int,
-    Ptr { target: TypeId },
+    Ptr {
+        target: TypeId,
+    },
     Struct,
     Union,
-    Enum { values: Vec<(u32, i64)> },
+    Enum {
+        values: Vec<(u32, i64)>,
+    },
     Fwd,
-    Typedef { target: TypeId },
+    Typedef {
+        target: TypeId,
+    },
     /// const, volatile, restrict, type tags: qualifiers to see through.
-    Qualifier { target: TypeId },
-    Func { proto: TypeId },
-    FuncProto { params: Vec<(u32, TypeId)> },
+    Qualifier {
+        target: TypeId,
+    },
+    Func {
+        proto: TypeId,
+    },
+    FuncProto {
+        params: Vec<(u32, TypeId)>,
+    },
     Other,
 }
 
@@ -62,7 +74,8 @@ fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
 impl Btf {
     pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
         let bytes = read(path)?;
-        let mut btf = Btf { types: vec![Type { name_off: 0, kind: Kind::Other }], strings: Vec::new(), by_name: HashMap::new() };
+        let mut btf =
+            Btf { types: vec![Type { name_off: 0, kind: Kind::Other }], strings: Vec::new(), by_name: HashMap::new() };
         btf.append(&bytes, &path.display().to_string())?;
         Ok(btf)
     }

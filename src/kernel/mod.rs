@@ -117,7 +117,7 @@ pub fn monotonic_to_realtime_offset() -> i64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: ts is a valid timespec to write into.
         unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
     };
     let before = read(libc::CLOCK_MONOTONIC);
     let real = read(libc::CLOCK_REALTIME);
@@ -143,7 +143,8 @@ pub fn tracepoint_category(name: &str) -> Option<String> {
 /// Names of kernel functions that can be traced: ftrace's list where tracefs
 /// is readable, else the text symbols of /proc/kallsyms.
 pub fn traceable_functions() -> std::collections::HashSet<String> {
-    for path in ["/sys/kernel/tracing/available_filter_functions", "/sys/kernel/debug/tracing/available_filter_functions"]
+    for path in
+        ["/sys/kernel/tracing/available_filter_functions", "/sys/kernel/debug/tracing/available_filter_functions"]
     {
         if let Ok(text) = std::fs::read_to_string(path) {
             return text.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect();

@@ -55,7 +55,8 @@ pub fn register_handlers() -> Result<()> {
                 prog_attach_fn: None,
             };
             // SAFETY: section is NUL-terminated (libbpf copies it); opts is valid.
-            let ret = unsafe { libbpf_sys::libbpf_register_prog_handler(section.as_ptr(), prog_type, attach_type, &opts) };
+            let ret =
+                unsafe { libbpf_sys::libbpf_register_prog_handler(section.as_ptr(), prog_type, attach_type, &opts) };
             if ret < 0 {
                 // SAFETY: written once, inside call_once.
                 unsafe { RESULT = ret };
@@ -161,7 +162,8 @@ unsafe fn splice_program(
     } else {
         unsafe { std::slice::from_raw_parts(opts.line_info.cast::<u8>(), line_size * line_count) }
     };
-    let line_offsets: Vec<usize> = (0..line_count).map(|i| record_u32(line_records, i, line_size, 0) as usize).collect();
+    let line_offsets: Vec<usize> =
+        (0..line_count).map(|i| record_u32(line_records, i, line_size, 0) as usize).collect();
 
     let spliced = splice::splice(&insns, &functions, &line_offsets, &replacements).map_err(|e| e.to_string())?;
 
@@ -180,9 +182,7 @@ unsafe fn splice_program(
         }
     }
     let mut bytes = ebpf::to_bytes(&spliced.insns);
-    let ret = unsafe {
-        libbpf_sys::bpf_program__set_insns(prog, bytes.as_mut_ptr().cast(), spliced.insns.len() as _)
-    };
+    let ret = unsafe { libbpf_sys::bpf_program__set_insns(prog, bytes.as_mut_ptr().cast(), spliced.insns.len() as _) };
     if ret != 0 {
         return Err(format!("bpf_program__set_insns failed: {ret}"));
     }

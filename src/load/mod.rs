@@ -135,9 +135,7 @@ impl Session {
                 .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
                 .ok()
                 .flatten()
-                .map(|cpus| {
-                    cpus.iter().map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8]))).sum()
-                })
+                .map(|cpus| cpus.iter().map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8]))).sum())
                 .unwrap_or(0)
         };
         Counters { lost: read(0), nested: read(1), no_header: read(2), read_fault: read(3) }
@@ -227,9 +225,11 @@ fn load_object(
     // Each opened object must outlive its skeleton; the storage is tiny
     // and lives as long as the session, so it is leaked on purpose.
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
-    let mut open: OpenNetcapSkel<'static> = NetcapSkelBuilder::default().open(storage).context("opening the BPF object")?;
+    let mut open: OpenNetcapSkel<'static> =
+        NetcapSkelBuilder::default().open(storage).context("opening the BPF object")?;
 
-    let rodata = &mut open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("BPF object has no .rodata"))?.netcap_cfg;
+    let rodata =
+        &mut open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("BPF object has no .rodata"))?.netcap_cfg;
     rodata.trace_index = u32::from(config.trace_index);
     rodata.skb_arg = config.skb_arg;
     rodata.ext_arg = config.ext_arg.unwrap_or(NO_ARG);
@@ -394,8 +394,13 @@ fn attach_group(
     });
     match multi {
         Ok((skel, link)) => {
-            let group =
-                Group { flavour: Flavour::KprobeMulti, attached: grouped.len(), refused: Vec::new(), fallbacks, _links: vec![link] };
+            let group = Group {
+                flavour: Flavour::KprobeMulti,
+                attached: grouped.len(),
+                refused: Vec::new(),
+                fallbacks,
+                _links: vec![link],
+            };
             return Ok((skel, group));
         }
         Err(err) => fallbacks.push((Flavour::KprobeMulti, format!("{err:#}"))),
@@ -424,9 +429,13 @@ fn root_cause(err: &libbpf_rs::Error) -> String {
 
 /// Kprobes are reachable through the perf PMU (4.17+) or tracefs.
 fn kprobes_available() -> bool {
-    ["/sys/bus/event_source/devices/kprobe", "/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"]
-        .iter()
-        .any(|path| std::path::Path::new(path).exists())
+    [
+        "/sys/bus/event_source/devices/kprobe",
+        "/sys/kernel/tracing/kprobe_events",
+        "/sys/kernel/debug/tracing/kprobe_events",
+    ]
+    .iter()
+    .any(|path| std::path::Path::new(path).exists())
 }
 
 /// Tracepoints that see the same packets as a kernel function, by which
@@ -488,8 +497,7 @@ mod tests {
                 Err(e) if e.to_string().contains("rejects all packets") => continue,
                 Err(e) => panic!("{expression}: {e}"),
             };
-            let options =
-                LoadOptions {
+            let options = LoadOptions {
                 capture_max: 256,
                 device: None,
                 ring_bytes: 1 << 16,

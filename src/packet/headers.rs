@@ -114,13 +114,17 @@ mod tests {
 
     #[test]
     fn reads_the_fields_of_tcp_over_ipv4_and_ipv6() {
-        let packet = ether(0x0800, &ipv4(6, [198, 18, 0, 1], [198, 18, 0, 2], &tcp(40000, 9000, 7, 9, 0x12, &[], &[]), 5, 0));
+        let packet =
+            ether(0x0800, &ipv4(6, [198, 18, 0, 1], [198, 18, 0, 2], &tcp(40000, 9000, 7, 9, 0x12, &[], &[]), 5, 0));
         let h = headers(Link::Ethernet, &packet);
         assert_eq!(h.eth_src.as_deref(), Some("02:00:00:00:00:0a"));
         assert_eq!(h.ethertype, Some(0x0800));
         assert_eq!(h.ip_src, Some("198.18.0.1".parse().unwrap()));
         assert_eq!((h.ip_protocol, h.ttl, h.ip_id), (Some(6), Some(64), Some(5)));
-        assert_eq!((h.sport, h.dport, h.tcp_flags, h.tcp_seq, h.tcp_ack), (Some(40000), Some(9000), Some(0x12), Some(7), Some(9)));
+        assert_eq!(
+            (h.sport, h.dport, h.tcp_flags, h.tcp_seq, h.tcp_ack),
+            (Some(40000), Some(9000), Some(0x12), Some(7), Some(9))
+        );
 
         let hbh = [&[6u8, 0, 0, 0, 0, 0, 0, 0][..], &tcp(1, 2, 3, 4, 0x02, &[], &[])].concat();
         let packet = ipv6(0, "fd00::1".parse().unwrap(), "fd00::2".parse().unwrap(), &hbh);

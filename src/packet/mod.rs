@@ -125,7 +125,14 @@ fn ipv4(out: &mut String, data: &[u8]) {
         return;
     }
     let (source, destination) = (source.to_string(), destination.to_string());
-    transport(out, protocol, &Endpoints { source: &source, destination: &destination, extensions: "" }, payload, l4_len, false);
+    transport(
+        out,
+        protocol,
+        &Endpoints { source: &source, destination: &destination, extensions: "" },
+        payload,
+        l4_len,
+        false,
+    );
     if more_fragments {
         let _ = write!(out, " (frag {id}:{l4_len}@0+)");
     }
@@ -166,7 +173,12 @@ fn ipv6(out: &mut String, data: &[u8]) {
             let id = be32(data, at + 4).unwrap_or(0);
             let offset = usize::from(frag & 0xfff8);
             let more = frag & 1 != 0;
-            let _ = write!(extensions, "frag (0x{id:08x}:{offset}|{}){} ", remaining.saturating_sub(8), if more { "+" } else { "" });
+            let _ = write!(
+                extensions,
+                "frag (0x{id:08x}:{offset}|{}){} ",
+                remaining.saturating_sub(8),
+                if more { "+" } else { "" }
+            );
             if offset > 0 {
                 let _ = write!(out, "{source} > {destination}: {}", extensions.trim_end());
                 return;
@@ -180,7 +192,14 @@ fn ipv6(out: &mut String, data: &[u8]) {
     }
     let end = (40 + payload_len).min(data.len());
     let payload = &data[at.min(end)..end];
-    transport(out, next, &Endpoints { source: &source, destination: &destination, extensions: &extensions }, payload, remaining, true);
+    transport(
+        out,
+        next,
+        &Endpoints { source: &source, destination: &destination, extensions: &extensions },
+        payload,
+        remaining,
+        true,
+    );
 }
 
 /// Addresses of an IP packet, and the IPv6 extension headers already

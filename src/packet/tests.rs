@@ -100,7 +100,10 @@ fn tcp_data_and_acks() {
         "IP 198.18.0.1.40000 > 198.18.0.2.9000: Flags [P.], seq 1001:1006, ack 5001, win 64240, length 5"
     );
     let ack = ether(0x0800, &ipv4(6, B, A, &tcp(9000, 40000, 5001, 1006, 0x10, &[], &[]), 3, 0x4000));
-    assert_eq!(describe(Link::Ethernet, &ack), "IP 198.18.0.2.9000 > 198.18.0.1.40000: Flags [.], ack 1006, win 64240, length 0");
+    assert_eq!(
+        describe(Link::Ethernet, &ack),
+        "IP 198.18.0.2.9000 > 198.18.0.1.40000: Flags [.], ack 1006, win 64240, length 0"
+    );
     let fin = ether(0x0800, &ipv4(6, B, A, &tcp(9000, 40000, 5001, 1006, 0x11, &[], &[]), 3, 0x4000));
     assert!(describe(Link::Ethernet, &fin).contains("Flags [F.], seq 5001, ack 1006"));
     let rst = ether(0x0800, &ipv4(6, B, A, &tcp(9000, 40000, 0, 1001, 0x14, &[], &[]), 3, 0x4000));
@@ -130,10 +133,7 @@ fn icmp_port_unreachable_quotes_the_udp_port() {
 #[test]
 fn ipv4_fragments() {
     let first = ipv4(17, A, B, &udp(5000, 9000, &[0; 24]), 0x1234, 0x2000);
-    assert_eq!(
-        describe(Link::Raw, &first),
-        "IP 198.18.0.1.5000 > 198.18.0.2.9000: UDP, length 24 (frag 4660:32@0+)"
-    );
+    assert_eq!(describe(Link::Raw, &first), "IP 198.18.0.1.5000 > 198.18.0.2.9000: UDP, length 24 (frag 4660:32@0+)");
     let later = ipv4(17, A, B, &[0; 16], 0x1234, 4);
     assert_eq!(describe(Link::Raw, &later), "IP 198.18.0.1 > 198.18.0.2: ip-proto-17 (frag 4660:16@32)");
 }
@@ -145,13 +145,19 @@ fn arp_request_and_reply() {
     request.extend_from_slice(&A);
     request.extend_from_slice(&[0; 6]);
     request.extend_from_slice(&B);
-    assert_eq!(describe(Link::Ethernet, &ether(0x0806, &request)), "ARP, Request who-has 198.18.0.2 tell 198.18.0.1, length 28");
+    assert_eq!(
+        describe(Link::Ethernet, &ether(0x0806, &request)),
+        "ARP, Request who-has 198.18.0.2 tell 198.18.0.1, length 28"
+    );
     let mut reply = vec![0, 1, 8, 0, 6, 4, 0, 2];
     reply.extend_from_slice(&MAC_B);
     reply.extend_from_slice(&B);
     reply.extend_from_slice(&MAC_A);
     reply.extend_from_slice(&A);
-    assert_eq!(describe(Link::Ethernet, &ether(0x0806, &reply)), "ARP, Reply 198.18.0.2 is-at 02:00:00:00:00:0b, length 28");
+    assert_eq!(
+        describe(Link::Ethernet, &ether(0x0806, &reply)),
+        "ARP, Reply 198.18.0.2 is-at 02:00:00:00:00:0b, length 28"
+    );
 }
 
 #[test]

@@ -139,10 +139,10 @@ impl Gather {
         if self.by_skb.get(&journey.skb) == Some(&id) {
             self.by_skb.remove(&journey.skb);
         }
-        if let Some(identity) = &journey.identity {
-            if self.by_identity.get(identity) == Some(&id) {
-                self.by_identity.remove(identity);
-            }
+        if let Some(identity) = &journey.identity
+            && self.by_identity.get(identity) == Some(&id)
+        {
+            self.by_identity.remove(identity);
         }
         if journey.complete() {
             for (hop, pair) in journey.seen.windows(2).enumerate() {
@@ -175,10 +175,10 @@ impl Gather {
                 id
             }
             None => {
-                if self.journeys.len() >= self.capacity {
-                    if let Some(oldest) = self.order.front().copied() {
-                        ready.extend(self.finish(oldest));
-                    }
+                if self.journeys.len() >= self.capacity
+                    && let Some(oldest) = self.order.front().copied()
+                {
+                    ready.extend(self.finish(oldest));
                 }
                 let id = self.next_id;
                 self.next_id += 1;

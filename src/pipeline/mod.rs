@@ -75,10 +75,10 @@ impl Annotator {
     /// Names the drop and the stack of one event; `stack` reads a stack by id.
     pub fn annotate(&mut self, event: &mut Event, stack: impl FnOnce(i32) -> Option<Vec<u64>>) {
         if self.drop_points.get(usize::from(event.trace_index)).copied().unwrap_or(false) {
-            event.drop = self.reasons.name(event.reason).map(|reason| Drop {
-                reason,
-                location: (event.location != 0).then(|| self.symbol(event.location)),
-            });
+            event.drop = self
+                .reasons
+                .name(event.reason)
+                .map(|reason| Drop { reason, location: (event.location != 0).then(|| self.symbol(event.location)) });
         }
         if event.stack_id >= 0 {
             match stack(event.stack_id) {

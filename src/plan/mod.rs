@@ -92,7 +92,9 @@ pub enum PlanError {
     UnknownFunction { name: String, nearest: Vec<String> },
     #[error("'{name}' takes no struct sk_buff * argument ({signature}); see `netcap list` for trace points that do")]
     NoSkbArgument { name: String, signature: String },
-    #[error("argument {given} of '{name}' is '{actual}', not struct sk_buff *: the skb is argument {right} (write {name}@{right})")]
+    #[error(
+        "argument {given} of '{name}' is '{actual}', not struct sk_buff *: the skb is argument {right} (write {name}@{right})"
+    )]
     WrongSkbArgument { name: String, given: u32, actual: String, right: String },
     #[error("'{name}' has {count} argument(s), so @{given} does not exist ({signature})")]
     NoSuchArgument { name: String, given: u32, count: usize, signature: String },
@@ -141,21 +143,17 @@ pub fn resolve(
     Ok(targets)
 }
 
-fn resolve_one(
-    spec: &PointSpec,
-    btf: &Btf,
-    category_of: &dyn Fn(&str) -> Option<String>,
-) -> Result<Target, PlanError> {
+fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option<String>) -> Result<Target, PlanError> {
     let (params, flavours) = match &spec.kind {
         PointKind::Tracepoint { category, raw_only } => {
             let params = btf.tracepoint_params(&spec.name).ok_or_else(|| PlanError::UnknownTracepoint {
                 name: spec.name.clone(),
                 nearest: nearest(&spec.name, tracepoint_names(btf)),
             })?;
-            if let (Some(given), Some(actual)) = (category, category_of(&spec.name)) {
-                if *given != actual {
-                    return Err(PlanError::WrongCategory { name: spec.name.clone(), given: given.clone(), actual });
-                }
+            if let (Some(given), Some(actual)) = (category, category_of(&spec.name))
+                && *given != actual
+            {
+                return Err(PlanError::WrongCategory { name: spec.name.clone(), given: given.clone(), actual });
             }
             let flavours = if *raw_only {
                 vec![Flavour::RawTp]
@@ -396,7 +394,8 @@ mod tests {
 
     #[test]
     fn accepts_the_seed_examples_as_written() {
-        let targets = plan("tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1").unwrap();
+        let targets =
+            plan("tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1").unwrap();
         assert_eq!(targets.len(), 4);
     }
 
@@ -414,7 +413,10 @@ mod tests {
     #[test]
     fn return_probes_know_where_the_result_is() {
         let targets = plan("fexit:ip_rcv,kretprobe:ip_local_deliver_finish,ip_rcv_finish").unwrap();
-        assert_eq!((targets[0].ret_arg, targets[0].flavours.clone()), (Some(4), vec![Flavour::Fexit, Flavour::Kretprobe]));
+        assert_eq!(
+            (targets[0].ret_arg, targets[0].flavours.clone()),
+            (Some(4), vec![Flavour::Fexit, Flavour::Kretprobe])
+        );
         assert_eq!((targets[1].ret_arg, targets[1].flavours.clone()), (Some(3), vec![Flavour::Kretprobe]));
         assert_eq!(targets[2].ret_arg, None);
     }

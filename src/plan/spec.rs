@@ -26,7 +26,10 @@ pub enum FunctionMode {
 pub enum PointKind {
     /// `tracepoint:cat:name`, `tp:cat:name` (tp_btf, falling back to raw_tp)
     /// or `raw_tp:[cat:]name` (raw_tp only).
-    Tracepoint { category: Option<String>, raw_only: bool },
+    Tracepoint {
+        category: Option<String>,
+        raw_only: bool,
+    },
     Function(FunctionMode),
 }
 
@@ -45,7 +48,9 @@ pub struct PointSpec {
 pub enum SpecError {
     #[error("empty trace point in '{0}' (write e.g. -f ip_rcv,tracepoint:net:netif_receive_skb)")]
     Empty(String),
-    #[error("'{spec}': unknown prefix '{prefix}:' (use tracepoint:, tp:, raw_tp:, fentry:, kprobe:, fexit: or kretprobe:)")]
+    #[error(
+        "'{spec}': unknown prefix '{prefix}:' (use tracepoint:, tp:, raw_tp:, fentry:, kprobe:, fexit: or kretprobe:)"
+    )]
     UnknownPrefix { spec: String, prefix: String },
     #[error("'{0}': a tracepoint is written tracepoint:CATEGORY:NAME (e.g. tracepoint:skb:kfree_skb)")]
     TracepointShape(String),
@@ -175,7 +180,10 @@ pub fn parse_one(spec: &str) -> Result<PointSpec, SpecError> {
     // '.' appears in compiler-made names such as ip_rcv_core.isra.0; '*'
     // and '?' make a kernel-function pattern.
     let wildcard_allowed = matches!(kind, PointKind::Function(FunctionMode::Fentry | FunctionMode::Kprobe));
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || (wildcard_allowed && (c == '*' || c == '?'))) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || (wildcard_allowed && (c == '*' || c == '?')))
+    {
         return Err(SpecError::BadName { spec: spec.to_string(), name: name.to_string() });
     }
     if is_pattern(name) && packet_arg.is_some() {
@@ -240,7 +248,8 @@ mod tests {
     #[test]
     fn parses_the_seed_examples_lists() {
         let list =
-            parse_list("tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1").unwrap();
+            parse_list("tracepoint:net:netif_receive_skb,ip_local_deliver@1,ip_local_deliver_finish@3,icmp_rcv@1")
+                .unwrap();
         let shown: Vec<String> = list.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown,

@@ -17,7 +17,6 @@ impl<W: Write> JsonSink<W> {
     pub fn new(out: W) -> Self {
         JsonSink { out }
     }
-
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -202,8 +202,14 @@ mod tests {
         assert_eq!(lines.len(), 9, "{text}");
         for block in lines.chunks(3) {
             assert_eq!(block[0], "netif_receive_skb veth1");
-            assert!(block[1].contains("IP (tos 0x0, ttl 64, id 1, offset 0, flags [none], proto ICMP (1), length 84"), "{text}");
-            assert!(block[2].trim_start().starts_with("198.18.0.1 > 198.18.0.2: ICMP echo request, id 3, seq 1, length 64"), "{text}");
+            assert!(
+                block[1].contains("IP (tos 0x0, ttl 64, id 1, offset 0, flags [none], proto ICMP (1), length 84"),
+                "{text}"
+            );
+            assert!(
+                block[2].trim_start().starts_with("198.18.0.1 > 198.18.0.2: ICMP echo request, id 3, seq 1, length 64"),
+                "{text}"
+            );
         }
     }
 }

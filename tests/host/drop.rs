@@ -35,7 +35,8 @@ fn the_seed_s_iptables_drop_shows_reason_stack_and_nothing_else() {
     must("ip", &["netns", "exec", &pair.b, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "9000", "-j", "DROP"]);
     let dir = scratch_dir("drop-seed");
     // The seed's command line, as written (netcap runs in b's namespace).
-    let netcap = Netcap::start(Some(&pair.b), &["skb", "-f", "tracepoint:skb:kfree_skb", "-e", "tcp port 9000", "-S"], &dir);
+    let netcap =
+        Netcap::start(Some(&pair.b), &["skb", "-f", "tracepoint:skb:kfree_skb", "-e", "tcp port 9000", "-S"], &dir);
     let _ = pair.exec(&pair.a, &["nc", "-z", "-w", "2", ADDR_B, "9000"]);
     // Other drops that the expression must keep out.
     let _ = pair.exec(&pair.a, &["sh", "-c", &format!("echo x | nc -u -w 1 {ADDR_B} 7777")]);
@@ -46,7 +47,10 @@ fn the_seed_s_iptables_drop_shows_reason_stack_and_nothing_else() {
     let blocks = blocks(&out.stdout);
     assert!(!blocks.is_empty(), "no drop seen:\n{}", out.stderr);
     for (line, stack) in &blocks {
-        assert!(line.contains(&format!("IP {ADDR_A}.")) && line.contains(&format!("> {ADDR_B}.9000: Flags [S]")), "{line}");
+        assert!(
+            line.contains(&format!("IP {ADDR_A}.")) && line.contains(&format!("> {ADDR_B}.9000: Flags [S]")),
+            "{line}"
+        );
         assert!(line.contains("[drop NETFILTER_DROP at "), "{line}");
         assert!(stack.iter().any(|f| f.starts_with("nf_hook_slow+0x")), "{stack:?}");
         for frame in stack {
@@ -59,7 +63,9 @@ fn the_seed_s_iptables_drop_shows_reason_stack_and_nothing_else() {
 
 #[test]
 fn udp_to_a_closed_port_is_no_socket_and_the_summary_counts_every_packet() {
-    let Some(_guard) = root_test("udp_to_a_closed_port_is_no_socket_and_the_summary_counts_every_packet") else { return };
+    let Some(_guard) = root_test("udp_to_a_closed_port_is_no_socket_and_the_summary_counts_every_packet") else {
+        return;
+    };
     let pair = Pair::new();
     must("ip", &["netns", "exec", &pair.b, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "9000", "-j", "DROP"]);
     let dir = scratch_dir("drop-udp");

@@ -14,7 +14,15 @@ fn the_filter_keeps_only_matching_live_packets() {
     let dir = scratch_dir("filter-live");
     let netcap = Netcap::start(
         Some(&pair.b),
-        &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-e", "tcp port 9000 or icmp[icmptype] = icmp-echo"],
+        &[
+            "skb",
+            "-f",
+            "tp:net:netif_receive_skb",
+            "-i",
+            &pair.dev_b,
+            "-e",
+            "tcp port 9000 or icmp[icmptype] = icmp-echo",
+        ],
         &dir,
     );
     assert!(pair.ping(3, 56).status.success());
@@ -63,7 +71,8 @@ fn inject_into_tun(ns: &str, device: &str, packets: Vec<Vec<u8>>) {
             _pad: [u8; 22],
         }
         const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-        let mut request = IfReq { name: [0; 16], flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short, _pad: [0; 22] };
+        let mut request =
+            IfReq { name: [0; 16], flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short, _pad: [0; 22] };
         request.name[..device.len()].copy_from_slice(device.as_bytes());
         // SAFETY: TUNSETIFF reads an ifreq-sized struct.
         assert_eq!(unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF, &mut request) }, 0, "TUNSETIFF");

@@ -25,7 +25,8 @@ fn every_ping_shows_every_point_across_a_veth_with_increasing_delays() {
     let pair = Pair::new();
     let dir = scratch_dir("gather-veth");
     let points = "tp:net:net_dev_queue,tp:net:net_dev_start_xmit,tp:net:net_dev_xmit,tp:net:netif_receive_skb";
-    let netcap = Netcap::start(None, &["skb", "-f", points, "-e", "icmp and net 198.18.0.0/24", "--gather", "--json"], &dir);
+    let netcap =
+        Netcap::start(None, &["skb", "-f", points, "-e", "icmp and net 198.18.0.0/24", "--gather", "--json"], &dir);
     assert!(pair.ping(5, 56).status.success());
     let out = netcap.interrupt();
     assert!(out.status.success(), "{}", out.stderr);
@@ -55,8 +56,17 @@ fn a_packet_dropped_midway_is_not_seen_at_the_later_point() {
     let netcap = Netcap::start(
         Some(&pair.b),
         &[
-            "skb", "-f", "tp:net:netif_receive_skb,tp:skb:kfree_skb,tp:skb:consume_skb", "-i", &pair.dev_b,
-            "-e", "tcp dst port 9000", "--gather", "--gather-timeout", "1", "--json",
+            "skb",
+            "-f",
+            "tp:net:netif_receive_skb,tp:skb:kfree_skb,tp:skb:consume_skb",
+            "-i",
+            &pair.dev_b,
+            "-e",
+            "tcp dst port 9000",
+            "--gather",
+            "--gather-timeout",
+            "1",
+            "--json",
         ],
         &dir,
     );
@@ -83,8 +93,17 @@ fn flood_pings_from_two_namespaces_are_never_joined_with_each_other() {
     let dir = scratch_dir("gather-flood");
     let netcap = Netcap::start(
         None,
-        &["skb", "-f", "tp:net:net_dev_queue,tp:net:netif_receive_skb", "-e", "icmp", "--gather", "--json",
-          "--gather-buffer-size", "2048"],
+        &[
+            "skb",
+            "-f",
+            "tp:net:net_dev_queue,tp:net:netif_receive_skb",
+            "-e",
+            "icmp",
+            "--gather",
+            "--json",
+            "--gather-buffer-size",
+            "2048",
+        ],
         &dir,
     );
     let (one, two) = (first.flood(500), second.flood(500));

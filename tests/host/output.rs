@@ -122,7 +122,19 @@ fn rotation_keeps_exactly_the_last_n_after_ctrl_c() {
     let file = file.to_str().unwrap();
     let netcap = Netcap::start(
         Some(&pair.b),
-        &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-e", "icmp", "-w", file, "--write-file-rotate", "5"],
+        &[
+            "skb",
+            "-f",
+            "tp:net:netif_receive_skb",
+            "-i",
+            &pair.dev_b,
+            "-e",
+            "icmp",
+            "-w",
+            file,
+            "--write-file-rotate",
+            "5",
+        ],
         &dir,
     );
     assert!(pair.ping(12, 56).status.success());
@@ -174,14 +186,16 @@ fn ctrl_c_in_the_middle_of_a_capture_leaves_a_valid_file() {
     let dir = scratch_dir("ctrl-c");
     let file = dir.join("cut.pcapng");
     let file = file.to_str().unwrap();
-    let netcap = Netcap::start(Some(&pair.b), &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-w", file], &dir);
+    let netcap =
+        Netcap::start(Some(&pair.b), &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-w", file], &dir);
     let flood = pair.flood(3000);
     std::thread::sleep(Duration::from_millis(300));
     // SIGINT while packets are still arriving.
     let out = netcap.interrupt();
     let _ = flood.join();
     assert!(out.status.success(), "{}", out.stderr);
-    let captured: usize = out.stderr.split(" packets captured").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    let captured: usize =
+        out.stderr.split(" packets captured").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     assert!(captured > 0, "{}", out.stderr);
     let read = run("tcpdump", &["-nn", "-r", file]);
     assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));

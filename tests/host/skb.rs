@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use crate::util::*;
 
-
 #[test]
 fn icmp_and_tcp_are_seen_at_netif_receive_skb() {
     let Some(_guard) = root_test("icmp_and_tcp_are_seen_at_netif_receive_skb") else { return };
     let pair = Pair::new();
     let dir = scratch_dir("receive");
-    let netcap = Netcap::start(Some(&pair.b), &["skb", "-f", "tracepoint:net:netif_receive_skb", "-i", &pair.dev_b], &dir);
+    let netcap =
+        Netcap::start(Some(&pair.b), &["skb", "-f", "tracepoint:net:netif_receive_skb", "-i", &pair.dev_b], &dir);
     assert!(pair.ping(5, 56).status.success());
     // One TCP connection attempt to a closed port: SYN in, RST out.
     let _ = pair.exec(&pair.a, &["nc", "-z", "-w", "1", ADDR_B, "9000"]);
@@ -54,7 +54,10 @@ fn transmit_tracepoints_see_the_sending_device() {
     // Not net_dev_xmit: it fires after the driver took the skb, which veth
     // has already handed on (and may have freed), so its bytes are stale.
     for point in ["net_dev_queue", "net_dev_start_xmit"] {
-        let seen = lines_with(&out.stdout, &format!("{point} {} len 142 IP {ADDR_A} > {ADDR_B}: ICMP echo request", pair.dev_a));
+        let seen = lines_with(
+            &out.stdout,
+            &format!("{point} {} len 142 IP {ADDR_A} > {ADDR_B}: ICMP echo request", pair.dev_a),
+        );
         assert_eq!(seen.len(), 4, "{point}:\n{}", out.stdout);
     }
 }
@@ -157,7 +160,8 @@ fn paged_data_is_captured_with_the_bytes_tcpdump_sees() {
 fn nothing_stays_loaded_after_ctrl_c() {
     let Some(_guard) = root_test("nothing_stays_loaded_after_ctrl_c") else { return };
     let dir = scratch_dir("cleanup");
-    let netcap = Netcap::start(None, &["skb", "-f", "tp:net:netif_receive_skb,tp:net:net_dev_queue,tp:skb:kfree_skb"], &dir);
+    let netcap =
+        Netcap::start(None, &["skb", "-f", "tp:net:netif_receive_skb,tp:net:net_dev_queue,tp:skb:kfree_skb"], &dir);
     let during = netcap_programs_now();
     assert_eq!(during.len(), 3, "{during:?}");
     let out = netcap.interrupt();
@@ -179,13 +183,19 @@ fn usage_error(args: &[&str]) -> String {
 fn errors_are_one_line_with_exit_2_and_leave_nothing_loaded() {
     let Some(_guard) = root_test("errors_are_one_line_with_exit_2_and_leave_nothing_loaded") else { return };
     let cases: [(&[&str], &str); 8] = [
-        (&["skb", "-f", "tracepoint:net:netif_recieve_skb"], "unknown tracepoint 'netif_recieve_skb'; nearest: netif_receive_skb"),
+        (
+            &["skb", "-f", "tracepoint:net:netif_recieve_skb"],
+            "unknown tracepoint 'netif_recieve_skb'; nearest: netif_receive_skb",
+        ),
         (&["skb", "-f", "icmp_rvc"], "unknown kernel function 'icmp_rvc'; nearest: "),
         (&["skb", "-f", "ip_local_deliver_finish@1"], "the skb is argument 3 (write ip_local_deliver_finish@3)"),
         (&["skb", "-f", "tp:sched:sched_switch"], "takes no struct sk_buff * argument"),
         (&["skb", "-f", "ip_rcv@1@2@3"], "at most two argument numbers"),
         (&["skb", "-f", "bogus:ip_rcv"], "unknown prefix 'bogus:'"),
-        (&["skb", "-f", "tp:net:netif_receive_skb", "-i", "nosuchdev0"], "no device 'nosuchdev0' in this network namespace"),
+        (
+            &["skb", "-f", "tp:net:netif_receive_skb", "-i", "nosuchdev0"],
+            "no device 'nosuchdev0' in this network namespace",
+        ),
         (&["skb", "-f", "tp:net:netif_receive_skb", "--capture-max-size", "70000"], "70000"),
     ];
     for (args, expected) in cases {
@@ -215,7 +225,10 @@ fn kernel_functions_without_kprobes_or_fentry_name_tracepoints_instead() {
 #[test]
 fn not_root_and_no_btf_are_reported() {
     let Some(_guard) = root_test("not_root_and_no_btf_are_reported") else { return };
-    let output = run("setpriv", &["--reuid=65534", "--regid=65534", "--clear-groups", NETCAP, "skb", "-f", "tp:net:netif_receive_skb"]);
+    let output = run(
+        "setpriv",
+        &["--reuid=65534", "--regid=65534", "--clear-groups", NETCAP, "skb", "-f", "tp:net:netif_receive_skb"],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("netcap needs root, or CAP_BPF with CAP_PERFMON"), "{stderr}");
@@ -233,10 +246,16 @@ fn list_shows_trace_points_with_the_skb_position() {
     let output = netcap(&["list", "kfree_skb", "--tracepoints"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
-    assert!(stdout.lines().any(|l| l.contains("kfree_skb@1 (struct sk_buff *, void *, enum skb_drop_reason")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.contains("kfree_skb@1 (struct sk_buff *, void *, enum skb_drop_reason")),
+        "{stdout}"
+    );
     let output = netcap(&["list", "ip_local_deliver_finish", "--functions"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("ip_local_deliver_finish@3 (struct net *net, struct sock *sk, struct sk_buff *skb)"), "{stdout}");
+    assert!(
+        stdout.contains("ip_local_deliver_finish@3 (struct net *net, struct sock *sk, struct sk_buff *skb)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -248,7 +267,18 @@ fn skb_data_reads_from_skb_data_and_its_offset() {
     for (offset, length) in [("0", 84), ("-14", 98)] {
         let netcap = Netcap::start(
             Some(&pair.b),
-            &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-e", "icmp", "--skb-data", "--skb-data-offset", offset],
+            &[
+                "skb",
+                "-f",
+                "tp:net:netif_receive_skb",
+                "-i",
+                &pair.dev_b,
+                "-e",
+                "icmp",
+                "--skb-data",
+                "--skb-data-offset",
+                offset,
+            ],
             &dir,
         );
         assert!(pair.ping(2, 56).status.success());

@@ -34,11 +34,7 @@ pub fn run(program: &str, args: &[&str]) -> Output {
 
 pub fn must(program: &str, args: &[&str]) -> String {
     let output = run(program, args);
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -69,7 +65,23 @@ impl Pair {
         };
         must("ip", &["netns", "add", &pair.a]);
         must("ip", &["netns", "add", &pair.b]);
-        must("ip", &["link", "add", &pair.dev_a, "netns", &pair.a, "type", "veth", "peer", "name", &pair.dev_b, "netns", &pair.b]);
+        must(
+            "ip",
+            &[
+                "link",
+                "add",
+                &pair.dev_a,
+                "netns",
+                &pair.a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &pair.dev_b,
+                "netns",
+                &pair.b,
+            ],
+        );
         for (ns, dev, addr) in [(&pair.a, &pair.dev_a, ADDR_A), (&pair.b, &pair.dev_b, ADDR_B)] {
             must("ip", &["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
             must("ip", &["-n", ns, "link", "set", dev, "mtu", &mtu.to_string(), "up"]);
