@@ -152,7 +152,7 @@ mod tests {
         let spliced = splice(&insns, &functions, &[], &[("stub", &[EbpfInsn::exit()])]).unwrap();
         // helper moved from 4 to 3; its call to 0 keeps its target.
         assert_eq!(3 + spliced.insns[3].imm + 1, 0);
-        assert_eq!(0 + spliced.insns[0].imm + 1, 3);
+        assert_eq!(spliced.insns[0].imm + 1, 3, "the call at 0 lands at 3");
     }
 
     #[test]
