@@ -12,19 +12,7 @@ fn the_filter_keeps_only_matching_live_packets() {
     let Some(_guard) = root_test("the_filter_keeps_only_matching_live_packets") else { return };
     let pair = Pair::new();
     let dir = scratch_dir("filter-live");
-    let netcap = Netcap::start(
-        Some(&pair.b),
-        &[
-            "skb",
-            "-f",
-            "tp:net:netif_receive_skb",
-            "-i",
-            &pair.dev_b,
-            "-e",
-            "tcp port 9000 or icmp[icmptype] = icmp-echo",
-        ],
-        &dir,
-    );
+    let netcap = pair.watch_receive(&["-e", "tcp port 9000 or icmp[icmptype] = icmp-echo"], &dir);
     assert!(pair.ping(3, 56).status.success());
     let _ = pair.exec(&pair.a, &["nc", "-z", "-w", "1", ADDR_B, "9000"]);
     let _ = pair.exec(&pair.a, &["nc", "-z", "-w", "1", ADDR_B, "8080"]);
@@ -184,11 +172,7 @@ fn a_replayed_capture_is_filtered_exactly_as_tcpdump_filters_it() {
     ] {
         let ours = dir.join("ours.pcapng");
         let ours = ours.to_str().unwrap();
-        let netcap = Netcap::start(
-            Some(&pair.b),
-            &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-e", expression, "-w", ours],
-            &dir,
-        );
+        let netcap = pair.watch_receive(&["-e", expression, "-w", ours], &dir);
         let replay = pair.exec(&pair.a, &["tcpreplay", "-q", "-i", &pair.dev_a, "--pps", "200", base]);
         assert!(replay.status.success(), "tcpreplay: {}", String::from_utf8_lossy(&replay.stderr));
         let out = netcap.interrupt();

@@ -23,11 +23,7 @@ fn pcapng_reads_back_in_tcpdump_and_tshark_with_its_metadata() {
     let dir = scratch_dir("pcapng");
     let file = dir.join("out.pcapng");
     let file = file.to_str().unwrap();
-    let netcap = Netcap::start(
-        Some(&pair.b),
-        &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-e", "icmp", "-w", file],
-        &dir,
-    );
+    let netcap = pair.watch_receive(&["-e", "icmp", "-w", file], &dir);
     assert!(pair.ping(4, 56).status.success());
     let out = netcap.interrupt();
     assert!(out.status.success(), "{}", out.stderr);
@@ -120,23 +116,7 @@ fn rotation_keeps_exactly_the_last_n_after_ctrl_c() {
     let dir = scratch_dir("rotate");
     let file = dir.join("last.pcapng");
     let file = file.to_str().unwrap();
-    let netcap = Netcap::start(
-        Some(&pair.b),
-        &[
-            "skb",
-            "-f",
-            "tp:net:netif_receive_skb",
-            "-i",
-            &pair.dev_b,
-            "-e",
-            "icmp",
-            "-w",
-            file,
-            "--write-file-rotate",
-            "5",
-        ],
-        &dir,
-    );
+    let netcap = pair.watch_receive(&["-e", "icmp", "-w", file, "--write-file-rotate", "5"], &dir);
     assert!(pair.ping(12, 56).status.success());
     let out = netcap.interrupt();
     assert!(out.status.success(), "{}", out.stderr);
@@ -153,11 +133,7 @@ fn json_lines_parse_and_hold_the_fields() {
     let Some(_guard) = root_test("json_lines_parse_and_hold_the_fields") else { return };
     let pair = Pair::new();
     let dir = scratch_dir("json");
-    let netcap = Netcap::start(
-        Some(&pair.b),
-        &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-e", "icmp", "--json"],
-        &dir,
-    );
+    let netcap = pair.watch_receive(&["-e", "icmp", "--json"], &dir);
     assert!(pair.ping(3, 56).status.success());
     let out = netcap.interrupt();
     assert!(out.status.success(), "{}", out.stderr);
@@ -186,8 +162,7 @@ fn ctrl_c_in_the_middle_of_a_capture_leaves_a_valid_file() {
     let dir = scratch_dir("ctrl-c");
     let file = dir.join("cut.pcapng");
     let file = file.to_str().unwrap();
-    let netcap =
-        Netcap::start(Some(&pair.b), &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-w", file], &dir);
+    let netcap = pair.watch_receive(&["-w", file], &dir);
     let flood = pair.flood(3000);
     std::thread::sleep(Duration::from_millis(300));
     // SIGINT while packets are still arriving.

@@ -107,11 +107,7 @@ fn paged_data_is_captured_with_the_bytes_tcpdump_sees() {
     let ours = dir.join("netcap.pcapng");
     let theirs = dir.join("tcpdump.pcap");
     let (ours, theirs) = (ours.to_str().unwrap(), theirs.to_str().unwrap());
-    let netcap = Netcap::start(
-        Some(&pair.b),
-        &["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "--capture-max-size", "9000", "-w", ours],
-        &dir,
-    );
+    let netcap = pair.watch_receive(&["--capture-max-size", "9000", "-w", ours], &dir);
     let tcpdump = std::process::Command::new("ip")
         .args(["netns", "exec", &pair.b, "tcpdump", "-i", &pair.dev_b, "-s", "9000", "-U", "-w", theirs])
         .stderr(std::process::Stdio::piped())
@@ -265,22 +261,7 @@ fn skb_data_reads_from_skb_data_and_its_offset() {
     let dir = scratch_dir("skb-data");
     // At netif_receive_skb the MAC header is already pulled: skb->data is the IP header.
     for (offset, length) in [("0", 84), ("-14", 98)] {
-        let netcap = Netcap::start(
-            Some(&pair.b),
-            &[
-                "skb",
-                "-f",
-                "tp:net:netif_receive_skb",
-                "-i",
-                &pair.dev_b,
-                "-e",
-                "icmp",
-                "--skb-data",
-                "--skb-data-offset",
-                offset,
-            ],
-            &dir,
-        );
+        let netcap = pair.watch_receive(&["-e", "icmp", "--skb-data", "--skb-data-offset", offset], &dir);
         assert!(pair.ping(2, 56).status.success());
         let out = netcap.interrupt();
         assert!(out.status.success(), "{}", out.stderr);

@@ -99,6 +99,14 @@ impl Pair {
         run("ip", &full)
     }
 
+    /// Starts `netcap skb -f tp:net:netif_receive_skb -i DEV_B EXTRA…` in b:
+    /// the point and device most tests watch.
+    pub fn watch_receive(&self, extra: &[&str], dir: &Path) -> Netcap {
+        let mut args = vec!["skb", "-f", "tp:net:netif_receive_skb", "-i", &self.dev_b];
+        args.extend_from_slice(extra);
+        Netcap::start(Some(&self.b), &args, dir)
+    }
+
     /// Starts a flood ping of `count` packets from a to b (bounded to 20 s).
     pub fn flood(&self, count: u32) -> std::thread::JoinHandle<Output> {
         let a = self.a.clone();
