@@ -7,24 +7,17 @@
 # Usage (root): benches/kernel_cost.sh [ROUNDS] [PINGS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=../scripts/veth-pair.sh
-source scripts/veth-pair.sh
+# shellcheck source=../scripts/lab.sh
+source scripts/lab.sh
 rounds=${1:-5}
 pings=${2:-20000}
 netcap=$PWD/target/release/netcap
 [ -x "$netcap" ] || cargo build --release --locked --quiet
 
 a=ncbench-a b=ncbench-b
-work=$(mktemp -d)
 previous_stats=$(sysctl -n kernel.bpf_stats_enabled)
-cleanup() {
-  [ -n "${netcap_pid:-}" ] && kill "$netcap_pid" 2>/dev/null || true
-  remove_veth_pair
-  sysctl -qw kernel.bpf_stats_enabled="$previous_stats"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-make_veth_pair
+close_lab_extra() { sysctl -qw kernel.bpf_stats_enabled="$previous_stats"; }
+open_lab
 sysctl -qw kernel.bpf_stats_enabled=1
 
 # Prints "run_time_ns run_cnt" summed over netcap's loaded programs.
@@ -36,12 +29,10 @@ program_stats() {
 
 # One measurement: ns per event for netcap started with "$@".
 measure() {
-  ip netns exec "$b" "$netcap" "$@" >/dev/null 2>"$work/err" &
-  netcap_pid=$!
-  for _ in $(seq 100); do grep -q "Ctrl-C to stop" "$work/err" && break; sleep 0.05; done
+  start_netcap "$@" >/dev/null
   ip netns exec "$a" ping -f -q -c "$pings" -w 60 198.18.0.2 >/dev/null
   read -r time count < <(program_stats)
-  kill -INT "$netcap_pid"; wait "$netcap_pid" || true; netcap_pid=
+  stop_netcap
   awk -v t="$time" -v c="$count" 'BEGIN { printf "%.1f\n", (c ? t / c : 0) }'
 }
 

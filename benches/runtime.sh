@@ -9,48 +9,33 @@
 # Usage (root): benches/runtime.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=../scripts/veth-pair.sh
-source scripts/veth-pair.sh
+# shellcheck source=../scripts/lab.sh
+source scripts/lab.sh
 rounds=${1:-3}
 netcap=$PWD/target/release/netcap
 [ -x "$netcap" ] || cargo build --release --locked --quiet
 command -v iperf3 >/dev/null || { apt-get install -y -qq iperf3 >/dev/null; }
 
 a=ncrt-a b=ncrt-b
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  remove_veth_pair
-  rm -rf "$work"
-}
-trap cleanup EXIT
-make_veth_pair
+open_lab
 ip netns exec "$b" iperf3 -s -D -1 >/dev/null 2>&1 || true
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # Starts netcap in b with "$@"; prints the milliseconds until it traced.
-start_netcap() {
+timed_start() {
   local begin
   begin=$(now_ms)
-  ip netns exec "$b" "$netcap" "$@" >/dev/null 2>"$work/err" &
-  netcap_pid=$!
-  pids+=("$netcap_pid")
-  for _ in $(seq 2000); do
-    grep -q "Ctrl-C to stop" "$work/err" 2>/dev/null && break
-    sleep 0.002
-  done
+  start_netcap "$@" >/dev/null
   echo $(( $(now_ms) - begin ))
 }
 
 # Stops netcap; prints the milliseconds it took to detach and exit.
-stop_netcap() {
+timed_stop() {
   local begin
   begin=$(now_ms)
-  kill -INT "$netcap_pid"
-  wait "$netcap_pid" || true
+  stop_netcap
   echo $(( $(now_ms) - begin ))
 }
 
@@ -66,25 +51,25 @@ ten="$ten,tp:skb:consume_skb,tp:net:netif_rx,tp:net:napi_gro_receive_entry,tp:ne
 four="tp:net:net_dev_queue,tp:net:net_dev_start_xmit,tp:net:netif_receive_skb,tp:skb:consume_skb"
 
 for round in $(seq "$rounds"); do
-  start_netcap skb -f tp:net:netif_receive_skb >>"$work/start1"
-  stop_netcap >>"$work/stop1"
-  start_netcap skb -f "$ten" >>"$work/start10"
-  stop_netcap >>"$work/stop10"
+  timed_start skb -f tp:net:netif_receive_skb >>"$work/start1"
+  timed_stop >>"$work/stop1"
+  timed_start skb -f "$ten" >>"$work/start10"
+  timed_stop >>"$work/stop10"
 
   iperf >>"$work/bare"
   start_netcap skb -f "$four" -e 'udp port 1' >/dev/null
   iperf >>"$work/nomatch"
   grep VmHWM /proc/"$netcap_pid"/status | awk '{ print $2 }' >>"$work/rss_nomatch"
-  stop_netcap >/dev/null
+  stop_netcap
   start_netcap skb -f "$four" -w "$work/all.pcapng" >/dev/null
   iperf >>"$work/pcapng"
   grep VmHWM /proc/"$netcap_pid"/status | awk '{ print $2 }' >>"$work/rss_pcapng"
-  stop_netcap >/dev/null
+  stop_netcap
   grep -o "[0-9]* packets captured, [0-9]* lost" "$work/err" >>"$work/pcapng_counts"
   # Like tcpdump: one point, the receiving device, 256 bytes.
   start_netcap skb -f tp:net:netif_receive_skb -i veth-b -w "$work/one.pcapng" >/dev/null
   iperf >>"$work/pcapng1"
-  stop_netcap >/dev/null
+  stop_netcap
   ip netns exec "$b" tcpdump -i veth-b -w "$work/tcpdump.pcap" -s 256 2>/dev/null &
   tcpdump_pid=$!
   pids+=("$tcpdump_pid")

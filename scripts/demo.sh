@@ -4,8 +4,8 @@
 # where each packet went and where the dropped ones died. Cleans up on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=../scripts/veth-pair.sh
-source scripts/veth-pair.sh
+# shellcheck source=lab.sh
+source scripts/lab.sh
 # shellcheck source=setup.sh
 source scripts/setup.sh
 if [ "$(id -u)" -ne 0 ]; then
@@ -16,57 +16,40 @@ cargo build --release --locked --quiet
 netcap=$PWD/target/release/netcap
 
 a=netcap-demo-a b=netcap-demo-b
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  remove_veth_pair
-  rm -rf "$work"
-}
-trap cleanup EXIT
+open_lab
 trap 'exit 130' INT TERM
 
-make_veth_pair
-
-# Starts netcap in namespace b, in the background, once it is tracing.
-start_netcap() {
-  ip netns exec "$b" "$netcap" "$@" 2>"$work/err" &
-  netcap_pid=$!
-  pids+=("$netcap_pid")
-  for _ in $(seq 100); do
-    grep -q "Ctrl-C to stop" "$work/err" 2>/dev/null && return
-    sleep 0.1
-  done
-  cat "$work/err" >&2
-  exit 1
+# netcap in namespace b, in the background, once it is tracing.
+show_netcap() {
+  start_netcap "$@" || { cat "$work/err" >&2; exit 1; }
 }
 
-stop_netcap() {
+# Lets the last events arrive, stops netcap and shows its closing lines.
+end_netcap() {
   sleep 0.5
-  kill -INT "$netcap_pid" 2>/dev/null || true
-  wait "$netcap_pid" || true
+  stop_netcap
   grep -v "Ctrl-C to stop" "$work/err" >&2 || true
 }
 
 echo "== 1. Packets arriving at 198.18.0.2 (tracepoint:net:netif_receive_skb on veth-b)"
 echo "   \$ netcap skb -f tracepoint:net:netif_receive_skb -i veth-b"
-start_netcap skb -f tracepoint:net:netif_receive_skb -i veth-b
+show_netcap skb -f tracepoint:net:netif_receive_skb -i veth-b
 ip netns exec "$a" ping -c 3 -i 0.2 -W 1 198.18.0.2 >/dev/null
 ip netns exec "$b" timeout 5 nc -l -p 8080 >/dev/null &
 pids+=($!)
 sleep 0.3
 echo "hello from netcap's demo" | ip netns exec "$a" timeout 5 nc -q 1 198.18.0.2 8080
-stop_netcap
+end_netcap
 
 echo
 echo "== 2. iptables drops TCP to port 9000 in 198.18.0.2's namespace; where do the SYNs die?"
 echo "   \$ iptables -A INPUT -p tcp --dport 9000 -j DROP"
 echo "   \$ netcap skb -f tracepoint:skb:kfree_skb -e 'tcp port 9000' -S"
 ip netns exec "$b" iptables -A INPUT -p tcp --dport 9000 -j DROP
-start_netcap skb -f tracepoint:skb:kfree_skb -e "tcp port 9000" -S
+show_netcap skb -f tracepoint:skb:kfree_skb -e "tcp port 9000" -S
 ip netns exec "$a" timeout 4 nc -z -w 2 198.18.0.2 9000 || true
 # Not port 9000: dropped too (no socket), but the filter keeps it out.
 echo "not shown" | ip netns exec "$a" nc -u -w 1 198.18.0.2 7777 || true
-stop_netcap
+end_netcap
 echo
 echo "demo: done; namespaces and rules removed"

@@ -1,7 +1,14 @@
 # Sourced by the demo and the benchmarks: two network namespaces, $a
-# (veth-a, 198.18.0.1/24) and $b (veth-b, 198.18.0.2/24), joined by veth.
-# remove_veth_pair deletes both (and so the veth pair with them).
-make_veth_pair() {
+# (veth-a, 198.18.0.1/24) and $b (veth-b, 198.18.0.2/24), joined by veth;
+# a scratch directory $work; netcap started in $b and stopped as by Ctrl-C.
+# open_lab sets all of it up and arranges that everything is removed on
+# exit (processes in $pids, the namespaces, $work, and whatever an
+# optional close_lab_extra function undoes).
+
+open_lab() {
+  work=$(mktemp -d)
+  pids=()
+  trap close_lab EXIT
   ip netns add "$a"
   ip netns add "$b"
   ip link add veth-a netns "$a" type veth peer name veth-b netns "$b"
@@ -15,7 +22,31 @@ make_veth_pair() {
   ip -n "$b" link set veth-b up
 }
 
-remove_veth_pair() {
+close_lab() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Deleting a namespace deletes its end of the veth pair, and so the pair.
   ip netns delete "$a" 2>/dev/null || true
   ip netns delete "$b" 2>/dev/null || true
+  if declare -F close_lab_extra >/dev/null; then close_lab_extra; fi
+  rm -rf "$work"
+}
+
+# Starts $netcap "$@" in $b in the background (stderr in $work/err) and
+# returns once it traces; fails if it exits or is not tracing within 20 s.
+start_netcap() {
+  ip netns exec "$b" "$netcap" "$@" 2>"$work/err" &
+  netcap_pid=$!
+  pids+=("$netcap_pid")
+  for _ in $(seq 4000); do
+    grep -q "Ctrl-C to stop" "$work/err" 2>/dev/null && return 0
+    kill -0 "$netcap_pid" 2>/dev/null || return 1
+    sleep 0.005
+  done
+  return 1
+}
+
+# Stops netcap as Ctrl-C does and waits until it has detached and exited.
+stop_netcap() {
+  kill -INT "$netcap_pid" 2>/dev/null || true
+  wait "$netcap_pid" || true
 }
