@@ -84,7 +84,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         );
     }
 
-    load::capture_libbpf_messages();
+    load::route_libbpf_messages(verbose);
     // One kprobe per function takes one file descriptor each.
     kernel::raise_open_files_limit();
     let options = LoadOptions {

@@ -69,13 +69,16 @@ pub struct Session {
 /// libbpf's own messages (verifier logs among them), kept for --verbose.
 static LIBBPF_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-pub fn capture_libbpf_messages() {
+/// With --verbose, keeps every libbpf message for the error report;
+/// otherwise silences libbpf (fallbacks are reported by netcap itself), so
+/// that start-up does not format and store thousands of debug lines.
+pub fn route_libbpf_messages(verbose: bool) {
     fn keep(_level: libbpf_rs::PrintLevel, message: String) {
         if let Ok(mut log) = LIBBPF_LOG.lock() {
             log.push(message.trim_end().to_string());
         }
     }
-    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, keep)));
+    libbpf_rs::set_print(verbose.then_some((libbpf_rs::PrintLevel::Debug, keep as libbpf_rs::PrintCallback)));
 }
 
 /// Takes what libbpf said since the last call.

@@ -6,6 +6,7 @@
 //! so every packet is written as Ethernet: a packet captured without an
 //! L2 header gets a zero-MAC header, and its comment says so.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use super::{Context, Sink};
@@ -49,16 +50,17 @@ fn block(kind: u32, body: &[u8]) -> Vec<u8> {
     block
 }
 
-/// The bytes as written: Ethernet, a zero-MAC header added where there was none.
-pub fn ethernet_frame(event: &Event) -> (Vec<u8>, u32) {
+/// The bytes as written: Ethernet, a zero-MAC header added where there was
+/// none (only then is the packet copied).
+pub fn ethernet_frame(event: &Event) -> (Cow<'_, [u8]>, u32) {
     match event.link {
-        Link::Ethernet => (event.data.clone(), event.pkt_len),
+        Link::Ethernet => (Cow::Borrowed(&event.data), event.pkt_len),
         Link::Raw => {
             let ethertype: u16 = if event.data.first().is_some_and(|b| b >> 4 == 6) { 0x86dd } else { 0x0800 };
             let mut frame = vec![0u8; 12];
             frame.extend_from_slice(&ethertype.to_be_bytes());
             frame.extend_from_slice(&event.data);
-            (frame, event.pkt_len + 14)
+            (Cow::Owned(frame), event.pkt_len + 14)
         }
     }
 }
