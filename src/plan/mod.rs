@@ -144,7 +144,7 @@ pub fn resolve(
 }
 
 fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option<String>) -> Result<Target, PlanError> {
-    let (params, flavours) = match &spec.kind {
+    let (params, mut flavours) = match &spec.kind {
         PointKind::Tracepoint { category, raw_only } => {
             let params = btf.tracepoint_params(&spec.name).ok_or_else(|| PlanError::UnknownTracepoint {
                 name: spec.name.clone(),
@@ -229,10 +229,11 @@ fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option
     if let Some(extra) = spec.extra_arg {
         check_exists(extra)?;
     }
-    if flavours.contains(&Flavour::Kprobe) && skb_arg > 5 {
-        // Registers carry the first five arguments netcap reads on kprobes.
-        let flavours_without: Vec<Flavour> = flavours.iter().copied().filter(|f| *f != Flavour::Kprobe).collect();
-        if flavours_without.is_empty() {
+    // netcap reads the first five arguments from registers on kprobes and
+    // kretprobes: a later skb leaves fentry/fexit as the only way.
+    if skb_arg > 5 {
+        flavours.retain(|f| !matches!(f, Flavour::Kprobe | Flavour::Kretprobe));
+        if flavours.is_empty() {
             return Err(PlanError::NoSuchArgument {
                 name: spec.name.clone(),
                 given: skb_arg,
@@ -408,6 +409,16 @@ mod tests {
         // sk_skb_reason_drop(sk, skb, reason): a function says why, not where.
         assert_eq!((targets[2].reason_arg, targets[2].location_arg), (Some(2), None));
         assert_eq!(targets[3].reason_arg, None);
+    }
+
+    #[test]
+    fn kprobes_are_not_offered_for_an_skb_past_the_fifth_argument() {
+        // icmp_glue_bits(void *from, char *to, int offset, int len, int odd, struct sk_buff *skb)
+        assert_eq!(plan("icmp_glue_bits").unwrap()[0].flavours, [Flavour::Fentry]);
+        assert_eq!(plan("fexit:icmp_glue_bits").unwrap()[0].flavours, [Flavour::Fexit]);
+        let message = plan("kprobe:icmp_glue_bits").unwrap_err().to_string();
+        assert!(message.contains("kprobes read the first five arguments only"), "{message}");
+        assert!(plan("kretprobe:icmp_glue_bits").is_err());
     }
 
     #[test]
