@@ -14,6 +14,7 @@ fn main() {
     }
     SkeletonBuilder::new()
         .source(SOURCE)
+        .obj(out.join("netcap.bpf.o"))
         .clang_args(["-Wall", "-Werror", "-Ibpf"])
         .build_and_generate(out.join("netcap.skel.rs"))
         .unwrap_or_else(|err| panic!("building {SOURCE}: {err:#}"));

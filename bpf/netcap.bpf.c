@@ -16,15 +16,35 @@
 #include <bpf/bpf_endian.h>
 #include "netcap.h"
 
+/* With --ext-filter/--ext-action netcap compiles this file at run time,
+ * defining NETCAP_EXT and generating netcap_ext.h around the user's code. */
+#ifdef NETCAP_EXT
+#include "netcap_ext.h"
+#endif
+
+#ifdef NETCAP_EXT_ACTION
+/* The record carries the user's struct between header and packet, in
+ * 8-byte units so that the packet stays aligned. */
+#define NETCAP_USER_SIZE ((sizeof(struct xcap_user_extend) + 7) & ~7UL)
+_Static_assert(sizeof(struct xcap_user_extend) <= NETCAP_USER_MAX,
+	       "struct xcap_user_extend is larger than netcap's limit (NETCAP_USER_MAX bytes)");
+/* Referenced so that the object's BTF describes the struct to user space. */
+struct xcap_user_extend netcap_user_layout = {};
+#else
+#define NETCAP_USER_SIZE 0
+#endif
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-const volatile struct netcap_config netcap_cfg = {};
+/* In a section of its own, so that user space finds it at offset 0. */
+const volatile struct netcap_config netcap_cfg SEC(".rodata.config") = {};
 
 /* Referenced so that the skeleton generates the Rust mirror of the record. */
 struct netcap_event netcap_event_layout = {};
 
 struct netcap_scratch {
 	struct netcap_event event;
+	__u8 user[NETCAP_USER_SIZE];
 	__u8 data[NETCAP_SCRATCH_DATA];
 };
 
@@ -403,6 +423,17 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 	/* Decided before anything is reserved in the ring buffer. */
 	if (!netcap_keep(scratch))
 		goto out;
+#ifdef NETCAP_EXT_FILTER
+	if (!xcap_ext_filter((void *)args->ext, (void *)skb, args->trace_index))
+		goto out;
+#endif
+#ifdef NETCAP_EXT_ACTION
+	__builtin_memset(scratch->user, 0, NETCAP_USER_SIZE);
+	if (xcap_ext_action((void *)args->ext, (void *)skb, event->pkt_len,
+			    (struct xcap_user_extend *)scratch->user,
+			    args->trace_index))
+		event->flags |= NETCAP_EVENT_USER;
+#endif
 
 	event->ts_ns = bpf_ktime_get_ns();
 	event->skb = (__u64)skb;
@@ -435,7 +466,7 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 			 BPF_RB_FORCE_WAKEUP :
 			 BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&netcap_events_map, scratch,
-			       (sizeof(*event) + event->cap_len) & 0x1ffff,
+			       (sizeof(*event) + NETCAP_USER_SIZE + event->cap_len) & 0x1ffff,
 			       wakeup))
 		netcap_count(NETCAP_COUNTER_LOST);
 out:

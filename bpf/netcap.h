@@ -44,6 +44,8 @@ enum netcap_event_flags {
 	NETCAP_EVENT_RETVAL = 1 << 1,
 	/* The L2 and L3 headers were made up from the socket (--fake-hdr). */
 	NETCAP_EVENT_SYNTHESIZED = 1 << 2,
+	/* --ext-action returned non-zero: show the user's struct. */
+	NETCAP_EVENT_USER = 1 << 3,
 };
 
 enum netcap_counter {
@@ -54,7 +56,11 @@ enum netcap_counter {
 	NETCAP_COUNTER_MAX = 4,
 };
 
-/* One record in the ring buffer: this header, then cap_len packet bytes. */
+/* Largest struct xcap_user_extend (--ext-action). */
+#define NETCAP_USER_MAX 1024
+
+/* One record in the ring buffer: this header, then the user's struct
+ * (--ext-action only, rounded up to 8 bytes), then cap_len packet bytes. */
 struct netcap_event {
 	__u64 ts_ns;     /* bpf_ktime_get_ns() */
 	__u64 skb;       /* address of the sk_buff */

@@ -88,6 +88,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     // One kprobe per function takes one file descriptor each.
     kernel::raise_open_files_limit();
     let options = LoadOptions {
+        object: load::EMBEDDED_OBJECT,
         capture_max: args.capture_max_size,
         device,
         ring_bytes: args.ring_buffer_mb << 20,
@@ -168,9 +169,10 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     let summary_every = (args.drop_summary_interval > 0).then(|| Duration::from_secs(args.drop_summary_interval));
     let mut last_summary = Instant::now();
     {
+        let events_map = session.events_map()?;
         let mut builder = RingBufferBuilder::new();
         builder
-            .add(session.events_map(), |record| capture.borrow_mut().take(record, &context, |id| session.stack(id)))?;
+            .add(&events_map, |record| capture.borrow_mut().take(record, &context, |id| session.stack(id)))?;
         let ring = builder.build()?;
         // The kernel wakes us only once data piles up (see bpf/netcap.bpf.c),
         // so every round also consumes whatever arrived quietly.

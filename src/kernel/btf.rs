@@ -25,12 +25,28 @@ pub type TypeId = u32;
 /// The kinds netcap looks at; everything else is kept as `Other`.
 #[derive(Debug, Clone)]
 pub enum Kind {
-    Int,
+    Int {
+        /// Bytes.
+        size: u32,
+        encoding: IntEncoding,
+        /// Width in bits (below size * 8 for some kernel types).
+        bits: u8,
+    },
     Ptr {
         target: TypeId,
     },
-    Struct,
-    Union,
+    Array {
+        element: TypeId,
+        count: u32,
+    },
+    Struct {
+        size: u32,
+        members: Vec<Member>,
+    },
+    Union {
+        size: u32,
+        members: Vec<Member>,
+    },
     Enum {
         values: Vec<(u32, i64)>,
     },
@@ -49,6 +65,25 @@ pub enum Kind {
         params: Vec<(u32, TypeId)>,
     },
     Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntEncoding {
+    Unsigned,
+    Signed,
+    /// `char` (its signedness is the target's; BPF's is signed).
+    Char,
+    Bool,
+}
+
+/// A struct or union member.
+#[derive(Debug, Clone)]
+pub struct Member {
+    name_off: u32,
+    pub ty: TypeId,
+    pub bit_offset: u32,
+    /// Non-zero for bitfields.
+    pub bit_size: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -73,10 +108,14 @@ fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
 
 impl Btf {
     pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
-        let bytes = read(path)?;
+        Btf::from_bytes(&read(path)?, &path.display().to_string())
+    }
+
+    /// BTF from a blob (a `.BTF` section); `origin` names it in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Btf, BtfError> {
         let mut btf =
             Btf { types: vec![Type { name_off: 0, kind: Kind::Other }], strings: Vec::new(), by_name: HashMap::new() };
-        btf.append(&bytes, &path.display().to_string())?;
+        btf.append(bytes, origin)?;
         Ok(btf)
     }
 
@@ -104,12 +143,39 @@ impl Btf {
             let kind_code = (info >> 24) & 0x1f;
             at += 12;
             let rebase = |off: u32| if off == 0 { 0 } else { off + string_base };
+            let members = || -> Result<Vec<Member>, BtfError> {
+                let bad = || BtfError::BadType(origin.into(), id, kind_code);
+                let bitfields = info >> 31 == 1;
+                (0..vlen)
+                    .map(|i| {
+                        let name_off = u32_at(types, at + 12 * i).ok_or_else(bad)?;
+                        let ty = u32_at(types, at + 12 * i + 4).ok_or_else(bad)?;
+                        let offset = u32_at(types, at + 12 * i + 8).ok_or_else(bad)?;
+                        let (bit_offset, bit_size) =
+                            if bitfields { (offset & 0xff_ffff, (offset >> 24) as u8) } else { (offset, 0) };
+                        Ok(Member { name_off: rebase(name_off), ty, bit_offset, bit_size })
+                    })
+                    .collect()
+            };
             let (kind, extra) = match kind_code {
-                1 => (Kind::Int, 4),
+                1 => {
+                    let bits = u32_at(types, at).ok_or(BtfError::BadType(origin.into(), id, 1))?;
+                    let encoding = match (bits >> 24) & 0xf {
+                        1 => IntEncoding::Signed,
+                        2 => IntEncoding::Char,
+                        4 => IntEncoding::Bool,
+                        _ => IntEncoding::Unsigned,
+                    };
+                    (Kind::Int { size: size_or_type, encoding, bits: bits as u8 }, 4)
+                }
                 2 => (Kind::Ptr { target: size_or_type }, 0),
-                3 => (Kind::Other, 12),
-                4 => (Kind::Struct, 12 * vlen),
-                5 => (Kind::Union, 12 * vlen),
+                3 => {
+                    let element = u32_at(types, at).ok_or(BtfError::BadType(origin.into(), id, 3))?;
+                    let count = u32_at(types, at + 8).ok_or(BtfError::BadType(origin.into(), id, 3))?;
+                    (Kind::Array { element, count }, 12)
+                }
+                4 => (Kind::Struct { size: size_or_type, members: members()? }, 12 * vlen),
+                5 => (Kind::Union { size: size_or_type, members: members()? }, 12 * vlen),
                 6 => {
                     let mut values = Vec::with_capacity(vlen);
                     for i in 0..vlen {
@@ -211,7 +277,7 @@ impl Btf {
         match self.kind(self.resolve(id)) {
             Kind::Ptr { target } => {
                 let pointee = self.resolve(*target);
-                matches!(self.kind(pointee), Kind::Struct | Kind::Fwd) && self.name(pointee) == struct_name
+                matches!(self.kind(pointee), Kind::Struct { .. } | Kind::Fwd) && self.name(pointee) == struct_name
             }
             _ => false,
         }
@@ -225,8 +291,8 @@ impl Btf {
         match self.kind(id) {
             Kind::Ptr { target } => format!("{} *", self.type_text(*target)),
             Kind::Qualifier { target } => self.type_text(*target),
-            Kind::Struct => format!("struct {}", self.name(id)),
-            Kind::Union => format!("union {}", self.name(id)),
+            Kind::Struct { .. } => format!("struct {}", self.name(id)),
+            Kind::Union { .. } => format!("union {}", self.name(id)),
             Kind::Enum { .. } => format!("enum {}", self.name(id)),
             Kind::FuncProto { .. } => "function".into(),
             _ => self.name(id).to_string(),
@@ -249,6 +315,26 @@ impl Btf {
         let Kind::Ptr { target: proto } = self.kind(self.resolve(*target)) else { return None };
         let params = self.params(*proto);
         Some(params.into_iter().skip(1).collect())
+    }
+
+    pub fn member_name(&self, member: &Member) -> &str {
+        self.str_at(member.name_off)
+    }
+
+    /// Bytes a value of this type takes, for the kinds that have a size.
+    pub fn size_of(&self, id: TypeId) -> Option<u32> {
+        match self.kind(self.resolve(id)) {
+            Kind::Int { size, .. } | Kind::Struct { size, .. } | Kind::Union { size, .. } => Some(*size),
+            Kind::Ptr { .. } => Some(8),
+            Kind::Enum { .. } => Some(4),
+            Kind::Array { element, count } => self.size_of(*element).map(|s| s * count),
+            _ => None,
+        }
+    }
+
+    /// The first struct of this name.
+    pub fn struct_named(&self, name: &str) -> Option<TypeId> {
+        self.ids(name).iter().copied().find(|&id| matches!(self.kind(id), Kind::Struct { .. }))
     }
 
     /// Enumerator names and values of `enum NAME`.

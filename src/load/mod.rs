@@ -3,17 +3,15 @@
 //! through the first copy, each point attached by the first flavour that
 //! the kernel accepts. Dropping a `Session` detaches and unloads everything.
 
-use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
+use libbpf_rs::{Link, Map, MapCore, MapFlags, Object, ObjectBuilder, ProgramMut};
 
 mod filter_hook;
 
-use crate::bpf::{NetcapSkel, NetcapSkelBuilder, OpenNetcapSkel};
+use crate::bpf::types::netcap_config;
 use crate::filter::Filter;
 use crate::kernel::Device;
 use crate::plan::{Flavour, Target};
@@ -24,6 +22,8 @@ const NEST_MAX: u32 = 4;
 const NO_ARG: u32 = 0xff;
 
 pub struct LoadOptions {
+    /// The BPF object: `EMBEDDED_OBJECT`, or one compiled with user extensions.
+    pub object: &'static [u8],
     pub capture_max: u32,
     pub device: Option<Device>,
     /// Ring buffer size in bytes (a power of two).
@@ -63,7 +63,7 @@ pub struct Group {
 pub struct Session {
     pub attached: Vec<Attached>,
     pub group: Option<Group>,
-    skels: Vec<NetcapSkel<'static>>,
+    objects: Vec<Object>,
 }
 
 /// libbpf's own messages (verifier logs among them), kept for --verbose.
@@ -93,7 +93,7 @@ impl Session {
         mut progress: impl FnMut(Progress<'_>),
     ) -> Result<Session> {
         filter_hook::register_handlers()?;
-        let mut session = Session { attached: Vec::new(), group: None, skels: Vec::new() };
+        let mut session = Session { attached: Vec::new(), group: None, objects: Vec::new() };
         let mut grouped: Vec<(u16, &Target)> = Vec::new();
         for (index, target) in targets.iter().enumerate() {
             if target.flavours.first() == Some(&Flavour::KprobeMulti) {
@@ -103,7 +103,7 @@ impl Session {
             let mut failures: Vec<(Flavour, String)> = Vec::new();
             let mut success = None;
             for &flavour in &target.flavours {
-                let shared = session.skels.first();
+                let shared = session.objects.first();
                 match attach_one(target, index as u16, flavour, options, shared) {
                     Ok(loaded) => {
                         success = Some((flavour, loaded));
@@ -112,17 +112,17 @@ impl Session {
                     Err(err) => failures.push((flavour, format!("{err:#}"))),
                 }
             }
-            let Some((flavour, (skel, links))) = success else {
+            let Some((flavour, (object, links))) = success else {
                 return Err(attach_failure(target, &failures));
             };
-            session.skels.push(skel);
+            session.objects.push(object);
             let attached = Attached { target: target.clone(), flavour, fallbacks: failures, _links: links };
             progress(Progress::Attached(&attached));
             session.attached.push(attached);
         }
         if !grouped.is_empty() {
-            let (skel, group) = attach_group(&grouped, options, session.skels.first(), &mut progress)?;
-            session.skels.push(skel);
+            let (object, group) = attach_group(&grouped, options, session.objects.first(), &mut progress)?;
+            session.objects.push(object);
             progress(Progress::Group(&group));
             session.group = Some(group);
         }
@@ -131,11 +131,11 @@ impl Session {
 
     /// Counters kept per CPU by the BPF programs, summed (enum netcap_counter).
     pub fn counters(&self) -> Counters {
-        let Some(skel) = self.skels.first() else { return Counters::default() };
+        let Some(map) = self.objects.first().and_then(|o| map_named(o, "netcap_counters_map").ok()) else {
+            return Counters::default();
+        };
         let read = |index: u32| -> u64 {
-            skel.maps
-                .netcap_counters_map
-                .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
+            map.lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
                 .ok()
                 .flatten()
                 .map(|cpus| cpus.iter().map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8]))).sum())
@@ -146,9 +146,9 @@ impl Session {
 
     /// The return addresses of stack `id`, innermost first.
     pub fn stack(&self, id: i32) -> Option<Vec<u64>> {
-        let skel = self.skels.first()?;
+        let map = map_named(self.objects.first()?, "netcap_stacks_map").ok()?;
         let id = u32::try_from(id).ok()?;
-        let bytes = skel.maps.netcap_stacks_map.lookup(&id.to_ne_bytes(), MapFlags::ANY).ok()??;
+        let bytes = map.lookup(&id.to_ne_bytes(), MapFlags::ANY).ok()??;
         Some(
             bytes
                 .chunks_exact(8)
@@ -158,8 +158,8 @@ impl Session {
         )
     }
 
-    pub fn events_map(&self) -> &dyn MapCore {
-        &self.skels[0].maps.netcap_events_map
+    pub fn events_map(&self) -> Result<Map<'_>> {
+        map_named(self.objects.first().ok_or_else(|| anyhow!("nothing attached"))?, "netcap_events_map")
     }
 }
 
@@ -168,7 +168,7 @@ impl Drop for Session {
         // Detach every link before the programs and maps go away.
         self.attached.clear();
         self.group = None;
-        self.skels.clear();
+        self.objects.clear();
     }
 }
 
@@ -215,6 +215,72 @@ impl ObjectConfig {
     }
 }
 
+/// The object compiled at build time (no user extensions).
+pub static EMBEDDED_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/netcap.bpf.o"));
+
+/// The program that implements each flavour.
+fn program_name(flavour: Flavour) -> &'static str {
+    match flavour {
+        Flavour::TpBtfPaged => "netcap_tp_btf_paged",
+        Flavour::TpBtf => "netcap_tp_btf",
+        Flavour::RawTp => "netcap_raw_tp",
+        Flavour::Fentry => "netcap_fentry",
+        Flavour::Kprobe => "netcap_kprobe",
+        Flavour::Floor => "netcap_tp_btf_floor",
+        Flavour::KprobeMulti => "netcap_kprobe_multi",
+        Flavour::KprobeEach => "netcap_kprobe_cookie",
+        Flavour::Fexit => "netcap_fexit",
+        Flavour::Kretprobe => "netcap_kretprobe",
+    }
+}
+
+/// A kretprobe needs its entry half too.
+const KRETPROBE_ENTRY: &str = "netcap_kretprobe_entry";
+
+/// Maps every opened copy shares with the first.
+const SHARED_MAPS: [&str; 6] = [
+    "netcap_events_map",
+    "netcap_scratch_map",
+    "netcap_nest_map",
+    "netcap_counters_map",
+    "netcap_stacks_map",
+    "netcap_entries_map",
+];
+
+fn map_named<'a>(object: &'a Object, name: &str) -> Result<Map<'a>> {
+    object.maps().find(|m| m.name() == name).ok_or_else(|| anyhow!("BPF object has no map {name}"))
+}
+
+fn program_named<'a>(object: &'a Object, name: &str) -> Result<ProgramMut<'a>> {
+    object.progs_mut().find(|p| p.name() == name).ok_or_else(|| anyhow!("BPF object has no program {name}"))
+}
+
+/// The `.rodata` configuration of one opened copy, as the C struct's bytes.
+fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
+    let mut rodata = netcap_config {
+        trace_index: u32::from(config.trace_index),
+        skb_arg: config.skb_arg,
+        ext_arg: config.ext_arg.unwrap_or(NO_ARG),
+        reason_arg: config.reason_arg.unwrap_or(NO_ARG),
+        location_arg: config.location_arg.unwrap_or(NO_ARG),
+        ret_arg: config.ret_arg.unwrap_or(NO_ARG),
+        capture_max: options.capture_max,
+        filter: u32::from(options.filter.is_some()),
+        stack: u32::from(options.stacks),
+        fake_hdr: u32::from(options.fake_headers),
+        skb_data: u32::from(options.skb_data.is_some()),
+        skb_data_offset: options.skb_data.unwrap_or(0),
+        // User space also polls on a timer; wake it early when an eighth is full.
+        wakeup_bytes: options.ring_bytes / 8,
+        ..Default::default()
+    };
+    if let Some(device) = &options.device {
+        rodata.ifindex = device.ifindex;
+        rodata.netns = device.netns;
+    }
+    rodata
+}
+
 /// Opens a copy of the object, configured, maps shared with `shared`, with
 /// only the program of `flavour` left to load (attached to `attach_name`
 /// where the flavour needs its target at load time), and loads it.
@@ -223,94 +289,54 @@ fn load_object(
     flavour: Flavour,
     attach_name: Option<&str>,
     options: &LoadOptions,
-    shared: Option<&NetcapSkel<'static>>,
-) -> Result<NetcapSkel<'static>> {
-    // Each opened object must outlive its skeleton; the storage is tiny
-    // and lives as long as the session, so it is leaked on purpose.
-    let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
-    let mut open: OpenNetcapSkel<'static> =
-        NetcapSkelBuilder::default().open(storage).context("opening the BPF object")?;
+    shared: Option<&Object>,
+) -> Result<Object> {
+    let mut open = ObjectBuilder::default().open_memory(options.object).context("opening the BPF object")?;
 
-    let rodata =
-        &mut open.maps.rodata_data.as_deref_mut().ok_or_else(|| anyhow!("BPF object has no .rodata"))?.netcap_cfg;
-    rodata.trace_index = u32::from(config.trace_index);
-    rodata.skb_arg = config.skb_arg;
-    rodata.ext_arg = config.ext_arg.unwrap_or(NO_ARG);
-    rodata.reason_arg = config.reason_arg.unwrap_or(NO_ARG);
-    rodata.location_arg = config.location_arg.unwrap_or(NO_ARG);
-    rodata.ret_arg = config.ret_arg.unwrap_or(NO_ARG);
-    rodata.capture_max = options.capture_max;
-    if let Some(device) = &options.device {
-        rodata.ifindex = device.ifindex;
-        rodata.netns = device.netns;
-    }
-    rodata.filter = u32::from(options.filter.is_some());
-    rodata.stack = u32::from(options.stacks);
-    rodata.fake_hdr = u32::from(options.fake_headers);
-    rodata.skb_data = u32::from(options.skb_data.is_some());
-    rodata.skb_data_offset = options.skb_data.unwrap_or(0);
-    // User space also polls on a timer; wake it early when an eighth is full.
-    rodata.wakeup_bytes = options.ring_bytes / 8;
-
-    match shared {
-        Some(first) => {
-            open.maps.netcap_events_map.reuse_fd(first.maps.netcap_events_map.as_fd())?;
-            open.maps.netcap_scratch_map.reuse_fd(first.maps.netcap_scratch_map.as_fd())?;
-            open.maps.netcap_nest_map.reuse_fd(first.maps.netcap_nest_map.as_fd())?;
-            open.maps.netcap_counters_map.reuse_fd(first.maps.netcap_counters_map.as_fd())?;
-            open.maps.netcap_stacks_map.reuse_fd(first.maps.netcap_stacks_map.as_fd())?;
-            open.maps.netcap_entries_map.reuse_fd(first.maps.netcap_entries_map.as_fd())?;
-        }
-        None => {
-            let slots = crate::kernel::possible_cpus() as u32 * NEST_MAX;
-            open.maps.netcap_scratch_map.set_max_entries(slots)?;
-            open.maps.netcap_events_map.set_max_entries(options.ring_bytes)?;
-            open.maps.netcap_stacks_map.set_max_entries(if options.stacks { STACK_ENTRIES } else { 1 })?;
-        }
-    }
-
+    let rodata = config_bytes(config, options);
     {
-        let progs = &mut open.progs;
-        for prog in [
-            &mut progs.netcap_tp_btf_paged,
-            &mut progs.netcap_tp_btf,
-            &mut progs.netcap_raw_tp,
-            &mut progs.netcap_fentry,
-            &mut progs.netcap_kprobe,
-            &mut progs.netcap_tp_btf_floor,
-            &mut progs.netcap_kprobe_multi,
-            &mut progs.netcap_kprobe_cookie,
-            &mut progs.netcap_fexit,
-            &mut progs.netcap_kretprobe,
-            &mut progs.netcap_kretprobe_entry,
-        ] {
-            prog.set_autoload(false);
+        let mut map = open
+            .maps_mut()
+            .find(|m| m.name().to_string_lossy().ends_with(".rodata.config"))
+            .ok_or_else(|| anyhow!("BPF object has no .rodata.config"))?;
+        let value = map.initial_value_mut().ok_or_else(|| anyhow!(".rodata.config has no value"))?;
+        let size = std::mem::size_of::<netcap_config>();
+        if value.len() < size {
+            bail!(".rodata.config holds {} bytes, not the {size} of struct netcap_config", value.len());
         }
-        // A kretprobe needs its entry half too.
-        if flavour == Flavour::Kretprobe {
-            progs.netcap_kretprobe_entry.set_autoload(true);
+        // SAFETY: netcap_config is repr(C) plain old data of `size` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts((&rodata as *const netcap_config).cast::<u8>(), size) };
+        value[..size].copy_from_slice(bytes);
+    }
+
+    for mut map in open.maps_mut() {
+        let name = map.name().to_string_lossy().into_owned();
+        match shared {
+            Some(first) if SHARED_MAPS.contains(&name.as_str()) => map.reuse_fd(map_named(first, &name)?.as_fd())?,
+            Some(_) => {}
+            None => match name.as_str() {
+                "netcap_scratch_map" => map.set_max_entries(crate::kernel::possible_cpus() as u32 * NEST_MAX)?,
+                "netcap_events_map" => map.set_max_entries(options.ring_bytes)?,
+                "netcap_stacks_map" => map.set_max_entries(if options.stacks { STACK_ENTRIES } else { 1 })?,
+                _ => {}
+            },
         }
-        let chosen = match flavour {
-            Flavour::TpBtfPaged => &mut progs.netcap_tp_btf_paged,
-            Flavour::TpBtf => &mut progs.netcap_tp_btf,
-            Flavour::RawTp => &mut progs.netcap_raw_tp,
-            Flavour::Fentry => &mut progs.netcap_fentry,
-            Flavour::Kprobe => &mut progs.netcap_kprobe,
-            Flavour::Floor => &mut progs.netcap_tp_btf_floor,
-            Flavour::KprobeMulti => &mut progs.netcap_kprobe_multi,
-            Flavour::KprobeEach => &mut progs.netcap_kprobe_cookie,
-            Flavour::Fexit => &mut progs.netcap_fexit,
-            Flavour::Kretprobe => &mut progs.netcap_kretprobe,
-        };
-        chosen.set_autoload(true);
-        if let Some(name) = attach_name {
-            chosen.set_attach_target(0, Some(name.to_string()))?;
+    }
+
+    let chosen = program_name(flavour);
+    for mut prog in open.progs_mut() {
+        let name = prog.name().to_string_lossy().into_owned();
+        prog.set_autoload(name == chosen || (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY));
+        if name == chosen
+            && let Some(target) = attach_name
+        {
+            prog.set_attach_target(0, Some(target.to_string()))?;
         }
     }
 
     if let Some(filter) = &options.filter {
         let raw = filter.raw.as_ref().map_or_else(filter_hook::never, |v| v.translated.clone());
-        filter_hook::arm(open.open_object(), filter.ethernet.translated.clone(), raw);
+        filter_hook::arm(&open, filter.ethernet.translated.clone(), raw);
     }
     let loaded = open.load();
     let splice_error = filter_hook::disarm();
@@ -325,8 +351,8 @@ fn attach_one(
     index: u16,
     flavour: Flavour,
     options: &LoadOptions,
-    shared: Option<&NetcapSkel<'static>>,
-) -> Result<(NetcapSkel<'static>, Vec<Link>)> {
+    shared: Option<&Object>,
+) -> Result<(Object, Vec<Link>)> {
     if matches!(flavour, Flavour::Kprobe | Flavour::Kretprobe) && !kprobes_available() {
         bail!("this kernel has no kprobes (CONFIG_KPROBES is off)");
     }
@@ -337,24 +363,23 @@ fn attach_one(
     let name = target.spec.name.as_str();
     let needs_target =
         matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor);
-    let skel = load_object(&ObjectConfig::of(target, index), flavour, needs_target.then_some(name), options, shared)?;
-    let progs = &skel.progs;
+    let object = load_object(&ObjectConfig::of(target, index), flavour, needs_target.then_some(name), options, shared)?;
+    let prog = program_named(&object, program_name(flavour))?;
     let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
     let links = match flavour {
-        Flavour::TpBtfPaged => vec![attach(progs.netcap_tp_btf_paged.attach_trace())?],
-        Flavour::TpBtf => vec![attach(progs.netcap_tp_btf.attach_trace())?],
-        Flavour::RawTp => vec![attach(progs.netcap_raw_tp.attach_raw_tracepoint(name))?],
-        Flavour::Fentry => vec![attach(progs.netcap_fentry.attach_trace())?],
-        Flavour::Fexit => vec![attach(progs.netcap_fexit.attach_trace())?],
-        Flavour::Kprobe => vec![attach(progs.netcap_kprobe.attach_kprobe(false, name))?],
+        Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor => {
+            vec![attach(prog.attach_trace())?]
+        }
+        Flavour::RawTp => vec![attach(prog.attach_raw_tracepoint(name))?],
+        Flavour::Kprobe => vec![attach(prog.attach_kprobe(false, name))?],
         Flavour::Kretprobe => vec![
-            attach(progs.netcap_kretprobe_entry.attach_kprobe(false, name))?,
-            attach(progs.netcap_kretprobe.attach_kprobe(true, name))?,
+            attach(program_named(&object, KRETPROBE_ENTRY)?.attach_kprobe(false, name))?,
+            attach(prog.attach_kprobe(true, name))?,
         ],
-        Flavour::Floor => vec![attach(progs.netcap_tp_btf_floor.attach_trace())?],
         Flavour::KprobeMulti | Flavour::KprobeEach => bail!("{} attaches groups only", flavour.label()),
     };
-    Ok((skel, links))
+    drop(prog);
+    Ok((object, links))
 }
 
 /// The cookie of one pattern function: see NETCAP_COOKIE_* in bpf/netcap.h.
@@ -368,9 +393,9 @@ fn cookie(index: u16, target: &Target) -> u64 {
 fn attach_group(
     grouped: &[(u16, &Target)],
     options: &LoadOptions,
-    shared: Option<&NetcapSkel<'static>>,
+    shared: Option<&Object>,
     progress: &mut impl FnMut(Progress<'_>),
-) -> Result<(NetcapSkel<'static>, Group)> {
+) -> Result<(Object, Group)> {
     if !kprobes_available() {
         bail!(
             "cannot trace the {} functions of the patterns: this kernel has no kprobes (CONFIG_KPROBES is off); \
@@ -381,22 +406,20 @@ fn attach_group(
     let config =
         ObjectConfig { trace_index: 0, skb_arg: 0, ext_arg: None, reason_arg: None, location_arg: None, ret_arg: None };
     let mut fallbacks = Vec::new();
-    let multi = load_object(&config, Flavour::KprobeMulti, None, options, shared).and_then(|skel| {
+    let multi = load_object(&config, Flavour::KprobeMulti, None, options, shared).and_then(|object| {
         let opts = libbpf_rs::KprobeMultiOpts {
             symbols: grouped.iter().map(|(_, t)| t.spec.name.clone()).collect(),
             cookies: grouped.iter().map(|(index, t)| cookie(*index, t)).collect(),
             retprobe: false,
             ..Default::default()
         };
-        let link = skel
-            .progs
-            .netcap_kprobe_multi
+        let link = program_named(&object, program_name(Flavour::KprobeMulti))?
             .attach_kprobe_multi_with_opts(opts)
             .map_err(|err| anyhow!("attaching: {}", root_cause(&err)))?;
-        Ok((skel, link))
+        Ok((object, link))
     });
     match multi {
-        Ok((skel, link)) => {
+        Ok((object, link)) => {
             let group = Group {
                 flavour: Flavour::KprobeMulti,
                 attached: grouped.len(),
@@ -404,15 +427,16 @@ fn attach_group(
                 fallbacks,
                 _links: vec![link],
             };
-            return Ok((skel, group));
+            return Ok((object, group));
         }
         Err(err) => fallbacks.push((Flavour::KprobeMulti, format!("{err:#}"))),
     }
-    let skel = load_object(&config, Flavour::KprobeEach, None, options, shared)?;
+    let object = load_object(&config, Flavour::KprobeEach, None, options, shared)?;
+    let prog = program_named(&object, program_name(Flavour::KprobeEach))?;
     let (mut links, mut refused) = (Vec::new(), Vec::new());
     for (done, (index, target)) in grouped.iter().enumerate() {
         let opts = libbpf_rs::KprobeOpts { cookie: cookie(*index, target), ..Default::default() };
-        match skel.progs.netcap_kprobe_cookie.attach_kprobe_with_opts(false, &target.spec.name, opts) {
+        match prog.attach_kprobe_with_opts(false, &target.spec.name, opts) {
             Ok(link) => links.push(link),
             Err(_) => refused.push(target.spec.name.clone()),
         }
@@ -421,8 +445,9 @@ fn attach_group(
     if links.is_empty() {
         bail!("the kernel refused every function of the patterns ({} of them)", refused.len());
     }
+    drop(prog);
     let group = Group { flavour: Flavour::KprobeEach, attached: links.len(), refused, fallbacks, _links: links };
-    Ok((skel, group))
+    Ok((object, group))
 }
 
 fn root_cause(err: &libbpf_rs::Error) -> String {
@@ -501,6 +526,7 @@ mod tests {
                 Err(e) => panic!("{expression}: {e}"),
             };
             let options = LoadOptions {
+                object: EMBEDDED_OBJECT,
                 capture_max: 256,
                 device: None,
                 ring_bytes: 1 << 16,
