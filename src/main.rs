@@ -5,6 +5,7 @@ mod bpf {
 }
 mod cli;
 mod event;
+mod ext;
 mod filter;
 mod kernel;
 mod load;

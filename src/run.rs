@@ -15,6 +15,7 @@ use crate::cli::ListArgs;
 use crate::cli::skb::Color;
 use crate::cli::skb::SkbArgs;
 use crate::event::Event;
+use crate::ext::Extensions;
 use crate::filter::Filter;
 use crate::kernel;
 use crate::kernel::kallsyms::Kallsyms;
@@ -33,9 +34,6 @@ use crate::sink::{Context, Rotating, Sink};
 const STOP_CONSUMING: i32 = -libc::ECANCELED;
 
 pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
-    if let Some(option) = args.unsupported() {
-        bail!("{option} is not implemented in this build yet");
-    }
     let mut specs = Vec::new();
     for list in &args.function {
         specs.extend(spec::parse_list(list)?);
@@ -63,7 +61,11 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     if args.write_file.is_none() && (args.write_file_rotate > 0 || args.pcap) {
         bail!("--write-file-rotate and --pcap go with -w FILE");
     }
+    let extensions = Extensions::read(args.ext_filter.as_deref(), args.ext_action.as_deref())?;
     if args.dry_run {
+        if let Some(extensions) = &extensions {
+            print!("{}", extensions.assembled_source());
+        }
         if let Some(filter) = &filter {
             print!("{}", filter.describe());
         }
@@ -77,6 +79,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         println!("capture: {} bytes per packet", args.capture_max_size);
         return Ok(());
     }
+    let compiled = extensions.as_ref().map(Extensions::compile).transpose()?;
     kernel::check_privileges()?;
     if let Some(refusal) = filter.as_ref().and_then(|f| f.raw_refusal.as_deref()) {
         eprintln!(
@@ -84,11 +87,12 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         );
     }
 
-    load::route_libbpf_messages(verbose);
+    // With extensions, libbpf's messages hold the verifier's verdict on the user's code.
+    load::route_libbpf_messages(verbose || compiled.is_some());
     // One kprobe per function takes one file descriptor each.
     kernel::raise_open_files_limit();
     let options = LoadOptions {
-        object: load::EMBEDDED_OBJECT,
+        object: compiled.as_ref().map_or(load::EMBEDDED_OBJECT, |c| c.object),
         capture_max: args.capture_max_size,
         device,
         ring_bytes: args.ring_buffer_mb << 20,
@@ -125,7 +129,8 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
             );
         }
     })
-    .map_err(|err| with_libbpf_log(err, verbose))?;
+    .map_err(|err| with_libbpf_log(err, verbose, compiled.is_some()))?;
+    let user_layout = compiled.and_then(|c| c.layout).map(Arc::new);
 
     let drop_points: Vec<bool> = targets.iter().map(|t| t.reason_arg.is_some()).collect();
     // Symbols name drop locations and stack frames; read after attaching,
@@ -142,6 +147,8 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         clock_offset_ns: kernel::monotonic_to_realtime_offset(),
         stack_color: args.stack_dump_color.filter(|_| colors_wanted()).map(Color::ansi),
         gather_color: Some(args.gather_output_color).filter(|_| colors_wanted()).map(Color::ansi),
+        user_color: Some(args.ext_output_color).filter(|_| colors_wanted()).map(Color::ansi),
+        user_layout: user_layout.clone(),
     };
     let sink = open_sink(args, &context, tcpdump_flags)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -165,14 +172,14 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         limit: args.count,
         malformed: 0,
         output_error: None,
+        user_size: user_layout.as_ref().map_or(0, |layout| layout.size.next_multiple_of(8)),
     });
     let summary_every = (args.drop_summary_interval > 0).then(|| Duration::from_secs(args.drop_summary_interval));
     let mut last_summary = Instant::now();
     {
         let events_map = session.events_map()?;
         let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&events_map, |record| capture.borrow_mut().take(record, &context, |id| session.stack(id)))?;
+        builder.add(&events_map, |record| capture.borrow_mut().take(record, &context, |id| session.stack(id)))?;
         let ring = builder.build()?;
         // The kernel wakes us only once data piles up (see bpf/netcap.bpf.c),
         // so every round also consumes whatever arrived quietly.
@@ -265,6 +272,8 @@ struct Capture {
     limit: u64,
     malformed: u64,
     output_error: Option<io::Error>,
+    /// Bytes of the user's struct in each record (--ext-action).
+    user_size: usize,
 }
 
 impl Capture {
@@ -286,9 +295,10 @@ impl Capture {
         if self.done() {
             return STOP_CONSUMING;
         }
-        match Event::decode(record) {
+        match Event::decode(record, self.user_size) {
             Ok(mut event) => {
                 self.seen += 1;
+                event.number = self.seen;
                 self.annotator.annotate(&mut event, stack);
                 self.drops.add(&event);
                 match &mut self.gather {
@@ -364,9 +374,31 @@ fn colors_wanted() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
 }
 
-fn with_libbpf_log(err: anyhow::Error, verbose: bool) -> anyhow::Error {
+/// Lines of a verifier log shown for extensions without -v.
+const VERIFIER_TAIL: usize = 16;
+
+/// Adds libbpf's messages (-v), or with user extensions the verifier's log
+/// of the first program it refused.
+fn with_libbpf_log(err: anyhow::Error, verbose: bool, extensions: bool) -> anyhow::Error {
     let log = load::drain_libbpf_messages();
-    if verbose && !log.is_empty() { err.context(format!("libbpf said:\n{}", log.join("\n"))) } else { err }
+    if verbose && !log.is_empty() {
+        return err.context(format!("libbpf said:\n{}", log.join("\n")));
+    }
+    if extensions {
+        let text = log.join("\n");
+        if let Some(start) = text.find("-- BEGIN PROG LOAD LOG --") {
+            let body = &text[start + "-- BEGIN PROG LOAD LOG --".len()..];
+            let body = body.split("-- END PROG LOAD LOG --").next().unwrap_or(body);
+            // The verdict and the source lines before it are at the end.
+            let lines: Vec<&str> = body.trim().lines().collect();
+            let tail = lines[lines.len().saturating_sub(VERIFIER_TAIL)..].join("\n");
+            return anyhow::anyhow!(
+                "{err:#}\nthe verifier refused the program built with the extensions; the end of its log \
+                 (-v shows all of it):\n{tail}"
+            );
+        }
+    }
+    err
 }
 
 pub fn list(args: &ListArgs) -> Result<()> {

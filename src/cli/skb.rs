@@ -156,10 +156,3 @@ fn ring_size(text: &str) -> Result<u32, String> {
         _ => Err(format!("'{text}' is not a power of two from 1 to 1024")),
     }
 }
-
-impl SkbArgs {
-    /// Options this build accepts on the command line but cannot honour yet.
-    pub fn unsupported(&self) -> Option<&'static str> {
-        (self.ext_filter.is_some() || self.ext_action.is_some()).then_some("--ext-filter/--ext-action")
-    }
-}

@@ -20,6 +20,7 @@ pub enum Link {
 pub const FLAG_PAGED_MISSED: u8 = 1;
 pub const FLAG_RETVAL: u8 = 2;
 pub const FLAG_SYNTHESIZED: u8 = 4;
+pub const FLAG_USER: u8 = 8;
 
 /// One later trace point of a gathered journey (--gather).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +78,10 @@ pub struct Event {
     pub stack: Option<Arc<[String]>>,
     /// With --gather, on a journey's first sighting: the later points.
     pub journey: Option<Vec<Hop>>,
+    /// With --ext-action, when it returned non-zero: the bytes of the user's struct.
+    pub user: Option<Box<[u8]>>,
+    /// 1 for the first event read, then counting (netcap's "No N's pkt").
+    pub number: u64,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -97,14 +102,17 @@ fn c_string(bytes: &[i8]) -> String {
 }
 
 impl Event {
-    pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
-        if record.len() < HEADER_SIZE {
-            return Err(DecodeError::Short(record.len(), HEADER_SIZE));
+    /// `user_size`: bytes of the user's struct between header and packet
+    /// (sizeof(struct xcap_user_extend) rounded up to 8; 0 without --ext-action).
+    pub fn decode(record: &[u8], user_size: usize) -> Result<Event, DecodeError> {
+        if record.len() < HEADER_SIZE + user_size {
+            return Err(DecodeError::Short(record.len(), HEADER_SIZE + user_size));
         }
         // SAFETY: the length was checked; RawEvent is plain old data and
         // read_unaligned makes no alignment assumption.
         let raw: RawEvent = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
-        let carried = record.len() - HEADER_SIZE;
+        let data_at = HEADER_SIZE + user_size;
+        let carried = record.len() - data_at;
         let claimed = raw.cap_len as usize;
         // The ring buffer rounds records up to 8 bytes, so more may follow.
         if claimed > carried {
@@ -132,7 +140,7 @@ impl Event {
             flags: raw.flags,
             pkt_len: raw.pkt_len,
             paged_len: raw.paged_len,
-            data: record[HEADER_SIZE..HEADER_SIZE + claimed].to_vec(),
+            data: record[data_at..data_at + claimed].to_vec(),
             retval: (raw.flags & FLAG_RETVAL != 0).then_some(raw.retval),
             reason: raw.reason,
             location: raw.location,
@@ -140,6 +148,8 @@ impl Event {
             drop: None,
             stack: None,
             journey: None,
+            user: (raw.flags & FLAG_USER != 0).then(|| record[HEADER_SIZE..data_at].into()),
+            number: 0,
         })
     }
 }
@@ -186,6 +196,8 @@ pub mod tests {
             drop: None,
             stack: None,
             journey: None,
+            user: None,
+            number: 1,
         }
     }
 
@@ -226,7 +238,7 @@ pub mod tests {
         }
         let mut bytes = record(&raw, &[1, 2, 3]);
         bytes.extend_from_slice(&[0; 5]); // ring buffer padding
-        let event = Event::decode(&bytes).unwrap();
+        let event = Event::decode(&bytes, 0).unwrap();
         assert_eq!((event.time_ns, event.trace_index, event.pkt_len), (42, 2, 98));
         assert_eq!(event.ifname, "veth1");
         assert_eq!(event.protocol, 0x0800);
@@ -234,10 +246,23 @@ pub mod tests {
         assert_eq!(event.data, [1, 2, 3]);
 
         raw.cap_len = 10;
-        assert_eq!(Event::decode(&record(&raw, &[1, 2, 3])), Err(DecodeError::Truncated { claimed: 10, carried: 3 }));
-        assert_eq!(Event::decode(&[0; 10]), Err(DecodeError::Short(10, HEADER_SIZE)));
+        assert_eq!(
+            Event::decode(&record(&raw, &[1, 2, 3]), 0),
+            Err(DecodeError::Truncated { claimed: 10, carried: 3 })
+        );
+        assert_eq!(Event::decode(&[0; 10], 0), Err(DecodeError::Short(10, HEADER_SIZE)));
+        // With --ext-action the user's struct sits between header and packet.
+        raw.cap_len = 3;
+        raw.flags = FLAG_USER;
+        let with_user = record(&raw, &[7, 7, 7, 7, 7, 7, 7, 7, 1, 2, 3]);
+        let event = Event::decode(&with_user, 8).unwrap();
+        assert_eq!(event.user.as_deref(), Some(&[7u8; 8][..]));
+        assert_eq!(event.data, [1, 2, 3]);
+        raw.flags = 0;
+        assert_eq!(Event::decode(&record(&raw, &[7; 11]), 8).unwrap().user, None, "action returned 0");
+
         raw.cap_len = 0;
         raw.link = 9;
-        assert_eq!(Event::decode(&record(&raw, &[])), Err(DecodeError::BadLink(9)));
+        assert_eq!(Event::decode(&record(&raw, &[]), 0), Err(DecodeError::BadLink(9)));
     }
 }

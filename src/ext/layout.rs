@@ -243,8 +243,10 @@ impl UserLayout {
         for field in &self.fields {
             let value = if field.is_text() {
                 serde_json::Value::String(
-                    String::from_utf8_lossy(&field.char_bytes(bytes).iter().copied().take_while(|&b| b != 0).collect::<Vec<_>>())
-                        .into_owned(),
+                    String::from_utf8_lossy(
+                        &field.char_bytes(bytes).iter().copied().take_while(|&b| b != 0).collect::<Vec<_>>(),
+                    )
+                    .into_owned(),
                 )
             } else if let Some(count) = field.count {
                 (0..count).map(|i| field.json_value(field.read(bytes, i))).collect()
@@ -291,7 +293,9 @@ fn collect_fields(
                     IntEncoding::Unsigned => Scalar::Unsigned,
                 },
             ),
-            Kind::Enum { values } => (4, if values.iter().any(|&(_, v)| v < 0) { Scalar::Signed } else { Scalar::Unsigned }),
+            Kind::Enum { values } => {
+                (4, if values.iter().any(|&(_, v)| v < 0) { Scalar::Signed } else { Scalar::Unsigned })
+            }
             Kind::Ptr { .. } => (8, Scalar::Pointer),
             Kind::Struct { .. } | Kind::Union { .. } if count.is_none() => {
                 collect_fields(btf, ty, &name, bit_offset, formats, fields)?;
@@ -303,7 +307,8 @@ fn collect_fields(
             bail!("struct {STRUCT_NAME}: field {name} is {size} bytes wide; netcap prints integers up to 8 bytes");
         }
         // Plain `char` arrays are strings; a signed char is BTF's char only when spelled `char`.
-        let scalar = if size == 1 && scalar == Scalar::Signed && btf.name(ty) == "char" { Scalar::Char } else { scalar };
+        let scalar =
+            if size == 1 && scalar == Scalar::Signed && btf.name(ty) == "char" { Scalar::Char } else { scalar };
         fields.push(Field {
             format: formats.get(&name).or_else(|| formats.get(own)).cloned(),
             name,
@@ -449,10 +454,7 @@ mod tests {
         bytes[4..6].copy_from_slice(&(-300i16).to_le_bytes());
         bytes[6] = b'M';
         bytes[8..16].copy_from_slice(&0xabcdu64.to_le_bytes());
-        assert_eq!(
-            layout.text(&bytes),
-            "neg: -5; negx: 0xfffffffb; small: -300; c: M; pad: 000000000000abcd"
-        );
+        assert_eq!(layout.text(&bytes), "neg: -5; negx: 0xfffffffb; small: -300; c: M; pad: 000000000000abcd");
         assert_eq!(layout.json(&bytes)["small"], -300);
     }
 }

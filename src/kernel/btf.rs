@@ -29,8 +29,6 @@ pub enum Kind {
         /// Bytes.
         size: u32,
         encoding: IntEncoding,
-        /// Width in bits (below size * 8 for some kernel types).
-        bits: u8,
     },
     Ptr {
         target: TypeId,
@@ -166,7 +164,7 @@ impl Btf {
                         4 => IntEncoding::Bool,
                         _ => IntEncoding::Unsigned,
                     };
-                    (Kind::Int { size: size_or_type, encoding, bits: bits as u8 }, 4)
+                    (Kind::Int { size: size_or_type, encoding }, 4)
                 }
                 2 => (Kind::Ptr { target: size_or_type }, 0),
                 3 => {

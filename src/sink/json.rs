@@ -81,6 +81,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
         }),
         "retval": event.retval,
         "ext_arg": event.ext_arg,
+        "user": context.user_json(event),
         "data": hex(&event.data),
     })
 }

@@ -8,8 +8,10 @@ pub mod tcpdump;
 pub mod text;
 
 use std::io;
+use std::sync::Arc;
 
 use crate::event::Event;
+use crate::ext::layout::UserLayout;
 
 /// What sinks need to know besides the event itself.
 pub struct Context {
@@ -21,13 +23,24 @@ pub struct Context {
     pub stack_color: Option<&'static str>,
     /// ANSI color for journey lines (--gather), on a terminal only.
     pub gather_color: Option<&'static str>,
+    /// With --ext-action: how to read the user's struct.
+    pub user_layout: Option<Arc<UserLayout>>,
+    /// ANSI color for the user's line (--ext-output-color), on a terminal only.
+    pub user_color: Option<&'static str>,
 }
 
 impl Context {
     /// No clock offset, no colors: for tests.
     #[cfg(test)]
     pub fn plain(points: Vec<String>) -> Context {
-        Context { points, clock_offset_ns: 0, stack_color: None, gather_color: None }
+        Context {
+            points,
+            clock_offset_ns: 0,
+            stack_color: None,
+            gather_color: None,
+            user_layout: None,
+            user_color: None,
+        }
     }
 
     pub fn point(&self, event: &Event) -> &str {
@@ -36,6 +49,15 @@ impl Context {
 
     pub fn point_name(&self, trace_index: u16) -> &str {
         self.points.get(usize::from(trace_index)).map_or("?", String::as_str)
+    }
+
+    /// `a: 0x12345678; b: 1000` when the user's action filled its struct.
+    pub fn user_text(&self, event: &Event) -> Option<String> {
+        Some(self.user_layout.as_ref()?.text(event.user.as_deref()?))
+    }
+
+    pub fn user_json(&self, event: &Event) -> Option<serde_json::Value> {
+        Some(self.user_layout.as_ref()?.json(event.user.as_deref()?))
     }
 
     pub fn wall_clock_ns(&self, event: &Event) -> u64 {
@@ -101,6 +123,8 @@ impl Clone for Context {
             clock_offset_ns: self.clock_offset_ns,
             stack_color: self.stack_color,
             gather_color: self.gather_color,
+            user_layout: self.user_layout.clone(),
+            user_color: self.user_color,
         }
     }
 }

@@ -99,6 +99,9 @@ pub fn comment(event: &Event, context: &Context) -> String {
     if let Some(value) = event.retval {
         text.push_str(&format!(" ret={value}"));
     }
+    if let Some(fields) = context.user_text(event) {
+        text.push_str(&format!(" user={{{fields}}}"));
+    }
     if let Some(frames) = &event.stack {
         text.push_str(&format!(" stack={}", frames.join("|")));
     }

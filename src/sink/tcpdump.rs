@@ -13,7 +13,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use thiserror::Error;
 
 use super::pcap;
-use super::text::{drop_suffix, journey_lines, retval_suffix, stack_lines};
+use super::text::{drop_suffix, journey_lines, retval_suffix, stack_lines, user_line};
 use super::{Context, Sink};
 use crate::event::Event;
 
@@ -147,6 +147,7 @@ impl<W: Write> Sink for TcpdumpSink<W> {
             text.push('\n');
             text.push_str(line);
         }
+        text.push_str(&user_line(event, context));
         text.push_str(&journey_lines(event, context));
         text.push_str(&stack_lines(event, context));
         writeln!(self.out, "{text}")

@@ -47,6 +47,7 @@ pub fn line(event: &Event, context: &Context) -> String {
     }
     text.push_str(&drop_suffix(event));
     text.push_str(&retval_suffix(event));
+    text.push_str(&user_line(event, context));
     text.push_str(&journey_lines(event, context));
     text.push_str(&stack_lines(event, context));
     text
@@ -67,6 +68,17 @@ pub fn journey_lines(event: &Event, context: &Context) -> String {
         }
     }
     text
+}
+
+/// With --ext-action: netcap's "--> No N's pkt User Action >> {…}" line,
+/// preceded by a newline; nothing when the action returned 0.
+pub fn user_line(event: &Event, context: &Context) -> String {
+    let Some(fields) = context.user_text(event) else { return String::new() };
+    let line = format!("--> No {}'s pkt User Action >> {{{fields}}}", event.number);
+    match context.user_color {
+        Some(color) => format!("\n{color}{line}{RESET}"),
+        None => format!("\n{line}"),
+    }
 }
 
 /// " [ret N]" for return probes, or nothing.

@@ -2,6 +2,7 @@
 //! real traffic between network namespaces. Root only; CI is root.
 
 mod drop;
+mod ext;
 mod filter;
 mod gather;
 mod output;
