@@ -378,7 +378,6 @@ fn attach_one(
         ],
         Flavour::KprobeMulti | Flavour::KprobeEach => bail!("{} attaches groups only", flavour.label()),
     };
-    drop(prog);
     Ok((object, links))
 }
 
@@ -445,7 +444,6 @@ fn attach_group(
     if links.is_empty() {
         bail!("the kernel refused every function of the patterns ({} of them)", refused.len());
     }
-    drop(prog);
     let group = Group { flavour: Flavour::KprobeEach, attached: links.len(), refused, fallbacks, _links: links };
     Ok((object, group))
 }
