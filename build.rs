@@ -18,7 +18,7 @@ fn main() {
         .clang_args(["-Wall", "-Werror", "-Ibpf"])
         .build_and_generate(out.join("netcap.skel.rs"))
         .unwrap_or_else(|err| panic!("building {SOURCE}: {err:#}"));
-    for path in ["bpf/netcap.bpf.c", "bpf/netcap.h", "bpf/vmlinux.h"] {
+    for path in ["bpf/netcap.bpf.c", "bpf/netcap.h", "bpf/vmlinux.h", "bpf/linux/errno.h"] {
         println!("cargo:rerun-if-changed={path}");
     }
 }

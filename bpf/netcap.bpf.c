@@ -14,6 +14,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/usdt.bpf.h>
 #include "netcap.h"
 
 /* With --ext-filter/--ext-action netcap compiles this file at run time,
@@ -380,6 +381,80 @@ struct netcap_args {
 	bool has_retval;
 };
 
+/* Takes this CPU's next scratch slot: programs nest (a softirq interrupts
+ * a traced process), and each level needs its own. NULL when none is free. */
+static __always_inline struct netcap_scratch *netcap_enter(__u32 **depth)
+{
+	__u32 zero = 0, slot;
+	struct netcap_scratch *scratch;
+
+	*depth = bpf_map_lookup_elem(&netcap_nest_map, &zero);
+	if (!*depth)
+		return NULL;
+	if (**depth >= NETCAP_NEST_MAX) {
+		netcap_count(NETCAP_COUNTER_NESTED);
+		return NULL;
+	}
+	slot = bpf_get_smp_processor_id() * NETCAP_NEST_MAX + **depth;
+	scratch = bpf_map_lookup_elem(&netcap_scratch_map, &slot);
+	if (scratch)
+		**depth += 1;
+	return scratch;
+}
+
+/*
+ * The -e filter, then the user's filter and action (--ext-*). False when
+ * the packet is not wanted. Decided before anything else is read or
+ * reserved in the ring buffer: most packets stop here.
+ */
+static __always_inline bool netcap_wanted(struct netcap_scratch *scratch,
+					  void *pkt, __u64 ext,
+					  __u32 trace_index)
+{
+	if (!netcap_keep(scratch))
+		return false;
+#ifdef NETCAP_EXT_FILTER
+	if (!xcap_ext_filter((void *)ext, pkt, trace_index))
+		return false;
+#endif
+#ifdef NETCAP_EXT_ACTION
+	__builtin_memset(scratch->user, 0, NETCAP_USER_SIZE);
+	if (xcap_ext_action((void *)ext, pkt, scratch->event.pkt_len,
+			    (struct xcap_user_extend *)scratch->user,
+			    trace_index))
+		scratch->event.flags |= NETCAP_EVENT_USER;
+#endif
+	return true;
+}
+
+/* Fills what every record has and hands it to the ring buffer. */
+static __always_inline void netcap_submit(struct netcap_scratch *scratch,
+					  void *pkt, __u64 ext,
+					  __u32 trace_index)
+{
+	struct netcap_event *event = &scratch->event;
+	__u64 wakeup;
+
+	event->ts_ns = bpf_ktime_get_ns();
+	event->skb = (__u64)pkt;
+	event->ext_arg = ext;
+	event->trace_index = trace_index;
+	event->cpu = bpf_get_smp_processor_id();
+	event->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+
+	/* A wakeup per record costs microseconds (irq_work); user space
+	 * polls every 100 ms anyway, so wake it only once data piles up. */
+	wakeup = bpf_ringbuf_query(&netcap_events_map, BPF_RB_AVAIL_DATA) >=
+			 netcap_cfg.wakeup_bytes ?
+			 BPF_RB_FORCE_WAKEUP :
+			 BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&netcap_events_map, scratch,
+			       (sizeof(*event) + NETCAP_USER_SIZE + event->cap_len) & 0x1ffff,
+			       wakeup))
+		netcap_count(NETCAP_COUNTER_LOST);
+}
+
 static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 					 struct netcap_args *args, bool direct,
 					 bool paged_reads)
@@ -387,8 +462,7 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 	struct net_device *dev;
 	struct netcap_scratch *scratch;
 	struct netcap_event *event;
-	__u32 ifindex = 0, netns = 0, cpu, slot, zero = 0, *depth;
-	__u64 wakeup;
+	__u32 ifindex = 0, netns = 0, *depth;
 
 	if (!skb)
 		return 0;
@@ -403,41 +477,15 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 	    (ifindex != netcap_cfg.ifindex || netns != netcap_cfg.netns))
 		return 0;
 
-	depth = bpf_map_lookup_elem(&netcap_nest_map, &zero);
-	if (!depth)
-		return 0;
-	if (*depth >= NETCAP_NEST_MAX) {
-		netcap_count(NETCAP_COUNTER_NESTED);
-		return 0;
-	}
-	cpu = bpf_get_smp_processor_id();
-	slot = cpu * NETCAP_NEST_MAX + *depth;
-	scratch = bpf_map_lookup_elem(&netcap_scratch_map, &slot);
+	scratch = netcap_enter(&depth);
 	if (!scratch)
 		return 0;
-	*depth += 1;
-
 	event = &scratch->event;
 	if (!netcap_copy_packet(skb, scratch, direct, paged_reads))
 		goto out;
-	/* Decided before anything is reserved in the ring buffer. */
-	if (!netcap_keep(scratch))
+	if (!netcap_wanted(scratch, skb, args->ext, args->trace_index))
 		goto out;
-#ifdef NETCAP_EXT_FILTER
-	if (!xcap_ext_filter((void *)args->ext, (void *)skb, args->trace_index))
-		goto out;
-#endif
-#ifdef NETCAP_EXT_ACTION
-	__builtin_memset(scratch->user, 0, NETCAP_USER_SIZE);
-	if (xcap_ext_action((void *)args->ext, (void *)skb, event->pkt_len,
-			    (struct xcap_user_extend *)scratch->user,
-			    args->trace_index))
-		event->flags |= NETCAP_EVENT_USER;
-#endif
 
-	event->ts_ns = bpf_ktime_get_ns();
-	event->skb = (__u64)skb;
-	event->ext_arg = args->ext;
 	event->location = args->location;
 	event->reason = args->reason;
 	event->retval = args->retval;
@@ -448,27 +496,13 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 				  NETCAP_NO_STACK;
 	event->ifindex = ifindex;
 	event->netns = netns;
-	event->pid = bpf_get_current_pid_tgid() >> 32;
 	event->mark = netcap_read(direct, skb, mark);
-	event->trace_index = args->trace_index;
-	event->cpu = cpu;
 	event->protocol = netcap_read(direct, skb, protocol);
 	event->ifname[0] = 0;
 	if (dev)
 		bpf_probe_read_kernel_str(&event->ifname, sizeof(event->ifname),
 					  dev->name);
-	bpf_get_current_comm(&event->comm, sizeof(event->comm));
-
-	/* A wakeup per record costs microseconds (irq_work); user space
-	 * polls every 100 ms anyway, so wake it only once data piles up. */
-	wakeup = bpf_ringbuf_query(&netcap_events_map, BPF_RB_AVAIL_DATA) >=
-			 netcap_cfg.wakeup_bytes ?
-			 BPF_RB_FORCE_WAKEUP :
-			 BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&netcap_events_map, scratch,
-			       (sizeof(*event) + NETCAP_USER_SIZE + event->cap_len) & 0x1ffff,
-			       wakeup))
-		netcap_count(NETCAP_COUNTER_LOST);
+	netcap_submit(scratch, skb, args->ext, args->trace_index);
 out:
 	*depth -= 1;
 	return 0;
@@ -515,6 +549,7 @@ static __always_inline __u64 netcap_regs_arg(struct pt_regs *regs, __u32 index)
 	case 2: return PT_REGS_PARM3_CORE(regs);
 	case 3: return PT_REGS_PARM4_CORE(regs);
 	case 4: return PT_REGS_PARM5_CORE(regs);
+	case 5: return PT_REGS_PARM6_CORE(regs);
 	}
 	return 0;
 }
@@ -674,4 +709,156 @@ SEC("kprobe")
 int netcap_kprobe_cookie(struct pt_regs *ctx)
 {
 	return netcap_from_cookie(ctx);
+}
+
+/*
+ * User-space packets (netcap raw, netcap mbuf): uprobes and USDT probes in
+ * a process, which hands netcap a buffer and its length, one DPDK rte_mbuf,
+ * or an array of mbufs and their count.
+ */
+
+/* Reads a value of `size` bytes (1, 2, 4 or 8) at addr in the traced process. */
+static __always_inline __u64 netcap_user_value(__u64 addr, __u32 size)
+{
+	__u64 value = 0;
+
+	bpf_probe_read_user(&value, size & 0xf, (void *)addr);
+	return value;
+}
+
+/* The frame of a raw buffer: len bytes at pkt. */
+static __always_inline bool netcap_copy_buffer(struct netcap_scratch *scratch,
+					       __u64 pkt, __u64 len)
+{
+	struct netcap_event *event = &scratch->event;
+	__u64 want = len < netcap_cfg.capture_max ? len : netcap_cfg.capture_max;
+
+	event->pkt_len = len;
+	want &= 0xffff;
+	if (!want)
+		return false;
+	if (bpf_probe_read_user(scratch->data, want, (void *)pkt)) {
+		netcap_count(NETCAP_COUNTER_READ_FAULT);
+		return false;
+	}
+	event->cap_len = want;
+	return true;
+}
+
+/* The frame of an rte_mbuf chain, segment after segment through `next`,
+ * up to capture_max bytes. Field offsets come from user space. */
+static __always_inline bool netcap_copy_mbuf(struct netcap_scratch *scratch,
+					     __u64 mbuf)
+{
+	struct netcap_event *event = &scratch->event;
+	__u32 pkt_len, want, copied = 0, segment;
+
+	pkt_len = netcap_user_value(mbuf + netcap_cfg.mbuf.pkt_len, 4);
+	event->pkt_len = pkt_len;
+	event->ifindex = netcap_user_value(mbuf + netcap_cfg.mbuf.port, 2);
+	want = pkt_len < netcap_cfg.capture_max ? pkt_len : netcap_cfg.capture_max;
+	for (segment = 0; segment < NETCAP_MBUF_SEGMENTS_MAX; segment++) {
+		__u64 buf, data_off, data_len;
+
+		if (!mbuf || copied >= want)
+			break;
+		buf = netcap_user_value(mbuf + netcap_cfg.mbuf.buf_addr, 8);
+		data_off = netcap_user_value(mbuf + netcap_cfg.mbuf.data_off, 2);
+		data_len = netcap_user_value(mbuf + netcap_cfg.mbuf.data_len, 2);
+		if (data_len > want - copied)
+			data_len = want - copied;
+		if (data_len &&
+		    bpf_probe_read_user(scratch->data + (copied & 0xffff),
+					data_len & 0xffff,
+					(void *)(buf + data_off))) {
+			netcap_count(NETCAP_COUNTER_READ_FAULT);
+			return false;
+		}
+		copied += data_len;
+		if (segment > 0)
+			event->flags |= NETCAP_EVENT_CHAINED;
+		mbuf = netcap_user_value(mbuf + netcap_cfg.mbuf.next, 8);
+	}
+	if (mbuf && copied < want)
+		event->flags |= NETCAP_EVENT_PAGED_MISSED;
+	event->cap_len = copied & 0xffff;
+	return copied > 0;
+}
+
+/* One packet of the traced process: copied, filtered, submitted. */
+static __always_inline void netcap_user_packet(__u64 pkt, __u64 len)
+{
+	struct netcap_scratch *scratch;
+	struct netcap_event *event;
+	__u32 *depth;
+	bool copied;
+
+	if (!pkt)
+		return;
+	scratch = netcap_enter(&depth);
+	if (!scratch)
+		return;
+	event = &scratch->event;
+	event->flags = 0;
+	event->link = NETCAP_LINK_ETHERNET;
+	event->paged_len = 0;
+	event->ifindex = 0;
+	if (netcap_cfg.packet_form == NETCAP_FORM_BUFFER)
+		copied = netcap_copy_buffer(scratch, pkt, len);
+	else
+		copied = netcap_copy_mbuf(scratch, pkt);
+	if (copied && netcap_wanted(scratch, (void *)pkt, 0, netcap_cfg.trace_index)) {
+		event->flags |= netcap_cfg.packet_form == NETCAP_FORM_BUFFER ?
+					0 : NETCAP_EVENT_MBUF;
+		event->location = 0;
+		event->reason = 0;
+		event->retval = 0;
+		event->stack_id = NETCAP_NO_STACK;
+		event->netns = 0;
+		event->mark = 0;
+		event->protocol = 0;
+		event->ifname[0] = 0;
+		netcap_submit(scratch, (void *)pkt, 0, netcap_cfg.trace_index);
+	}
+	*depth -= 1;
+}
+
+static long netcap_mbuf_entry(__u64 index, void *array)
+{
+	netcap_user_packet(netcap_user_value(*(__u64 *)array + index * 8, 8), 0);
+	return 0;
+}
+
+/* pkt: the buffer, the mbuf, or the array of mbufs; len: the buffer's
+ * length, or the array's count. */
+static __always_inline int netcap_from_user(__u64 pkt, __u64 len)
+{
+	if (netcap_cfg.packet_form == NETCAP_FORM_MBUF_ARRAY) {
+		__u64 count = len & 0xffff;
+
+		if (count > NETCAP_MBUF_BURST_MAX)
+			count = NETCAP_MBUF_BURST_MAX;
+		bpf_loop(count, netcap_mbuf_entry, &pkt, 0);
+		return 0;
+	}
+	netcap_user_packet(pkt, len);
+	return 0;
+}
+
+SEC("uprobe")
+int netcap_uprobe(struct pt_regs *ctx)
+{
+	return netcap_from_user(netcap_regs_arg(ctx, netcap_cfg.skb_arg),
+				netcap_optional_regs_arg(ctx, netcap_cfg.len_arg));
+}
+
+SEC("usdt")
+int netcap_usdt(struct pt_regs *ctx)
+{
+	long pkt = 0, len = 0;
+
+	bpf_usdt_arg(ctx, netcap_cfg.skb_arg, &pkt);
+	if (netcap_cfg.len_arg != NETCAP_NO_ARG)
+		bpf_usdt_arg(ctx, netcap_cfg.len_arg, &len);
+	return netcap_from_user(pkt, len);
 }

@@ -46,6 +46,32 @@ enum netcap_event_flags {
 	NETCAP_EVENT_SYNTHESIZED = 1 << 2,
 	/* --ext-action returned non-zero: show the user's struct. */
 	NETCAP_EVENT_USER = 1 << 3,
+	/* A DPDK rte_mbuf (netcap mbuf): ifindex holds its port. */
+	NETCAP_EVENT_MBUF = 1 << 4,
+	/* The mbuf had more than one segment. */
+	NETCAP_EVENT_CHAINED = 1 << 5,
+};
+
+/* What a trace point hands netcap as the packet. */
+enum netcap_packet_form {
+	NETCAP_FORM_SKB = 0,
+	NETCAP_FORM_BUFFER = 1,     /* netcap raw: f(char *pkt, uint16_t len) */
+	NETCAP_FORM_MBUF = 2,       /* netcap mbuf: one struct rte_mbuf * */
+	NETCAP_FORM_MBUF_ARRAY = 3, /* netcap mbuf: struct rte_mbuf **, count */
+};
+
+/* Segments followed per mbuf chain, and mbufs read per burst. */
+#define NETCAP_MBUF_SEGMENTS_MAX 16
+#define NETCAP_MBUF_BURST_MAX 1024
+
+/* Where struct rte_mbuf keeps what netcap reads (byte offsets). */
+struct netcap_mbuf_offsets {
+	__u32 buf_addr;
+	__u32 data_off;
+	__u32 data_len;
+	__u32 pkt_len;
+	__u32 next;
+	__u32 port;
 };
 
 enum netcap_counter {
@@ -103,6 +129,9 @@ struct netcap_config {
 	__u32 fake_hdr;    /* 1: make up missing headers from the socket */
 	__u32 skb_data;    /* 1: the packet starts at skb->data + skb_data_offset */
 	__s32 skb_data_offset;
+	__u32 packet_form; /* enum netcap_packet_form; skb_arg then holds the packet */
+	__u32 len_arg;     /* buffer length or mbuf count argument, or NETCAP_NO_ARG */
+	struct netcap_mbuf_offsets mbuf;
 };
 
 #endif /* NETCAP_H */

@@ -4,6 +4,7 @@ mod bpf {
     include!(concat!(env!("OUT_DIR"), "/netcap.skel.rs"));
 }
 mod cli;
+mod elf;
 mod event;
 mod ext;
 mod filter;
@@ -23,6 +24,10 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Skb(args) => run::skb(args, cli.verbose),
+        Command::Raw(args) => run::user(&args.user, plan::user::Mode::Raw, None, cli.verbose),
+        Command::Mbuf(args) => {
+            run::user(&args.user, plan::user::Mode::Mbuf, args.mbuf_layout.as_deref(), cli.verbose)
+        }
         Command::List(args) => run::list(args),
         Command::Version => {
             println!("netcap {}", env!("CARGO_PKG_VERSION"));

@@ -13,16 +13,16 @@ use libbpf_rs::RingBufferBuilder;
 
 use crate::cli::ListArgs;
 use crate::cli::skb::Color;
-use crate::cli::skb::SkbArgs;
+use crate::cli::skb::{CaptureArgs, SkbArgs, UserArgs};
 use crate::event::Event;
 use crate::ext::Extensions;
 use crate::filter::Filter;
 use crate::kernel;
 use crate::kernel::kallsyms::Kallsyms;
-use crate::load::{self, LoadOptions, Progress, Session};
+use crate::load::{self, LoadOptions, Progress, Session, mbuf};
 use crate::pipeline::gather::{Gather, Matching};
 use crate::pipeline::{Annotator, DropReasons, DropSummary};
-use crate::plan::{self, spec};
+use crate::plan::{self, spec, user};
 use crate::sink::json::JsonSink;
 use crate::sink::pcap::PcapSink;
 use crate::sink::pcapng::PcapngSink;
@@ -53,6 +53,64 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         }
     }
     let device = kernel::resolve_device(&args.interface)?;
+    let setup = Setup {
+        targets,
+        reasons,
+        device,
+        stacks: args.stack_dump,
+        stack_color: args.stack_dump_color,
+        fake_headers: args.fake_hdr,
+        skb_data: (args.skb_data || args.skb_data_offset != 0).then_some(args.skb_data_offset),
+        drop_summary_every: (args.drop_summary_interval > 0)
+            .then(|| Duration::from_secs(args.drop_summary_interval)),
+        mbuf: None,
+        watched_pid: None,
+    };
+    trace(&args.capture, setup, verbose)
+}
+
+/// `netcap raw` and `netcap mbuf`: packets inside a process.
+pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbose: bool) -> Result<()> {
+    let targets = user::resolve(&args.function, mode, args.pid)?;
+    let mbuf = match mode {
+        user::Mode::Mbuf => Some(mbuf::offsets(mbuf_layout, &targets)?),
+        user::Mode::Raw => None,
+    };
+    let setup = Setup {
+        targets,
+        reasons: DropReasons::default(),
+        device: None,
+        stacks: false,
+        stack_color: None,
+        fake_headers: false,
+        skb_data: None,
+        drop_summary_every: None,
+        mbuf,
+        watched_pid: args.pid,
+    };
+    trace(&args.capture, setup, verbose)
+}
+
+/// What a mode hands the common capture.
+struct Setup {
+    targets: Vec<plan::Target>,
+    reasons: DropReasons,
+    device: Option<kernel::Device>,
+    stacks: bool,
+    stack_color: Option<Color>,
+    fake_headers: bool,
+    skb_data: Option<i32>,
+    drop_summary_every: Option<Duration>,
+    /// netcap mbuf: where struct rte_mbuf keeps its fields.
+    mbuf: Option<mbuf::MbufOffsets>,
+    /// With -p: stop when this process exits.
+    watched_pid: Option<i32>,
+}
+
+/// Loads, attaches, and copies events to the output until Ctrl-C, -c N,
+/// or the end of the traced process.
+fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
+    let Setup { targets, reasons, device, .. } = setup;
     if args.gather && targets.len() < 2 {
         bail!("--gather follows packets across trace points: give at least two with -f");
     }
@@ -72,9 +130,13 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         for target in &targets {
             println!("{target}");
         }
+        if let Some(offsets) = &setup.mbuf {
+            println!("rte_mbuf: {offsets}");
+        }
         match &device {
             Some(d) => println!("device: {} (ifindex {}, netns {})", d.name, d.ifindex, d.netns),
-            None => println!("device: any"),
+            None if setup.mbuf.is_none() && setup.watched_pid.is_none() => println!("device: any"),
+            None => {}
         }
         println!("capture: {} bytes per packet", args.capture_max_size);
         return Ok(());
@@ -97,9 +159,10 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         device,
         ring_bytes: args.ring_buffer_mb << 20,
         filter,
-        stacks: args.stack_dump,
-        fake_headers: args.fake_hdr,
-        skb_data: (args.skb_data || args.skb_data_offset != 0).then_some(args.skb_data_offset),
+        stacks: setup.stacks,
+        fake_headers: setup.fake_headers,
+        skb_data: setup.skb_data,
+        mbuf: setup.mbuf.clone(),
     };
     let terminal = io::stderr().is_terminal();
     let session = Session::attach(&targets, &options, |progress| match progress {
@@ -135,7 +198,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     let drop_points: Vec<bool> = targets.iter().map(|t| t.reason_arg.is_some()).collect();
     // Symbols name drop locations and stack frames; read after attaching,
     // so that netcap's own programs are among them (and left out of stacks).
-    let symbols = if args.stack_dump || drop_points.contains(&true) {
+    let symbols = if setup.stacks || drop_points.contains(&true) {
         Some(Kallsyms::load().context("reading /proc/kallsyms")?).filter(|s| !s.is_empty())
     } else {
         None
@@ -145,7 +208,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     let context = Context {
         points: targets.iter().map(|t| t.label().to_string()).collect(),
         clock_offset_ns: kernel::monotonic_to_realtime_offset(),
-        stack_color: args.stack_dump_color.filter(|_| colors_wanted()).map(Color::ansi),
+        stack_color: setup.stack_color.filter(|_| colors_wanted()).map(Color::ansi),
         gather_color: Some(args.gather_output_color).filter(|_| colors_wanted()).map(Color::ansi),
         user_color: Some(args.ext_output_color).filter(|_| colors_wanted()).map(Color::ansi),
         user_layout: user_layout.clone(),
@@ -174,7 +237,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         output_error: None,
         user_size: user_layout.as_ref().map_or(0, |layout| layout.size.next_multiple_of(8)),
     });
-    let summary_every = (args.drop_summary_interval > 0).then(|| Duration::from_secs(args.drop_summary_interval));
+    let summary_every = setup.drop_summary_every;
     let mut last_summary = Instant::now();
     {
         let events_map = session.events_map()?;
@@ -198,6 +261,12 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         };
         while !stop.load(Ordering::Relaxed) && !capture.borrow().done() {
             read(&ring, true)?;
+            if let Some(pid) = setup.watched_pid
+                && !user::process_alive(pid)
+            {
+                eprintln!("netcap: process {pid} exited; stopping");
+                break;
+            }
             if summary_every.is_some_and(|every| last_summary.elapsed() >= every) {
                 last_summary = Instant::now();
                 let capture = capture.borrow();
@@ -343,7 +412,7 @@ fn fallback_note(fallbacks: &[(plan::Flavour, String)]) -> String {
 }
 
 /// The output: a capture file (-w), tcpdump's text (-t), JSON, or netcap's lines.
-fn open_sink(args: &SkbArgs, context: &Context, tcpdump_flags: Option<Vec<String>>) -> Result<Box<dyn Sink>> {
+fn open_sink(args: &CaptureArgs, context: &Context, tcpdump_flags: Option<Vec<String>>) -> Result<Box<dyn Sink>> {
     let snaplen = args.capture_max_size;
     if let Some(path) = &args.write_file {
         let out: Box<dyn Write> = if path.as_os_str() == "-" {

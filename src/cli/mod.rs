@@ -27,6 +27,10 @@ pub struct Cli {
 pub enum Command {
     /// Trace kernel sk_buffs at functions and tracepoints.
     Skb(skb::SkbArgs),
+    /// Trace DPDK rte_mbufs in a process, at functions (uprobes) or USDT probes.
+    Mbuf(skb::MbufArgs),
+    /// Trace packet buffers in a process: func(char *pkt, uint16_t len), e.g. in AF_XDP programs.
+    Raw(skb::RawArgs),
     /// List the tracepoints and kernel functions that take an sk_buff.
     List(ListArgs),
     /// Print netcap's version.
@@ -78,7 +82,7 @@ mod tests {
             let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
             let Command::Skb(skb) = cli.command else { panic!("not skb") };
             assert!(!skb.function.is_empty());
-            assert!(skb.expression.is_some());
+            assert!(skb.capture.expression.is_some());
         }
     }
 }

@@ -1,5 +1,5 @@
-//! `netcap skb`: the options of ByteDance netcap's skb subcommand, same
-//! names, same defaults.
+//! `netcap skb`, `netcap raw`, `netcap mbuf`: the options of ByteDance
+//! netcap's subcommands, same names, same defaults.
 
 use std::path::PathBuf;
 
@@ -45,6 +45,89 @@ pub struct SkbArgs {
     #[arg(short = 'f', long = "function", required = true)]
     pub function: Vec<String>,
 
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+
+    /// Device of the skb, by name or index, in netcap's network namespace; `any` for all.
+    #[arg(short = 'i', long, default_value = "any")]
+    pub interface: String,
+
+    /// Print the kernel stack of each event.
+    #[arg(short = 'S', long = "stack-dump")]
+    pub stack_dump: bool,
+
+    /// Also print the drop summary every N seconds (it is always printed at exit).
+    #[arg(long = "drop-summary-interval", default_value_t = 0, value_name = "SECONDS")]
+    pub drop_summary_interval: u64,
+
+    /// Color of stacks.
+    #[arg(long = "stack-dump-color", value_enum)]
+    pub stack_dump_color: Option<Color>,
+
+    /// Rebuild missing L2/L3 headers from the socket on the send path.
+    #[arg(long = "fake-hdr")]
+    pub fake_hdr: bool,
+
+    /// Read the packet from skb->data.
+    #[arg(long = "skb-data")]
+    pub skb_data: bool,
+
+    /// With --skb-data: start this many bytes after skb->data (may be negative).
+    #[arg(long = "skb-data-offset", default_value_t = 0, allow_negative_numbers = true)]
+    pub skb_data_offset: i32,
+
+    /// Benchmarks only: attach an empty program instead, to measure the floor.
+    #[arg(long = "bench-floor", hide = true)]
+    pub bench_floor: bool,
+}
+
+/// `netcap raw` and `netcap mbuf`: packets inside a user-space process.
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// Trace points, comma-separated: [/path/to/binary:]func[@p1[@p2]] or usdt:PROVIDER:PROBE[@p1[@p2]].
+    ///
+    /// raw: func@p1@p2 is `func(char *pkt, uint16_t len)`, the buffer at argument p1 and its length
+    /// at p2 (default @1@2). mbuf: func@p1 takes one struct rte_mbuf * at p1 (default @1);
+    /// func@p1@p2 an array of mbufs at p1 and their count at p2. Without -p, name the binary
+    /// (/path/to/binary:func): every process running it is traced, also those started later.
+    #[arg(short = 'f', long = "function", required = true)]
+    pub function: Vec<String>,
+
+    /// Process to trace (its executable and shared libraries are searched for the function).
+    #[arg(short = 'p', long)]
+    pub pid: Option<i32>,
+
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+    netcap raw -p 4242 -f xsk_rx_frame -e icmp\n  \
+    netcap raw -f /usr/bin/my-afxdp:handle_frame@2@3 -w out.pcapng")]
+pub struct RawArgs {
+    #[command(flatten)]
+    pub user: UserArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+    netcap mbuf -p 4242 -f my_rx_one@1\n  \
+    netcap mbuf -p 4242 -f my_rx_burst@2@3 -e 'udp port 4789'\n  \
+    netcap mbuf -p 4242 -f usdt:my_app:rx@1@2 -w out.pcapng")]
+pub struct MbufArgs {
+    #[command(flatten)]
+    pub user: UserArgs,
+
+    /// Byte offsets of struct rte_mbuf's fields, e.g. buf_addr=0,data_off=16,pkt_len=36,data_len=40,next=64,port=22
+    /// (default: from the target's debug information, else DPDK 21.11 to 24.11's layout).
+    #[arg(long = "mbuf-layout", value_name = "FIELD=OFFSET,...")]
+    pub mbuf_layout: Option<String>,
+}
+
+/// Options every subcommand shares: filtering, output, extensions, journeys.
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
     /// tcpdump filter expression.
     #[arg(short = 'e', long)]
     pub expression: Option<String>,
@@ -77,34 +160,6 @@ pub struct SkbArgs {
     #[arg(long = "capture-max-size", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub capture_max_size: u32,
 
-    /// Device of the skb, by name or index, in netcap's network namespace; `any` for all.
-    #[arg(short = 'i', long, default_value = "any")]
-    pub interface: String,
-
-    /// Print the kernel stack of each event.
-    #[arg(short = 'S', long = "stack-dump")]
-    pub stack_dump: bool,
-
-    /// Also print the drop summary every N seconds (it is always printed at exit).
-    #[arg(long = "drop-summary-interval", default_value_t = 0, value_name = "SECONDS")]
-    pub drop_summary_interval: u64,
-
-    /// Color of stacks.
-    #[arg(long = "stack-dump-color", value_enum)]
-    pub stack_dump_color: Option<Color>,
-
-    /// Rebuild missing L2/L3 headers from the socket on the send path.
-    #[arg(long = "fake-hdr")]
-    pub fake_hdr: bool,
-
-    /// Read the packet from skb->data.
-    #[arg(long = "skb-data")]
-    pub skb_data: bool,
-
-    /// With --skb-data: start this many bytes after skb->data (may be negative).
-    #[arg(long = "skb-data-offset", default_value_t = 0, allow_negative_numbers = true)]
-    pub skb_data_offset: i32,
-
     /// User C filter: `int xcap_ext_filter(void *ext, void *pkt, u16 trace_index)`.
     #[arg(long = "ext-filter")]
     pub ext_filter: Option<PathBuf>,
@@ -121,7 +176,7 @@ pub struct SkbArgs {
     #[arg(short = 'G', long)]
     pub gather: bool,
 
-    /// With --gather: match packets by skb address instead of content.
+    /// With --gather: match packets by skb (or mbuf) address instead of content.
     #[arg(long = "gather-distinguish-by-pointer")]
     pub gather_distinguish_by_pointer: bool,
 
@@ -140,10 +195,6 @@ pub struct SkbArgs {
     /// Print what would be loaded and attached, then exit.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
-
-    /// Benchmarks only: attach an empty program instead, to measure the floor.
-    #[arg(long = "bench-floor", hide = true)]
-    pub bench_floor: bool,
 
     /// Ring buffer size in MiB (a power of two).
     #[arg(long = "ring-buffer-mb", default_value_t = 8, value_parser = ring_size)]

@@ -21,6 +21,8 @@ pub const FLAG_PAGED_MISSED: u8 = 1;
 pub const FLAG_RETVAL: u8 = 2;
 pub const FLAG_SYNTHESIZED: u8 = 4;
 pub const FLAG_USER: u8 = 8;
+pub const FLAG_MBUF: u8 = 16;
+pub const FLAG_CHAINED: u8 = 32;
 
 /// One later trace point of a gathered journey (--gather).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +134,8 @@ impl Event {
             pid: raw.pid,
             comm: c_string(&raw.comm),
             ifindex: raw.ifindex,
-            ifname: c_string(&raw.ifname),
+            // An mbuf's device is its DPDK port.
+            ifname: if raw.flags & FLAG_MBUF != 0 { format!("port{}", raw.ifindex) } else { c_string(&raw.ifname) },
             netns: raw.netns,
             mark: raw.mark,
             protocol: u16::from_be(raw.protocol),

@@ -14,14 +14,16 @@ use std::process::Command;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::elf::Elf;
 use crate::kernel::btf::Btf;
 use layout::UserLayout;
 
 /// netcap's own BPF sources, as built into the embedded object.
-const SOURCES: [(&str, &str); 3] = [
+const SOURCES: [(&str, &str); 4] = [
     ("netcap.bpf.c", include_str!("../../bpf/netcap.bpf.c")),
     ("netcap.h", include_str!("../../bpf/netcap.h")),
     ("vmlinux.h", include_str!("../../bpf/vmlinux.h")),
+    ("linux/errno.h", include_str!("../../bpf/linux/errno.h")),
 ];
 const GENERATED: &str = "netcap_ext.h";
 const INCLUDE_LINE: &str = "#include \"netcap_ext.h\"";
@@ -98,10 +100,11 @@ impl Extensions {
             )
         })?;
         let dir = PrivateDir::new()?;
+        fs::create_dir_all(dir.0.join("bpf"))?;
+        fs::create_dir_all(dir.0.join("linux"))?;
         for (name, text) in SOURCES {
             fs::write(dir.0.join(name), text)?;
         }
-        fs::create_dir_all(dir.0.join("bpf"))?;
         for (name, text) in libbpf_rs::libbpf_sys::API_HEADERS {
             fs::write(dir.0.join("bpf").join(name), text)?;
         }
@@ -127,8 +130,9 @@ impl Extensions {
         let bytes = fs::read(&object)?;
         let layout = match &self.action {
             Some(action) => {
-                let btf_bytes =
-                    elf_section(&bytes, ".BTF").ok_or_else(|| anyhow!("clang's object has no .BTF section"))?;
+                let btf_bytes = Elf::parse(&bytes)
+                    .and_then(|elf| elf.section(".BTF"))
+                    .ok_or_else(|| anyhow!("clang's object has no .BTF section"))?;
                 let btf = Btf::from_bytes(btf_bytes, "the compiled extension")?;
                 Some(UserLayout::from_btf(&btf, &action.text).with_context(|| action.path.display().to_string())?)
             }
@@ -179,29 +183,6 @@ impl Drop for PrivateDir {
     }
 }
 
-/// The bytes of section `name` of a little-endian ELF64 file.
-fn elf_section<'a>(elf: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?) as usize);
-    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?) as usize);
-    let u64_at = |at: usize| Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?) as usize);
-    if elf.get(..5)? != b"\x7fELF\x02" || elf.get(5) != Some(&1) {
-        return None;
-    }
-    let (table, entry, count, names_index) = (u64_at(0x28)?, u16_at(0x3a)?, u16_at(0x3c)?, u16_at(0x3e)?);
-    let header = |index: usize| table + index * entry;
-    let names_at = u64_at(header(names_index) + 0x18)?;
-    (0..count).find_map(|index| {
-        let name_at = names_at + u32_at(header(index))?;
-        let rest = elf.get(name_at..)?;
-        let end = rest.iter().position(|&b| b == 0)?;
-        if &rest[..end] != name.as_bytes() {
-            return None;
-        }
-        let (offset, size) = (u64_at(header(index) + 0x18)?, u64_at(header(index) + 0x20)?);
-        elf.get(offset..offset + size)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,14 +218,5 @@ mod tests {
         bytes[24..28].copy_from_slice(&41i32.to_le_bytes());
         bytes[28] = 0x9 | (0xe << 4); // y = 9, z = -2
         assert_eq!(layout.text(&bytes), "a: Q; b: -7; c: [-1, 2, 300]; inner.x: 41; inner.y: 9; inner.z: -2");
-    }
-
-    #[test]
-    fn finds_sections_of_an_elf_file() {
-        let object = crate::load::EMBEDDED_OBJECT;
-        let btf = elf_section(object, ".BTF").expect("the embedded object has BTF");
-        assert_eq!(&btf[..2], &0xeb9fu16.to_le_bytes());
-        assert!(elf_section(object, ".no_such_section").is_none());
-        assert!(elf_section(b"not an elf file at all", ".BTF").is_none());
     }
 }

@@ -201,3 +201,10 @@ mod tests {
         assert!(offset > 1_577_836_800 * 1_000_000_000, "{offset}");
     }
 }
+
+/// True when the kernel has uprobe-multi links (6.6+), as libbpf's own
+/// probe finds: the function that creates them is named in its BTF.
+pub fn has_uprobe_multi() -> bool {
+    let needle: &[u8] = b"\0bpf_uprobe_multi_link_attach\0";
+    std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| btf.windows(needle.len()).any(|w| w == needle))
+}

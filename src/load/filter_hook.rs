@@ -5,6 +5,7 @@
 //! `filter::splice`, for the object being loaded (one at a time).
 
 use std::ffi::{CStr, c_int, c_long};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
 use anyhow::{Result, bail};
@@ -37,7 +38,7 @@ pub fn register_handlers() -> Result<()> {
     static ONCE: Once = Once::new();
     static mut RESULT: c_int = 0;
     ONCE.call_once(|| {
-        let sections: [(&CStr, u32, u32); 7] = [
+        let sections: [(&CStr, u32, u32); 9] = [
             (c"tp_btf", libbpf_sys::BPF_PROG_TYPE_TRACING, libbpf_sys::BPF_TRACE_RAW_TP),
             (c"raw_tp", libbpf_sys::BPF_PROG_TYPE_RAW_TRACEPOINT, 0),
             (c"fentry", libbpf_sys::BPF_PROG_TYPE_TRACING, libbpf_sys::BPF_TRACE_FENTRY),
@@ -45,6 +46,8 @@ pub fn register_handlers() -> Result<()> {
             (c"kprobe.multi", libbpf_sys::BPF_PROG_TYPE_KPROBE, libbpf_sys::BPF_TRACE_KPROBE_MULTI),
             (c"fexit", libbpf_sys::BPF_PROG_TYPE_TRACING, libbpf_sys::BPF_TRACE_FEXIT),
             (c"kretprobe", libbpf_sys::BPF_PROG_TYPE_KPROBE, 0),
+            (c"uprobe", libbpf_sys::BPF_PROG_TYPE_KPROBE, 0),
+            (c"usdt", libbpf_sys::BPF_PROG_TYPE_KPROBE, 0),
         ];
         for (section, prog_type, attach_type) in sections {
             let opts = libbpf_sys::libbpf_prog_handler_opts {
@@ -91,11 +94,30 @@ pub fn disarm() -> Option<String> {
     PENDING.lock().unwrap_or_else(|p| p.into_inner()).take().and_then(|r| r.error)
 }
 
+/// Whether USDT programs load for uprobe-multi links (the kernel has them).
+static USDT_UPROBE_MULTI: AtomicBool = AtomicBool::new(false);
+
+/// libbpf attaches USDT probes by uprobe-multi where the kernel has it, and
+/// its own section handler then loads the program for that link type;
+/// netcap's handler replaces libbpf's, so it must do the same.
+pub fn set_usdt_uprobe_multi(available: bool) {
+    USDT_UPROBE_MULTI.store(available, Ordering::Relaxed);
+}
+
 unsafe extern "C" fn prepare_load(
     prog: *mut libbpf_sys::bpf_program,
     opts: *mut libbpf_sys::bpf_prog_load_opts,
     _cookie: c_long,
 ) -> c_int {
+    // SAFETY: libbpf hands a valid program for the duration of the call.
+    let section = unsafe { CStr::from_ptr(libbpf_sys::bpf_program__section_name(prog)) };
+    if section == c"usdt" && USDT_UPROBE_MULTI.load(Ordering::Relaxed) {
+        // SAFETY: as above; opts is valid and ours to adjust before the load.
+        unsafe {
+            libbpf_sys::bpf_program__set_expected_attach_type(prog, libbpf_sys::BPF_TRACE_UPROBE_MULTI);
+            (*opts).expected_attach_type = libbpf_sys::BPF_TRACE_UPROBE_MULTI;
+        }
+    }
     let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
     let Some(request) = pending.as_mut() else { return 0 };
     // SAFETY: libbpf hands valid program and options for the duration of the call.

@@ -10,10 +10,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use libbpf_rs::{Link, Map, MapCore, MapFlags, Object, ObjectBuilder, ProgramMut};
 
 mod filter_hook;
+pub mod mbuf;
 
 use crate::bpf::types::netcap_config;
 use crate::filter::Filter;
 use crate::kernel::Device;
+use crate::plan::user::{PacketForm, Probe};
 use crate::plan::{Flavour, Target};
 
 /// Must match NETCAP_NEST_MAX in bpf/netcap.h.
@@ -35,6 +37,8 @@ pub struct LoadOptions {
     pub fake_headers: bool,
     /// Read the packet from skb->data plus this offset (--skb-data).
     pub skb_data: Option<i32>,
+    /// netcap mbuf: where struct rte_mbuf keeps its fields.
+    pub mbuf: Option<mbuf::MbufOffsets>,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -93,6 +97,9 @@ impl Session {
         mut progress: impl FnMut(Progress<'_>),
     ) -> Result<Session> {
         filter_hook::register_handlers()?;
+        if targets.iter().any(|t| t.flavours.contains(&Flavour::Usdt)) {
+            filter_hook::set_usdt_uprobe_multi(crate::kernel::has_uprobe_multi());
+        }
         let mut session = Session { attached: Vec::new(), group: None, objects: Vec::new() };
         let mut grouped: Vec<(u16, &Target)> = Vec::new();
         for (index, target) in targets.iter().enumerate() {
@@ -200,11 +207,14 @@ struct ObjectConfig {
     reason_arg: Option<u32>,
     location_arg: Option<u32>,
     ret_arg: Option<u32>,
+    /// User-space points: how the packet is handed over, and the length/count argument.
+    form: Option<(PacketForm, Option<u32>)>,
 }
 
 impl ObjectConfig {
     fn of(target: &Target, trace_index: u16) -> ObjectConfig {
         ObjectConfig {
+            form: target.user.as_ref().map(|u| (u.form, u.len_arg)),
             trace_index,
             skb_arg: target.skb_arg,
             ext_arg: target.extra_arg,
@@ -231,6 +241,8 @@ fn program_name(flavour: Flavour) -> &'static str {
         Flavour::KprobeEach => "netcap_kprobe_cookie",
         Flavour::Fexit => "netcap_fexit",
         Flavour::Kretprobe => "netcap_kretprobe",
+        Flavour::Uprobe => "netcap_uprobe",
+        Flavour::Usdt => "netcap_usdt",
     }
 }
 
@@ -277,6 +289,19 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
     if let Some(device) = &options.device {
         rodata.ifindex = device.ifindex;
         rodata.netns = device.netns;
+    }
+    rodata.len_arg = NO_ARG;
+    if let Some((form, len_arg)) = config.form {
+        // enum netcap_packet_form
+        rodata.packet_form = match form {
+            PacketForm::Buffer => 1,
+            PacketForm::Mbuf => 2,
+            PacketForm::MbufArray => 3,
+        };
+        rodata.len_arg = len_arg.unwrap_or(NO_ARG);
+    }
+    if let Some(offsets) = options.mbuf {
+        rodata.mbuf = offsets.to_config();
     }
     rodata
 }
@@ -376,6 +401,19 @@ fn attach_one(
             attach(program_named(&object, KRETPROBE_ENTRY)?.attach_kprobe(false, name))?,
             attach(prog.attach_kprobe(true, name))?,
         ],
+        Flavour::Uprobe | Flavour::Usdt => {
+            let user = target.user.as_ref().ok_or_else(|| anyhow!("{name} is not a user-space point"))?;
+            // -1: every process running the binary, also those started later.
+            let pid = user.pid.unwrap_or(-1);
+            let link = match &user.probe {
+                Probe::Function(function) => {
+                    let opts = libbpf_rs::UprobeOpts { func_name: Some(function.clone()), ..Default::default() };
+                    prog.attach_uprobe_with_opts(pid, &user.binary, 0, opts)
+                }
+                Probe::Usdt { provider, name } => prog.attach_usdt(pid, &user.binary, provider, name),
+            };
+            vec![attach(link)?]
+        }
         Flavour::KprobeMulti | Flavour::KprobeEach => bail!("{} attaches groups only", flavour.label()),
     };
     Ok((object, links))
@@ -402,8 +440,15 @@ fn attach_group(
             grouped.len()
         );
     }
-    let config =
-        ObjectConfig { trace_index: 0, skb_arg: 0, ext_arg: None, reason_arg: None, location_arg: None, ret_arg: None };
+    let config = ObjectConfig {
+        trace_index: 0,
+        skb_arg: 0,
+        ext_arg: None,
+        reason_arg: None,
+        location_arg: None,
+        ret_arg: None,
+        form: None,
+    };
     let mut fallbacks = Vec::new();
     let multi = load_object(&config, Flavour::KprobeMulti, None, options, shared).and_then(|object| {
         let opts = libbpf_rs::KprobeMultiOpts {
@@ -532,6 +577,7 @@ mod tests {
                 stacks: false,
                 fake_headers: false,
                 skb_data: None,
+                mbuf: None,
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));

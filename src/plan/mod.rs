@@ -3,6 +3,7 @@
 //! before anything is loaded. Every user mistake is found here.
 
 pub mod spec;
+pub mod user;
 
 use std::fmt;
 
@@ -30,6 +31,10 @@ pub enum Flavour {
     KprobeMulti,
     /// Many functions of a pattern, one kprobe each (no kprobe-multi).
     KprobeEach,
+    /// A function in a user-space process.
+    Uprobe,
+    /// A USDT probe in a user-space process.
+    Usdt,
 }
 
 impl Flavour {
@@ -45,6 +50,8 @@ impl Flavour {
             Flavour::Kretprobe => "kretprobe",
             Flavour::KprobeMulti => "kprobe-multi",
             Flavour::KprobeEach => "kprobe (one per function)",
+            Flavour::Uprobe => "uprobe",
+            Flavour::Usdt => "usdt",
         }
     }
 }
@@ -67,6 +74,8 @@ pub struct Target {
     pub flavours: Vec<Flavour>,
     /// Description of every argument, for --dry-run and `list`.
     pub signature: String,
+    /// Where a user-space point is (netcap raw, mbuf); None for the kernel's.
+    pub user: Option<user::UserPoint>,
 }
 
 impl Target {
@@ -178,6 +187,7 @@ fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option
             };
             (btf.params(proto), flavours)
         }
+        PointKind::User => unreachable!("user-space points are resolved by plan::user"),
     };
     let signature = signature(btf, &params);
     let skb_positions: Vec<u32> = params
@@ -265,6 +275,7 @@ fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option
             .then_some(params.len() as u32),
         flavours,
         signature,
+        user: None,
     })
 }
 
@@ -356,6 +367,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let flavours: Vec<&str> = self.flavours.iter().map(|f| f.label()).collect();
+        if let Some(user) = &self.user {
+            return write!(f, "{}: {user}, attach by {}", self.spec, flavours.join(" → "));
+        }
         write!(
             f,
             "{}: skb = argument {}{}, attach by {} {}",

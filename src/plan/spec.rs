@@ -31,6 +31,9 @@ pub enum PointKind {
         raw_only: bool,
     },
     Function(FunctionMode),
+    /// A function or USDT probe in a user-space process (netcap raw, mbuf);
+    /// the name is shown as the user wrote it.
+    User,
 }
 
 /// One parsed trace point.
@@ -107,6 +110,7 @@ impl fmt::Display for PointSpec {
             PointKind::Function(FunctionMode::Kprobe) => f.write_str("kprobe:")?,
             PointKind::Function(FunctionMode::Fexit) => f.write_str("fexit:")?,
             PointKind::Function(FunctionMode::Kretprobe) => f.write_str("kretprobe:")?,
+            PointKind::User => {}
         }
         f.write_str(&self.name)?;
         if let Some(p1) = self.packet_arg {

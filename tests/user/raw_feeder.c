@@ -1,0 +1,61 @@
+/*
+ * Test program for `netcap raw`: reads the frames of a classic pcap file
+ * and hands each one to f(char *pkt, uint16_t len), as an AF_XDP program
+ * hands frames to its handler. Prints its PID, then feeds every frame once
+ * per line read from stdin, and exits at end of input.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile uint64_t checksum;
+
+__attribute__((noinline, used)) void f(char *pkt, uint16_t len)
+{
+	/* Touch the bytes so the call cannot be optimized away. */
+	checksum += (unsigned char)pkt[0] + len;
+	__asm__ volatile("" ::: "memory");
+}
+
+struct frame {
+	uint16_t len;
+	char *bytes;
+};
+
+int main(int argc, char **argv)
+{
+	struct frame frames[4096];
+	size_t count = 0;
+	uint32_t header[6], record[4];
+	char line[64];
+	FILE *file;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s FILE.pcap\n", argv[0]);
+		return 2;
+	}
+	file = fopen(argv[1], "rb");
+	if (!file || fread(header, sizeof(header), 1, file) != 1 || header[0] != 0xa1b2c3d4) {
+		fprintf(stderr, "%s: not a microsecond pcap file\n", argv[1]);
+		return 2;
+	}
+	while (count < 4096 && fread(record, sizeof(record), 1, file) == 1) {
+		frames[count].len = record[2];
+		frames[count].bytes = malloc(record[2]);
+		if (fread(frames[count].bytes, 1, record[2], file) != record[2])
+			break;
+		count++;
+	}
+	fclose(file);
+	printf("%d %zu\n", (int)getpid(), count);
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin)) {
+		for (size_t i = 0; i < count; i++)
+			f(frames[i].bytes, frames[i].len);
+		printf("fed %zu\n", count);
+		fflush(stdout);
+	}
+	return 0;
+}
