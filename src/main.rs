@@ -25,9 +25,7 @@ fn main() {
     let result = match &cli.command {
         Command::Skb(args) => run::skb(args, cli.verbose),
         Command::Raw(args) => run::user(&args.user, plan::user::Mode::Raw, None, cli.verbose),
-        Command::Mbuf(args) => {
-            run::user(&args.user, plan::user::Mode::Mbuf, args.mbuf_layout.as_deref(), cli.verbose)
-        }
+        Command::Mbuf(args) => run::user(&args.user, plan::user::Mode::Mbuf, args.mbuf_layout.as_deref(), cli.verbose),
         Command::List(args) => run::list(args),
         Command::Version => {
             println!("netcap {}", env!("CARGO_PKG_VERSION"));

@@ -61,8 +61,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         stack_color: args.stack_dump_color,
         fake_headers: args.fake_hdr,
         skb_data: (args.skb_data || args.skb_data_offset != 0).then_some(args.skb_data_offset),
-        drop_summary_every: (args.drop_summary_interval > 0)
-            .then(|| Duration::from_secs(args.drop_summary_interval)),
+        drop_summary_every: (args.drop_summary_interval > 0).then(|| Duration::from_secs(args.drop_summary_interval)),
         mbuf: None,
         watched_pid: None,
     };

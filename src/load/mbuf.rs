@@ -45,9 +45,11 @@ impl MbufOffsets {
             let Some((field, value)) = part.split_once('=') else {
                 bail!("--mbuf-layout: '{part}' is not FIELD=OFFSET (e.g. next=64)");
             };
-            let Ok(value) = value.trim().parse::<u32>().or_else(|_| {
-                u32::from_str_radix(value.trim().trim_start_matches("0x"), 16).map_err(|_| ())
-            }) else {
+            let Ok(value) = value
+                .trim()
+                .parse::<u32>()
+                .or_else(|_| u32::from_str_radix(value.trim().trim_start_matches("0x"), 16).map_err(|_| ()))
+            else {
                 bail!("--mbuf-layout: '{value}' is not a byte offset");
             };
             if value > 1024 {
@@ -60,7 +62,9 @@ impl MbufOffsets {
                 "pkt_len" => &mut offsets.pkt_len,
                 "next" => &mut offsets.next,
                 "port" => &mut offsets.port,
-                other => bail!("--mbuf-layout: unknown field '{other}' (buf_addr, data_off, data_len, pkt_len, next, port)"),
+                other => {
+                    bail!("--mbuf-layout: unknown field '{other}' (buf_addr, data_off, data_len, pkt_len, next, port)")
+                }
             };
             *slot = value;
         }

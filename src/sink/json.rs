@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde_json::{Map, Value, json};
 
 use super::{Context, Sink};
-use crate::event::{Event, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED, Link};
+use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED, Link};
 use crate::packet;
 
 pub struct JsonSink<W: Write> {
@@ -64,7 +64,10 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "paged_data_captured": event.flags & FLAG_PAGED_MISSED == 0,
         "headers_synthesized": event.flags & FLAG_SYNTHESIZED != 0,
         "link": match event.link { Link::Ethernet => "ethernet", Link::Raw => "ip" },
+        // The packet's address: an sk_buff, or for netcap mbuf/raw an rte_mbuf or buffer.
         "skb": format!("0x{:x}", event.skb),
+        "mbuf": event.flags & FLAG_MBUF != 0,
+        "mbuf_chained": event.flags & FLAG_CHAINED != 0,
         "cpu": event.cpu,
         "pid": event.pid,
         "comm": event.comm,

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 
 use super::{Context, Sink};
-use crate::event::{Event, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED, Link};
+use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED, Link};
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE_DESCRIPTION: u32 = 1;
@@ -68,10 +68,11 @@ pub fn ethernet_frame(event: &Event) -> (Cow<'_, [u8]>, u32) {
 /// The per-packet comment: everything netcap knows that the bytes do not say.
 pub fn comment(event: &Event, context: &Context) -> String {
     let mut text = format!(
-        "point={} dev={} ifindex={} skb=0x{:x} cpu={} pid={} comm={} len={}",
+        "point={} dev={} ifindex={} {}=0x{:x} cpu={} pid={} comm={} len={}",
         context.point(event),
         if event.ifname.is_empty() { "-" } else { &event.ifname },
         event.ifindex,
+        if event.flags & FLAG_MBUF != 0 { "mbuf" } else { "skb" },
         event.skb,
         event.cpu,
         event.pid,
@@ -89,6 +90,9 @@ pub fn comment(event: &Event, context: &Context) -> String {
     }
     if event.flags & FLAG_SYNTHESIZED != 0 {
         text.push_str(" headers=synthesized");
+    }
+    if event.flags & FLAG_CHAINED != 0 {
+        text.push_str(" segments=chained");
     }
     if let Some(drop) = &event.drop {
         text.push_str(&format!(" drop={}", drop.reason));

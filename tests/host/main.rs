@@ -7,4 +7,5 @@ mod filter;
 mod gather;
 mod output;
 mod skb;
+mod user;
 mod util;
