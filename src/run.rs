@@ -161,7 +161,7 @@ fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         stacks: setup.stacks,
         fake_headers: setup.fake_headers,
         skb_data: setup.skb_data,
-        mbuf: setup.mbuf.clone(),
+        mbuf: setup.mbuf,
     };
     let terminal = io::stderr().is_terminal();
     let session = Session::attach(&targets, &options, |progress| match progress {

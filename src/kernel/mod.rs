@@ -179,6 +179,13 @@ pub fn possible_cpus() -> usize {
     libbpf_rs::num_possible_cpus().unwrap_or(1).max(1)
 }
 
+/// True when the kernel has uprobe-multi links (6.6+), as libbpf's own
+/// probe finds: the function that creates them is named in its BTF.
+pub fn has_uprobe_multi() -> bool {
+    let needle: &[u8] = b"\0bpf_uprobe_multi_link_attach\0";
+    std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| btf.windows(needle.len()).any(|w| w == needle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,11 +207,4 @@ mod tests {
         // Wall clock minus monotonic is the boot time: after 2020, before now.
         assert!(offset > 1_577_836_800 * 1_000_000_000, "{offset}");
     }
-}
-
-/// True when the kernel has uprobe-multi links (6.6+), as libbpf's own
-/// probe finds: the function that creates them is named in its BTF.
-pub fn has_uprobe_multi() -> bool {
-    let needle: &[u8] = b"\0bpf_uprobe_multi_link_attach\0";
-    std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| btf.windows(needle.len()).any(|w| w == needle))
 }
