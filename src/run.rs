@@ -72,7 +72,11 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
 pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbose: bool) -> Result<()> {
     let targets = user::resolve(&args.function, mode, args.pid)?;
     let mbuf = match mode {
-        user::Mode::Mbuf => Some(mbuf::offsets(mbuf_layout, &targets)?),
+        user::Mode::Mbuf => {
+            let (offsets, source) = mbuf::offsets(mbuf_layout, &targets)?;
+            eprintln!("netcap: rte_mbuf layout {offsets}, {source}");
+            Some(offsets)
+        }
         user::Mode::Raw => None,
     };
     let setup = Setup {

@@ -103,6 +103,11 @@ fn c_string(bytes: &[i8]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// An mbuf's device is its DPDK port; RTE_MBUF_PORT_INVALID (0xffff) is none.
+fn mbuf_port(port: u32) -> String {
+    if port == 0xffff { String::new() } else { format!("port{port}") }
+}
+
 impl Event {
     /// `user_size`: bytes of the user's struct between header and packet
     /// (sizeof(struct xcap_user_extend) rounded up to 8; 0 without --ext-action).
@@ -134,8 +139,7 @@ impl Event {
             pid: raw.pid,
             comm: c_string(&raw.comm),
             ifindex: raw.ifindex,
-            // An mbuf's device is its DPDK port.
-            ifname: if raw.flags & FLAG_MBUF != 0 { format!("port{}", raw.ifindex) } else { c_string(&raw.ifname) },
+            ifname: if raw.flags & FLAG_MBUF != 0 { mbuf_port(raw.ifindex) } else { c_string(&raw.ifname) },
             netns: raw.netns,
             mark: raw.mark,
             protocol: u16::from_be(raw.protocol),

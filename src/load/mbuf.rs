@@ -1,11 +1,16 @@
 //! Where DPDK's `struct rte_mbuf` keeps the fields netcap reads: given with
-//! --mbuf-layout, else the layout of the DPDK releases netcap knows.
+//! --mbuf-layout, else read from the traced binary's DWARF (or its
+//! separate debug file), else the layout of the DPDK releases netcap knows.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use gimli::{AttributeValue, EndianSlice, LittleEndian, UnitOffset};
 
 use crate::bpf::types::netcap_mbuf_offsets;
+use crate::elf::Elf;
 use crate::plan::Target;
 
 /// Byte offsets inside struct rte_mbuf.
@@ -83,17 +88,174 @@ impl MbufOffsets {
     }
 }
 
-/// The layout to use: --mbuf-layout, else DPDK's default.
-pub fn offsets(layout: Option<&str>, _targets: &[Target]) -> Result<MbufOffsets> {
-    match layout {
-        Some(text) => MbufOffsets::parse(text),
-        None => Ok(DPDK_DEFAULT),
+/// Where the layout came from, for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Option,
+    Dwarf(PathBuf),
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Option => f.write_str("from --mbuf-layout"),
+            Source::Dwarf(path) => write!(f, "from the debug information of {}", path.display()),
+            Source::Default => f.write_str(
+                "DPDK 21.11-24.11's default layout (no debug information for struct rte_mbuf found; \
+                 --mbuf-layout overrides)",
+            ),
+        }
+    }
+}
+
+/// The layout to use: --mbuf-layout, else the DWARF of the binaries being
+/// traced, else DPDK's default.
+pub fn offsets(layout: Option<&str>, targets: &[Target]) -> Result<(MbufOffsets, Source)> {
+    if let Some(text) = layout {
+        return Ok((MbufOffsets::parse(text)?, Source::Option));
+    }
+    for binary in targets.iter().filter_map(|t| t.user.as_ref()).map(|u| &u.binary) {
+        for file in debug_files(binary) {
+            let Ok(bytes) = std::fs::read(&file) else { continue };
+            if let Some(offsets) = from_dwarf(&bytes) {
+                return Ok((offsets, Source::Dwarf(file)));
+            }
+        }
+    }
+    Ok((DPDK_DEFAULT, Source::Default))
+}
+
+/// The binary itself, then its separate debug file by build id
+/// (/usr/lib/debug/.build-id/ab/cdef….debug, as Debian's -dbgsym packages install it).
+fn debug_files(binary: &Path) -> Vec<PathBuf> {
+    let mut files = vec![binary.to_path_buf()];
+    let Ok(bytes) = std::fs::read(binary) else { return files };
+    let Some(note) = Elf::parse(&bytes).and_then(|elf| elf.section(".note.gnu.build-id")) else { return files };
+    // Note header (12 bytes), owner "GNU\0", then the id.
+    if let Some(id) = note.get(16..).filter(|id| id.len() > 1) {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        files.push(PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..])));
+    }
+    files
+}
+
+/// struct rte_mbuf's field offsets from DWARF, when a complete definition is there.
+pub fn from_dwarf(bytes: &[u8]) -> Option<MbufOffsets> {
+    let elf = Elf::parse(bytes)?;
+    let dwarf = gimli::Dwarf::load(|id| -> Result<_, gimli::Error> {
+        Ok(EndianSlice::new(elf.section(id.name()).unwrap_or(&[]), LittleEndian))
+    })
+    .ok()?;
+    let mut headers = dwarf.units();
+    while let Ok(Some(header)) = headers.next() {
+        let Ok(unit) = dwarf.unit(header) else { continue };
+        let mut entries = unit.entries();
+        while let Ok(Some(entry)) = entries.next_dfs() {
+            if entry.tag() != gimli::DW_TAG_structure_type
+                || entry.attr_value(gimli::DW_AT_declaration).is_some()
+                || !entry
+                    .attr_value(gimli::DW_AT_name)
+                    .and_then(|name| dwarf.attr_string(&unit, name).ok())
+                    .is_some_and(|name| name.slice() == b"rte_mbuf")
+            {
+                continue;
+            }
+            let mut fields = HashMap::new();
+            collect_members(&dwarf, &unit, entry.offset(), 0, &mut fields, 0);
+            let field = |name: &str| fields.get(name).copied();
+            return Some(MbufOffsets {
+                buf_addr: field("buf_addr")?,
+                data_off: field("data_off")?,
+                data_len: field("data_len")?,
+                pkt_len: field("pkt_len")?,
+                next: field("next")?,
+                port: field("port")?,
+            });
+        }
+    }
+    None
+}
+
+type Slice<'a> = EndianSlice<'a, LittleEndian>;
+
+/// Member name → byte offset, descending into anonymous structs and
+/// unions (DPDK nests most fields in them).
+fn collect_members(
+    dwarf: &gimli::Dwarf<Slice<'_>>,
+    unit: &gimli::Unit<Slice<'_>>,
+    offset: UnitOffset,
+    base: u32,
+    fields: &mut HashMap<String, u32>,
+    depth: u32,
+) {
+    if depth > 8 {
+        return;
+    }
+    let Ok(mut tree) = unit.entries_tree(Some(offset)) else { return };
+    let Ok(root) = tree.root() else { return };
+    let mut children = root.children();
+    while let Ok(Some(child)) = children.next() {
+        let member = child.entry();
+        if member.tag() != gimli::DW_TAG_member {
+            continue;
+        }
+        // Union members have no location: they start at the union's.
+        let at = base
+            + member.attr_value(gimli::DW_AT_data_member_location).and_then(|v| v.udata_value()).unwrap_or(0) as u32;
+        let name = member.attr_value(gimli::DW_AT_name).and_then(|n| dwarf.attr_string(unit, n).ok());
+        match name {
+            Some(name) => {
+                fields.entry(name.to_string_lossy().into_owned()).or_insert(at);
+            }
+            None => {
+                if let Some(AttributeValue::UnitRef(ty)) = member.attr_value(gimli::DW_AT_type) {
+                    collect_members(dwarf, unit, ty, at, fields, depth + 1);
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A C file with its own struct rte_mbuf (fields moved, nested in
+    /// anonymous unions as DPDK does), compiled with -g: DWARF gives its offsets.
+    #[test]
+    fn reads_the_layout_from_dwarf() {
+        let dir = std::env::temp_dir().join(format!("netcap-mbuf-dwarf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = dir.join("m.c");
+        std::fs::write(
+            &source,
+            "#include <stdint.h>\n\
+             struct rte_mbuf { void *buf_addr; void *next;\n\
+               union { uint64_t rearm; struct { uint16_t data_off; uint16_t refcnt; uint16_t nb_segs; uint16_t port; }; };\n\
+               uint64_t flags;\n\
+               union { uint32_t packet_type; struct { uint8_t l2; uint8_t l3; uint16_t pad; }; };\n\
+               uint32_t pkt_len; uint16_t data_len; };\n\
+             int touch(struct rte_mbuf *m) { return m->data_len; }\n",
+        )
+        .unwrap();
+        // Linked: a relocatable object's DWARF needs its relocations applied.
+        let object = dir.join("m.so");
+        let status = std::process::Command::new("cc")
+            .args(["-g", "-shared", "-fPIC", "-o"])
+            .arg(&object)
+            .arg(&source)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let bytes = std::fs::read(&object).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            from_dwarf(&bytes),
+            Some(MbufOffsets { buf_addr: 0, next: 8, data_off: 16, port: 22, pkt_len: 36, data_len: 40 })
+        );
+        assert_eq!(from_dwarf(crate::load::EMBEDDED_OBJECT), None, "no rte_mbuf there");
+    }
 
     #[test]
     fn overrides_apply_over_the_default_layout() {

@@ -209,6 +209,8 @@ fn mbuf_captures_single_chained_burst_and_usdt_packets() {
         }
         let done = netcap.interrupt();
         assert!(done.status.success(), "{spec}: {}", done.stderr);
+        assert!(done.stderr.contains("rte_mbuf layout buf_addr=0,data_off=16,"), "{}", done.stderr);
+        assert!(done.stderr.contains("from the debug information of"), "read from DWARF: {}", done.stderr);
         let expected: Vec<String> = modes.iter().flat_map(|_| all.iter().cloned()).collect();
         assert_eq!(tcpdump_packets(out, None), expected, "{spec}");
         if spec == "rx_one" {
@@ -228,6 +230,78 @@ fn mbuf_captures_single_chained_burst_and_usdt_packets() {
         let done = netcap.interrupt();
         assert!(done.status.success(), "{spec}: {}", done.stderr);
         assert_eq!(tcpdump_packets(out, None), icmp, "{spec} with -e icmp");
+    }
+
+    // --mbuf-layout wins over DWARF: a wrong data_off shifts every frame.
+    let out = dir.join("shifted.pcapng");
+    let out = out.to_str().unwrap();
+    let args = ["mbuf", "-p", &pid, "-f", "rx_one", "--mbuf-layout", "data_off=18", "--capture-max-size", "1514"];
+    let netcap = Netcap::start(None, &[&args[..], &["-w", out]].concat(), &dir);
+    feeder.feed("one");
+    let done = netcap.interrupt();
+    assert!(done.stderr.contains("data_off=18") && done.stderr.contains("from --mbuf-layout"), "{}", done.stderr);
+    let shifted = tcpdump_packets(out, None);
+    assert_eq!(shifted.len(), all.len());
+    assert!(shifted.iter().zip(&all).all(|(s, a)| s != a), "every frame read 2 bytes late");
+
+    // One burst seen at two points: journeys joined by mbuf address.
+    let points = "rx_burst@2@3,usdt:netcap_test:rx@1@2";
+    let netcap =
+        Netcap::start(None, &["mbuf", "-p", &pid, "-f", points, "--gather", "--gather-distinguish-by-pointer"], &dir);
+    feeder.feed("both");
+    let done = netcap.interrupt();
+    assert!(done.status.success(), "{}", done.stderr);
+    // Mempool mbufs carry no port (RTE_MBUF_PORT_INVALID): shown as "-".
+    let journeys = lines_with(&done.stdout, " rx_burst - len ");
+    let seen_later = lines_with(&done.stdout, "later at usdt:netcap_test:rx");
+    assert_eq!((journeys.len(), seen_later.len()), (all.len(), all.len()), "{}", done.stdout);
+}
+
+/// The user's C runs on user-space packets too: `pkt` is the buffer in
+/// the traced process.
+#[test]
+fn extensions_read_user_space_packets() {
+    let Some(_guard) = root_test("extensions_read_user_space_packets") else { return };
+    let dir = scratch_dir("raw-ext");
+    let frames = capture_frames(&dir);
+    let program = build(&dir, "raw_feeder", &[]);
+    let mut feeder = Feeder::start(&program, &frames);
+    let action = dir.join("action.c");
+    std::fs::write(
+        &action,
+        "struct xcap_user_extend { unsigned char dst[6]; u16 len; };\n\
+         static inline int xcap_ext_action(void *ext, void *pkt, u32 pkt_len, struct xcap_user_extend *user, u16 index)\n\
+         {\n\tbpf_probe_read_user(user->dst, 6, pkt);\n\tuser->len = pkt_len;\n\treturn 1;\n}\n",
+    )
+    .unwrap();
+    let filter = dir.join("filter.c");
+    // ARP only (ethertype 0x0806 at offset 12).
+    std::fs::write(
+        &filter,
+        "static inline int xcap_ext_filter(void *ext, void *pkt, u16 index)\n\
+         {\n\tunsigned char type[2] = {};\n\tbpf_probe_read_user(type, 2, pkt + 12);\n\
+         \treturn type[0] == 0x08 && type[1] == 0x06;\n}\n",
+    )
+    .unwrap();
+    let pid = feeder.pid.to_string();
+    let args = ["raw", "-p", &pid, "-f", "f", "--json", "--ext-action", action.to_str().unwrap()];
+    let netcap = Netcap::start(None, &[&args[..], &["--ext-filter", filter.to_str().unwrap()]].concat(), &dir);
+    feeder.feed("go");
+    let done = netcap.interrupt();
+    assert!(done.status.success(), "{}", done.stderr);
+    let events: Vec<serde_json::Value> = done
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("point").is_some())
+        .collect();
+    assert_eq!(events.len(), tcpdump_packets(&frames, Some("arp")).len(), "{}", done.stdout);
+    for event in &events {
+        let data = event["data"].as_str().unwrap();
+        let dst: Vec<u64> = (0..6).map(|i| u64::from_str_radix(&data[2 * i..2 * i + 2], 16).unwrap()).collect();
+        assert_eq!(event["user"]["dst"], serde_json::json!(dst), "{event}");
+        assert_eq!(event["user"]["len"], event["len"]);
+        assert!(event["summary"].as_str().unwrap().starts_with("ARP"), "{event}");
     }
 }
 

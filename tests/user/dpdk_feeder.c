@@ -6,6 +6,7 @@
  *   chain  rx_one(m) per frame, split over three chained segments
  *   burst  rx_burst(queue, mbufs, n) with every frame at once
  *   usdt   the USDT probe netcap_test:rx(mbufs, n) with every frame at once
+ *   both   rx_burst, then the USDT probe, with the same mbufs
  * Prints its PID and frame count, then runs one mode per line of stdin.
  */
 #include <stdint.h>
@@ -127,10 +128,10 @@ int main(int argc, char **argv)
 		} else {
 			for (size_t i = 0; i < count; i++)
 				burst[i] = build(pool, &frames[i], 0);
-			if (strncmp(line, "usdt", 4) == 0)
-				DTRACE_PROBE2(netcap_test, rx, burst, (uint16_t)count);
-			else
+			if (strncmp(line, "usdt", 4) != 0)
 				rx_burst(pool, burst, (uint16_t)count);
+			if (strncmp(line, "usdt", 4) == 0 || strncmp(line, "both", 4) == 0)
+				DTRACE_PROBE2(netcap_test, rx, burst, (uint16_t)count);
 			for (size_t i = 0; i < count; i++)
 				rte_pktmbuf_free(burst[i]);
 		}
