@@ -152,13 +152,12 @@ pub fn from_dwarf(bytes: &[u8]) -> Option<MbufOffsets> {
         let Ok(unit) = dwarf.unit(header) else { continue };
         let mut entries = unit.entries();
         while let Ok(Some(entry)) = entries.next_dfs() {
-            if entry.tag() != gimli::DW_TAG_structure_type
-                || entry.attr_value(gimli::DW_AT_declaration).is_some()
-                || !entry
-                    .attr_value(gimli::DW_AT_name)
-                    .and_then(|name| dwarf.attr_string(&unit, name).ok())
-                    .is_some_and(|name| name.slice() == b"rte_mbuf")
-            {
+            let named_rte_mbuf = entry
+                .attr_value(gimli::DW_AT_name)
+                .and_then(|name| dwarf.attr_string(&unit, name).ok())
+                .is_some_and(|name| name.slice() == b"rte_mbuf");
+            let definition = entry.attr_value(gimli::DW_AT_declaration).is_none();
+            if entry.tag() != gimli::DW_TAG_structure_type || !named_rte_mbuf || !definition {
                 continue;
             }
             let mut fields = HashMap::new();
