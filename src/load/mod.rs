@@ -336,6 +336,11 @@ fn load_object(
 
     for mut map in open.maps_mut() {
         let name = map.name().to_string_lossy().into_owned();
+        // libbpf's USDT maps serve the usdt program only.
+        if name.starts_with("__bpf_usdt") && flavour != Flavour::Usdt {
+            map.set_autocreate(false)?;
+            continue;
+        }
         match shared {
             Some(first) if SHARED_MAPS.contains(&name.as_str()) => map.reuse_fd(map_named(first, &name)?.as_fd())?,
             Some(_) => {}

@@ -239,5 +239,5 @@ fn compile_errors_missing_clang_and_verifier_refusals_are_explained() {
     let text = String::from_utf8_lossy(&dry.stdout);
     assert!(dry.status.success());
     assert!(text.contains(&format!("#line 1 \"{good}\"")) && text.contains("return 1;"), "{text}");
-    assert!(text.contains("xcap_ext_filter((void *)args->ext"), "netcap's own code is shown too");
+    assert!(text.contains("xcap_ext_filter((void *)ext, pkt, trace_index)"), "netcap's own code is shown too");
 }
