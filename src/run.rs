@@ -21,7 +21,7 @@ use crate::kernel;
 use crate::kernel::kallsyms::Kallsyms;
 use crate::load::{self, LoadOptions, Progress, Session, mbuf};
 use crate::pipeline::gather::{Gather, Matching};
-use crate::pipeline::{Annotator, DropReasons, DropSummary};
+use crate::pipeline::{Annotator, DropReasons, DropSummary, Symbols};
 use crate::plan::{self, spec, user};
 use crate::sink::json::JsonSink;
 use crate::sink::pcap::PcapSink;
@@ -202,9 +202,9 @@ fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
     // Symbols name drop locations and stack frames; read after attaching,
     // so that netcap's own programs are among them (and left out of stacks).
     let symbols = if setup.stacks || drop_points.contains(&true) {
-        Some(Kallsyms::load().context("reading /proc/kallsyms")?).filter(|s| !s.is_empty())
+        Symbols::Loading(std::thread::spawn(|| Kallsyms::load().ok().filter(|s| !s.is_empty())))
     } else {
-        None
+        Symbols::none()
     };
     let annotator = Annotator::new(reasons, drop_points, symbols);
 

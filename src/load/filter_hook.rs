@@ -4,9 +4,10 @@
 //! program's instructions and its func_info/line_info are rewritten by
 //! `filter::splice`, for the object being loaded (one at a time).
 
+use std::cell::RefCell;
 use std::ffi::{CStr, c_int, c_long};
+use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, Once};
 
 use anyhow::{Result, bail};
 use libbpf_rs::libbpf_sys;
@@ -26,11 +27,11 @@ struct Request {
     error: Option<String>,
 }
 
-// SAFETY: the BTF pointer is only used while its object is being loaded,
-// on the thread that holds the lock.
-unsafe impl Send for Request {}
-
-static PENDING: Mutex<Option<Request>> = Mutex::new(None);
+thread_local! {
+    /// Per thread: libbpf runs the callback on the thread that loads the
+    /// object, and several objects load at once on different threads.
+    static PENDING: RefCell<Option<Request>> = const { RefCell::new(None) };
+}
 
 /// Registers netcap's handlers for its programs' section names, once,
 /// before any object is opened (libbpf picks handlers at open time).
@@ -86,12 +87,12 @@ pub fn arm(object: &libbpf_rs::OpenObject, ethernet: Vec<EbpfInsn>, raw: Vec<Ebp
         line_info: Vec::new(),
         error: None,
     };
-    *PENDING.lock().unwrap_or_else(|p| p.into_inner()) = Some(request);
+    PENDING.with(|pending| *pending.borrow_mut() = Some(request));
 }
 
 /// Disarms after the load; returns the splice's own error, if it failed.
 pub fn disarm() -> Option<String> {
-    PENDING.lock().unwrap_or_else(|p| p.into_inner()).take().and_then(|r| r.error)
+    PENDING.with(|pending| pending.borrow_mut().take().and_then(|r| r.error))
 }
 
 /// Whether USDT programs load for uprobe-multi links (the kernel has them).
@@ -118,16 +119,18 @@ unsafe extern "C" fn prepare_load(
             (*opts).expected_attach_type = libbpf_sys::BPF_TRACE_UPROBE_MULTI;
         }
     }
-    let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(request) = pending.as_mut() else { return 0 };
-    // SAFETY: libbpf hands valid program and options for the duration of the call.
-    match unsafe { splice_program(prog, &mut *opts, request) } {
-        Ok(()) => 0,
-        Err(err) => {
-            request.error = Some(err);
-            -libc::EINVAL
+    PENDING.with(|pending| {
+        let mut pending = pending.borrow_mut();
+        let Some(request) = pending.as_mut() else { return 0 };
+        // SAFETY: libbpf hands valid program and options for the duration of the call.
+        match unsafe { splice_program(prog, &mut *opts, request) } {
+            Ok(()) => 0,
+            Err(err) => {
+                request.error = Some(err);
+                -libc::EINVAL
+            }
         }
-    }
+    })
 }
 
 /// Reads a u32 field of a BTF.ext record.

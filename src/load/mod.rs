@@ -101,29 +101,27 @@ impl Session {
             filter_hook::set_usdt_uprobe_multi(crate::kernel::has_uprobe_multi());
         }
         let mut session = Session { attached: Vec::new(), group: None, objects: Vec::new() };
-        let mut grouped: Vec<(u16, &Target)> = Vec::new();
-        for (index, target) in targets.iter().enumerate() {
-            if target.flavours.first() == Some(&Flavour::KprobeMulti) {
-                grouped.push((index as u16, target));
-                continue;
-            }
-            let mut failures: Vec<(Flavour, String)> = Vec::new();
-            let mut success = None;
-            for &flavour in &target.flavours {
-                let shared = session.objects.first();
-                match attach_one(target, index as u16, flavour, options, shared) {
-                    Ok(loaded) => {
-                        success = Some((flavour, loaded));
-                        break;
-                    }
-                    Err(err) => failures.push((flavour, format!("{err:#}"))),
-                }
-            }
-            let Some((flavour, (object, links))) = success else {
-                return Err(attach_failure(target, &failures));
-            };
+        let (grouped, singles): (Vec<Indexed<'_>>, Vec<Indexed<'_>>) = targets
+            .iter()
+            .enumerate()
+            .map(|(index, target)| (index as u16, target))
+            .partition(|(_, target)| target.flavours.first() == Some(&Flavour::KprobeMulti));
+        // The first object creates the maps the others share; the others
+        // load side by side (libbpf parses the kernel's BTF for each).
+        let mut outcomes = Vec::with_capacity(singles.len());
+        if let Some(&(index, target)) = singles.first() {
+            outcomes.push(attach_best(target, index, options, None));
+        }
+        if let Some(Ok(first)) = outcomes.first() {
+            let shared = &first.object;
+            outcomes.extend(in_parallel(&singles[1..], |&(index, target)| {
+                attach_best(target, index, options, Some(shared))
+            }));
+        }
+        for outcome in outcomes {
+            let Loaded { object, flavour, links, fallbacks, target } = outcome?;
             session.objects.push(object);
-            let attached = Attached { target: target.clone(), flavour, fallbacks: failures, _links: links };
+            let attached = Attached { target: target.clone(), flavour, fallbacks, _links: links };
             progress(Progress::Attached(&attached));
             session.attached.push(attached);
         }
@@ -177,6 +175,59 @@ impl Drop for Session {
         self.group = None;
         self.objects.clear();
     }
+}
+
+/// A target with its trace index.
+type Indexed<'a> = (u16, &'a Target);
+
+/// One trace point loaded and attached by the best flavour the kernel took.
+struct Loaded<'a> {
+    target: &'a Target,
+    object: Object,
+    flavour: Flavour,
+    links: Vec<Link>,
+    /// Why better flavours were not used.
+    fallbacks: Vec<(Flavour, String)>,
+}
+
+/// Tries the target's flavours in order.
+fn attach_best<'a>(
+    target: &'a Target,
+    index: u16,
+    options: &LoadOptions,
+    shared: Option<&Object>,
+) -> Result<Loaded<'a>> {
+    let mut failures: Vec<(Flavour, String)> = Vec::new();
+    for &flavour in &target.flavours {
+        match attach_one(target, index, flavour, options, shared) {
+            Ok((object, links)) => return Ok(Loaded { target, object, flavour, links, fallbacks: failures }),
+            Err(err) => failures.push((flavour, format!("{err:#}"))),
+        }
+    }
+    Err(attach_failure(target, &failures))
+}
+
+/// `work` applied to every item on up to one thread per CPU; results in item order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).min(8);
+    if threads <= 1 {
+        return items.iter().map(work).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(at) else { break };
+                    let result = work(item);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[at] = Some(result);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().flatten().collect()
 }
 
 /// What `Session::attach` reports as it goes.

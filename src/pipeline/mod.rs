@@ -49,24 +49,49 @@ impl DropReasons {
     }
 }
 
+/// Kernel symbols for drop locations and stacks. Reading /proc/kallsyms
+/// takes tens of milliseconds, so it runs on a thread of its own while
+/// netcap starts tracing, and is waited for by the first event that needs it.
+pub enum Symbols {
+    Loading(std::thread::JoinHandle<Option<Kallsyms>>),
+    Ready(Option<Kallsyms>),
+}
+
+impl Symbols {
+    pub fn none() -> Symbols {
+        Symbols::Ready(None)
+    }
+
+    fn get(&mut self) -> Option<&Kallsyms> {
+        if let Symbols::Loading(_) = self {
+            let Symbols::Loading(handle) = std::mem::replace(self, Symbols::Ready(None)) else { unreachable!() };
+            *self = Symbols::Ready(handle.join().ok().flatten());
+        }
+        match self {
+            Symbols::Ready(symbols) => symbols.as_ref(),
+            Symbols::Loading(_) => None,
+        }
+    }
+}
+
 /// Fills in the named parts of events.
 pub struct Annotator {
     reasons: DropReasons,
     /// Points whose events carry a drop reason, by trace index.
     drop_points: Vec<bool>,
-    symbols: Option<Kallsyms>,
+    symbols: Symbols,
     stacks: HashMap<Vec<u64>, Arc<[String]>>,
     /// Events whose stack could not be read.
     pub missing_stacks: u64,
 }
 
 impl Annotator {
-    pub fn new(reasons: DropReasons, drop_points: Vec<bool>, symbols: Option<Kallsyms>) -> Annotator {
+    pub fn new(reasons: DropReasons, drop_points: Vec<bool>, symbols: Symbols) -> Annotator {
         Annotator { reasons, drop_points, symbols, stacks: HashMap::new(), missing_stacks: 0 }
     }
 
-    fn symbol(&self, address: u64) -> String {
-        match &self.symbols {
+    fn symbol(&mut self, address: u64) -> String {
+        match self.symbols.get() {
             Some(symbols) => symbols.describe(address),
             None => format!("0x{address:x}"),
         }
@@ -75,22 +100,21 @@ impl Annotator {
     /// Names the drop and the stack of one event; `stack` reads a stack by id.
     pub fn annotate(&mut self, event: &mut Event, stack: impl FnOnce(i32) -> Option<Vec<u64>>) {
         if self.drop_points.get(usize::from(event.trace_index)).copied().unwrap_or(false) {
-            event.drop = self
-                .reasons
-                .name(event.reason)
-                .map(|reason| Drop { reason, location: (event.location != 0).then(|| self.symbol(event.location)) });
+            let location = (event.location != 0).then(|| self.symbol(event.location));
+            event.drop = self.reasons.name(event.reason).map(|reason| Drop { reason, location });
         }
         if event.stack_id >= 0 {
             match stack(event.stack_id) {
                 Some(mut addresses) => {
                     // Frames of netcap's own program and the tracepoint's
                     // dispatch come first; they say nothing about the packet.
-                    if let Some(symbols) = &self.symbols {
+                    if let Some(symbols) = self.symbols.get() {
                         let machinery = addresses.iter().take_while(|&&a| symbols.is_tracing_machinery(a)).count();
                         addresses.drain(..machinery);
                     }
                     if !self.stacks.contains_key(&addresses) {
-                        let frames: Arc<[String]> = addresses.iter().map(|&a| self.symbol(a)).collect();
+                        let frames: Arc<[String]> =
+                            addresses.iter().map(|&a| self.symbol(a)).collect::<Vec<_>>().into();
                         self.stacks.insert(addresses.clone(), frames);
                     }
                     event.stack = self.stacks.get(&addresses).cloned();
@@ -162,7 +186,7 @@ mod tests {
     #[test]
     fn annotates_drops_only_at_drop_points_and_symbolizes_each_stack_once() {
         let symbols = Kallsyms::parse("ffffffff81000000 T nf_hook_slow\nffffffff81001000 T ip_rcv\n");
-        let mut annotator = Annotator::new(reasons(), vec![true, false], Some(symbols));
+        let mut annotator = Annotator::new(reasons(), vec![true, false], Symbols::Ready(Some(symbols)));
         let mut event = sample_event();
         event.reason = 9;
         event.location = 0xffffffff81000010;
