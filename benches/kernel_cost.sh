@@ -2,6 +2,8 @@
 # In-kernel cost per event of netcap's program on tracepoint
 # net:netif_receive_skb, beside an empty program on the same tracepoint (the
 # floor), measured with kernel.bpf_stats_enabled (run_time_ns / run_cnt).
+# bpftrace doing a comparable match (TCP port 1, read from the packet) on
+# the same tracepoint is measured beside it.
 # Traffic: flood pings between two network namespaces (198.18.0.0/15),
 # bounded by count. Each variant runs $ROUNDS times; the median is reported.
 # Usage (root): benches/kernel_cost.sh [ROUNDS] [PINGS]
@@ -16,7 +18,14 @@ netcap=$PWD/target/release/netcap
 
 a=ncbench-a b=ncbench-b
 previous_stats=$(sysctl -n kernel.bpf_stats_enabled)
-close_lab_extra() { sysctl -qw kernel.bpf_stats_enabled="$previous_stats"; }
+# bpftrace finds tracepoints through tracefs; mounted here if it is not, and unmounted after.
+command -v bpftrace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null; }
+mounted_tracefs=no
+if [ ! -e /sys/kernel/tracing/events ]; then mount -t tracefs nodev /sys/kernel/tracing && mounted_tracefs=yes; fi
+close_lab_extra() {
+  sysctl -qw kernel.bpf_stats_enabled="$previous_stats"
+  if [ "$mounted_tracefs" = yes ]; then umount /sys/kernel/tracing || true; fi
+}
 open_lab
 sysctl -qw kernel.bpf_stats_enabled=1
 
@@ -36,15 +45,44 @@ measure() {
   awk -v t="$time" -v c="$count" 'BEGIN { printf "%.1f\n", (c ? t / c : 0) }'
 }
 
+# The same measurement for bpftrace: a tracepoint program that reads the IP
+# protocol and the TCP ports from the packet and counts TCP port 1.
+cat >"$work/match.bt" <<'BT'
+tracepoint:net:netif_receive_skb
+{
+  $skb = (struct sk_buff *)args->skbaddr;
+  $iph = (struct iphdr *)($skb->head + $skb->network_header);
+  if ($iph->protocol == 6) {
+    $tcp = (struct tcphdr *)($skb->head + $skb->transport_header);
+    if ($tcp->dest == 0x0100 || $tcp->source == 0x0100) { @matched = count(); }
+  }
+}
+BT
+measure_bpftrace() {
+  bpftrace "$work/match.bt" >"$work/bt.out" 2>&1 &
+  local bt=$!
+  pids+=("$bt")
+  for _ in $(seq 2000); do grep -q "Attaching" "$work/bt.out" 2>/dev/null && break; sleep 0.01; done
+  sleep 0.5
+  ip netns exec "$a" ping -f -q -c "$pings" -w 60 198.18.0.2 >/dev/null
+  read -r time count < <(bpftool prog show | awk '/tracepoint  name netif_receive_s/ { for (i = 1; i <= NF; i++) {
+      if ($i == "run_time_ns") t += $(i + 1); if ($i == "run_cnt") c += $(i + 1) } }
+    END { print t + 0, c + 0 }')
+  kill -INT "$bt" 2>/dev/null || true
+  wait "$bt" 2>/dev/null || true
+  awk -v t="$time" -v c="$count" 'BEGIN { printf "%.1f\n", (c ? t / c : 0) }'
+}
+
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 point=tp:net:netif_receive_skb
 declare -A cost
-variants=(floor nomatch match capture capture1500)
+variants=(floor nomatch bpftrace match capture capture1500)
 for round in $(seq "$rounds"); do
   # Interleaved, so that machine noise hits every variant alike.
   echo "$(measure skb -f $point --bench-floor)" >>"$work/floor"
   echo "$(measure skb -f $point -i veth-b -e 'tcp port 1')" >>"$work/nomatch"
+  echo "$(measure_bpftrace)" >>"$work/bpftrace"
   echo "$(measure skb -f $point -i veth-b -e 'icmp')" >>"$work/match"
   echo "$(measure skb -f $point -i veth-b)" >>"$work/capture"
   echo "$(measure skb -f $point -i veth-b --capture-max-size 1500)" >>"$work/capture1500"
@@ -58,6 +96,7 @@ describe() {
   case $1 in
     floor) echo "empty tp_btf program (the floor)";;
     nomatch) echo "-i veth-b -e 'tcp port 1' (matches nothing)";;
+    bpftrace) echo "bpftrace: tracepoint reading IP protocol and TCP ports, counting port 1 (matches nothing)";;
     match) echo "-i veth-b -e 'icmp' (matches all), 256 bytes to the ring buffer";;
     capture) echo "-i veth-b, no filter, 256 bytes to the ring buffer";;
     capture1500) echo "-i veth-b, no filter, --capture-max-size 1500";;

@@ -35,6 +35,15 @@ pub enum Command {
     List(ListArgs),
     /// Print netcap's version.
     Version,
+    /// Benchmarks only: push N synthetic records through decoding and the
+    /// pcapng writer, as a capture does after the ring buffer, and report events/s.
+    #[command(hide = true)]
+    BenchSink {
+        /// Records to write.
+        count: u64,
+        /// The pcapng file to write.
+        output: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
