@@ -9,6 +9,8 @@ open_lab() {
   work=$(mktemp -d)
   pids=()
   trap close_lab EXIT
+  # A signal ends the script through its EXIT trap, so cleanup runs then too.
+  trap 'exit 130' INT TERM
   ip netns add "$a"
   ip netns add "$b"
   ip link add veth-a netns "$a" type veth peer name veth-b netns "$b"
