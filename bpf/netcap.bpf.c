@@ -428,9 +428,17 @@ static __always_inline bool netcap_wanted(struct netcap_scratch *scratch,
 }
 
 /* Fills what every record has and hands it to the ring buffer. */
+/* Copies a 16-byte name with two loads: where the pointer is BTF-typed
+ * (tp_btf, fentry) this is cheaper than a string helper call. */
+#define netcap_copy_name16(dst, src)                                     \
+	do {                                                             \
+		((__u64 *)(dst))[0] = ((const __u64 *)(src))[0];         \
+		((__u64 *)(dst))[1] = ((const __u64 *)(src))[1];         \
+	} while (0)
+
 static __always_inline void netcap_submit(struct netcap_scratch *scratch,
 					  void *pkt, __u64 ext,
-					  __u32 trace_index)
+					  __u32 trace_index, bool direct)
 {
 	struct netcap_event *event = &scratch->event;
 	__u64 wakeup;
@@ -441,7 +449,10 @@ static __always_inline void netcap_submit(struct netcap_scratch *scratch,
 	event->trace_index = trace_index;
 	event->cpu = bpf_get_smp_processor_id();
 	event->pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	if (direct)
+		netcap_copy_name16(event->comm, bpf_get_current_task_btf()->comm);
+	else
+		bpf_get_current_comm(&event->comm, sizeof(event->comm));
 
 	/* A wakeup per record costs microseconds (irq_work); user space
 	 * polls every 100 ms anyway, so wake it only once data piles up. */
@@ -499,10 +510,12 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 	event->mark = netcap_read(direct, skb, mark);
 	event->protocol = netcap_read(direct, skb, protocol);
 	event->ifname[0] = 0;
-	if (dev)
+	if (dev && direct)
+		netcap_copy_name16(event->ifname, dev->name);
+	else if (dev)
 		bpf_probe_read_kernel_str(&event->ifname, sizeof(event->ifname),
 					  dev->name);
-	netcap_submit(scratch, skb, args->ext, args->trace_index);
+	netcap_submit(scratch, skb, args->ext, args->trace_index, direct);
 out:
 	*depth -= 1;
 	return 0;
@@ -818,7 +831,7 @@ static __always_inline void netcap_user_packet(__u64 pkt, __u64 len)
 		event->mark = 0;
 		event->protocol = 0;
 		event->ifname[0] = 0;
-		netcap_submit(scratch, (void *)pkt, 0, netcap_cfg.trace_index);
+		netcap_submit(scratch, (void *)pkt, 0, netcap_cfg.trace_index, false);
 	}
 	*depth -= 1;
 }
