@@ -336,7 +336,8 @@ fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
 /// 256-byte capture limit), decoded and written to pcapng in batches —
 /// without the kernel, to measure how many events per second it sustains.
 pub fn bench_sink(count: u64, output: &std::path::Path) -> Result<()> {
-    let mut raw = crate::bpf::types::netcap_event { cap_len: 98, pkt_len: 98, link: 1, protocol: 0x0008, ..Default::default() };
+    let mut raw =
+        crate::bpf::types::netcap_event { cap_len: 98, pkt_len: 98, link: 1, protocol: 0x0008, ..Default::default() };
     for (slot, byte) in raw.ifname.iter_mut().zip(b"veth-b\0") {
         *slot = *byte as i8;
     }
@@ -346,7 +347,9 @@ pub fn bench_sink(count: u64, output: &std::path::Path) -> Result<()> {
     frame[34] = 8;
     let header_size = std::mem::size_of_val(&raw);
     // SAFETY: the record header is repr(C) plain old data.
-    let header = unsafe { std::slice::from_raw_parts((&raw as *const crate::bpf::types::netcap_event).cast::<u8>(), header_size) };
+    let header = unsafe {
+        std::slice::from_raw_parts((&raw as *const crate::bpf::types::netcap_event).cast::<u8>(), header_size)
+    };
     let mut record = [header, &frame].concat();
 
     let context = Context {

@@ -179,3 +179,78 @@ fn ctrl_c_in_the_middle_of_a_capture_leaves_a_valid_file() {
     assert_eq!(String::from_utf8_lossy(&read.stdout).lines().count(), captured);
     assert_eq!(tshark_fields(file, &["frame.number"]).len(), captured);
 }
+
+/// Restores kernel.bpf_stats_enabled when dropped.
+struct BpfStats(String);
+
+impl BpfStats {
+    fn enable() -> BpfStats {
+        let previous = must("sysctl", &["-n", "kernel.bpf_stats_enabled"]).trim().to_string();
+        must("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"]);
+        BpfStats(previous)
+    }
+
+    /// Times netcap's programs have run, from the kernel's own statistics.
+    fn netcap_runs() -> u64 {
+        let listing = must("bpftool", &["prog", "show"]);
+        listing
+            .lines()
+            .filter(|line| line.contains(" name netcap_"))
+            .filter_map(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let at = words.iter().position(|w| *w == "run_cnt")?;
+                words.get(at + 1)?.parse::<u64>().ok()
+            })
+            .sum()
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = run("sysctl", &["-qw", &format!("kernel.bpf_stats_enabled={}", self.0)]);
+    }
+}
+
+/// When the output stalls and a 1 MiB ring buffer overflows, every event
+/// is either written or counted lost: captured + lost equals the number of
+/// times the kernel ran netcap's program (bpf_stats), give or take the few
+/// events of other traffic in the moment between reading the count and
+/// detaching.
+#[test]
+fn every_event_is_captured_or_counted_lost() {
+    let Some(_guard) = root_test("every_event_is_captured_or_counted_lost") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("loss");
+    let fifo = dir.join("out.fifo");
+    must("mkfifo", &[fifo.to_str().unwrap()]);
+    let stats = BpfStats::enable();
+    // Opens the FIFO (netcap's output) at once, then reads nothing for 4 s.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::open(&fifo).unwrap();
+            std::thread::sleep(Duration::from_secs(4));
+            std::io::copy(&mut file, &mut std::io::sink()).unwrap()
+        })
+    };
+    let args = ["skb", "-f", "tp:net:netif_receive_skb", "--ring-buffer-mb", "1", "-w", fifo.to_str().unwrap()];
+    let netcap = Netcap::start(Some(&pair.b), &args, &dir);
+    let flood = pair.flood(20000).join().unwrap();
+    assert!(flood.status.success());
+    // Past the stall, and time for netcap to write what it holds.
+    std::thread::sleep(Duration::from_secs(5));
+    let runs = BpfStats::netcap_runs();
+    let done = netcap.interrupt();
+    let bytes = reader.join().unwrap();
+    drop(stats);
+    assert!(done.status.success(), "{}", done.stderr);
+    let summary = done.stderr.lines().find(|l| l.contains("packets captured")).unwrap_or_default();
+    let numbers: Vec<u64> = summary.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    let (captured, lost) = (numbers[0], numbers[1]);
+    eprintln!("program runs {runs}; {summary}");
+    assert!(lost > 1000, "the ring overflowed while the output stalled: {summary}");
+    assert!(captured > 1000 && bytes > 100_000, "{summary}, {bytes} bytes written");
+    // 20000 pings: 40000 events at netif_receive_skb (requests in b, replies in a).
+    assert!(runs >= 40_000, "{runs}");
+    assert!((captured + lost).abs_diff(runs) <= 50, "runs {runs} vs captured {captured} + lost {lost}: {summary}");
+}
