@@ -1,14 +1,16 @@
 /*
  * Test program for `netcap raw`: reads the frames of a classic pcap file
  * and hands each one to f(char *pkt, uint16_t len), as an AF_XDP program
- * hands frames to its handler. Prints its PID, then feeds every frame once
- * per line read from stdin, and exits at end of input.
+ * hands frames to its handler, and fires the USDT probe netcap_test:frame
+ * (pkt, len) for each. Prints its PID, then feeds every frame once per line
+ * read from stdin, and exits at end of input.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/sdt.h>
 
 static volatile uint64_t checksum;
 
@@ -52,8 +54,10 @@ int main(int argc, char **argv)
 	printf("%d %zu\n", (int)getpid(), count);
 	fflush(stdout);
 	while (fgets(line, sizeof(line), stdin)) {
-		for (size_t i = 0; i < count; i++)
+		for (size_t i = 0; i < count; i++) {
 			f(frames[i].bytes, frames[i].len);
+			DTRACE_PROBE2(netcap_test, frame, frames[i].bytes, frames[i].len);
+		}
 		printf("fed %zu\n", count);
 		fflush(stdout);
 	}

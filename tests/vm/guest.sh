@@ -205,3 +205,31 @@ if start skb -f tracepoint:net:netif_receive_skb -i vb -e "vlan 100 and icmp" -c
   finish
 fi
 check vlan_tag_put_back sh -c '[ "$(grep -c "netif_receive_skb vb len 102 vlan 100, p 0, IP 198.18.100.1 > 198.18.100.2: ICMP echo request" /tmp/out)" = 2 ]'
+
+# User space: a process hands captured frames to f(pkt, len) and fires the
+# USDT probe netcap_test:frame(pkt, len); netcap raw sees each frame at both
+# (on 6.1 libbpf attaches USDT by plain uprobes, on 6.12 by uprobe-multi).
+tcpdump -Z root -i va --immediate-mode -w /tmp/frames.pcap -c 4 icmp 2>/dev/null &
+DUMP=$!
+sleep 1
+ping -c 2 -i 0.3 198.18.0.2 >/dev/null
+wait "$DUMP"
+mkfifo /tmp/feed
+raw_feeder /tmp/frames.pcap </tmp/feed >/tmp/feeder.out &
+FEEDER=$!
+exec 3>/tmp/feed
+IN_A=1
+feed_raw() { # -f SPEC: netcap raw on the feeder, one round of frames, four ICMP ones
+  if start raw -p "$FEEDER" -f "$1" -c 4; then
+    echo go >&3
+    finish
+  fi
+}
+feed_raw f
+check raw_frames_by_uprobe sh -c '[ "$(grep -c "ICMP echo re" /tmp/out)" = 4 ] && grep -q "f attached by uprobe" /tmp/err'
+feed_raw usdt:netcap_test:frame
+check raw_frames_by_usdt sh -c '[ "$(grep -c "ICMP echo re" /tmp/out)" = 4 ] &&
+  grep -q "usdt:netcap_test:frame attached by usdt" /tmp/err'
+IN_A=
+exec 3>&-
+wait "$FEEDER"
