@@ -136,9 +136,11 @@ fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         if let Some(offsets) = &setup.mbuf {
             println!("rte_mbuf: {offsets}");
         }
+        // User-space points have no device.
+        let kernel_points = targets.iter().all(|t| t.user.is_none());
         match &device {
             Some(d) => println!("device: {} (ifindex {}, netns {})", d.name, d.ifindex, d.netns),
-            None if setup.mbuf.is_none() && setup.watched_pid.is_none() => println!("device: any"),
+            None if kernel_points => println!("device: any"),
             None => {}
         }
         println!("capture: {} bytes per packet", args.capture_max_size);

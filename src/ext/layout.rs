@@ -159,9 +159,10 @@ impl Field {
         Raw { bits: u64::from_le_bytes(word), width: size as u32 * 8 }
     }
 
+    /// A byte array printed as a string: `char name[N]`, or any byte array with `%s`.
     fn is_text(&self) -> bool {
-        self.count.is_some() && self.size == 1 && self.scalar == Scalar::Char
-            || self.count.is_some() && self.size == 1 && self.format.as_ref().is_some_and(|f| f.conversion == 's')
+        let string_format = self.format.as_ref().is_some_and(|f| f.conversion == 's');
+        self.count.is_some() && self.size == 1 && (self.scalar == Scalar::Char || string_format)
     }
 
     fn text_value(&self, raw: Raw) -> String {

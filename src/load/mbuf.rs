@@ -115,29 +115,34 @@ pub fn offsets(layout: Option<&str>, targets: &[Target]) -> Result<(MbufOffsets,
     if let Some(text) = layout {
         return Ok((MbufOffsets::parse(text)?, Source::Option));
     }
-    for binary in targets.iter().filter_map(|t| t.user.as_ref()).map(|u| &u.binary) {
-        for file in debug_files(binary) {
-            let Ok(bytes) = std::fs::read(&file) else { continue };
-            if let Some(offsets) = from_dwarf(&bytes) {
-                return Ok((offsets, Source::Dwarf(file)));
-            }
+    let mut binaries: Vec<&Path> = Vec::new();
+    for binary in targets.iter().filter_map(|t| t.user.as_ref()).map(|u| u.binary.as_path()) {
+        if !binaries.contains(&binary) {
+            binaries.push(binary);
+        }
+    }
+    for binary in binaries {
+        // Each file is read once: its own DWARF, and the build id that names its debug file.
+        let Ok(bytes) = std::fs::read(binary) else { continue };
+        if let Some(offsets) = from_dwarf(&bytes) {
+            return Ok((offsets, Source::Dwarf(binary.to_path_buf())));
+        }
+        let Some(debug_file) = build_id_debug_file(&bytes) else { continue };
+        if let Some(offsets) = std::fs::read(&debug_file).ok().and_then(|debug| from_dwarf(&debug)) {
+            return Ok((offsets, Source::Dwarf(debug_file)));
         }
     }
     Ok((DPDK_DEFAULT, Source::Default))
 }
 
-/// The binary itself, then its separate debug file by build id
+/// The separate debug file of an ELF file, by its build id
 /// (/usr/lib/debug/.build-id/ab/cdef….debug, as Debian's -dbgsym packages install it).
-fn debug_files(binary: &Path) -> Vec<PathBuf> {
-    let mut files = vec![binary.to_path_buf()];
-    let Ok(bytes) = std::fs::read(binary) else { return files };
-    let Some(note) = Elf::parse(&bytes).and_then(|elf| elf.section(".note.gnu.build-id")) else { return files };
+fn build_id_debug_file(elf: &[u8]) -> Option<PathBuf> {
+    let note = Elf::parse(elf)?.section(".note.gnu.build-id")?;
     // Note header (12 bytes), owner "GNU\0", then the id.
-    if let Some(id) = note.get(16..).filter(|id| id.len() > 1) {
-        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        files.push(PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..])));
-    }
-    files
+    let id = note.get(16..).filter(|id| id.len() > 1)?;
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    Some(PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..])))
 }
 
 /// struct rte_mbuf's field offsets from DWARF, when a complete definition is there.

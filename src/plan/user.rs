@@ -3,7 +3,7 @@
 //! or one of its shared libraries (with -p), or the binary the spec names.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use thiserror::Error;
 
@@ -296,16 +296,16 @@ fn process_files(pid: i32) -> Result<Vec<PathBuf>, UserError> {
 }
 
 /// True while the process runs (for netcap to stop when it exits).
+/// A zombie (exited, not yet reaped) counts as ended.
 pub fn process_alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
-            .unwrap_or(false)
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn one(text: &str, mode: Mode, pid: Option<i32>) -> Result<UserPoint, UserError> {
         resolve(&[text.to_string()], mode, pid).map(|mut t| t.remove(0).user.unwrap())
