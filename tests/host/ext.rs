@@ -113,12 +113,7 @@ static inline int xcap_ext_action(void *ext, void *pkt, u32 pkt_len,
     assert!(pair.ping(2, 56).status.success());
     let out = netcap.interrupt();
     assert!(out.status.success(), "{}", out.stderr);
-    let events: Vec<serde_json::Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v.get("point").is_some())
-        .collect();
+    let events = json_events(&out.stdout);
     assert_eq!(events.len(), 2, "{}", out.stdout);
     for event in &events {
         let user = &event["user"];

@@ -6,15 +6,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-/// The JSON events (journeys) of a run, without the summary line.
-fn journeys(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .filter(|v| v.get("summary").is_none_or(|s| s.is_string()))
-        .collect()
-}
-
 fn hops(journey: &Value) -> &Vec<Value> {
     journey["journey"].as_array().expect("a journey")
 }
@@ -30,7 +21,7 @@ fn every_ping_shows_every_point_across_a_veth_with_increasing_delays() {
     assert!(pair.ping(5, 56).status.success());
     let out = netcap.interrupt();
     assert!(out.status.success(), "{}", out.stderr);
-    let journeys = journeys(&out.stdout);
+    let journeys = json_events(&out.stdout);
     // Five requests (a → b) and five replies (b → a).
     assert_eq!(journeys.len(), 10, "{}", out.stdout);
     for journey in &journeys {
@@ -73,7 +64,7 @@ fn a_packet_dropped_midway_is_not_seen_at_the_later_point() {
     let _ = pair.exec(&pair.a, &["nc", "-z", "-w", "1", ADDR_B, "9000"]);
     let out = netcap.interrupt();
     assert!(out.status.success(), "{}", out.stderr);
-    let journeys = journeys(&out.stdout);
+    let journeys = json_events(&out.stdout);
     assert!(!journeys.is_empty(), "{}", out.stderr);
     for journey in &journeys {
         assert_eq!(journey["point"], "netif_receive_skb", "{journey}");
@@ -119,7 +110,7 @@ fn flood_pings_from_two_namespaces_are_never_joined_with_each_other() {
         (second.dev_b.as_str(), second.dev_a.as_str()),
     ]
     .into();
-    let journeys = journeys(&out.stdout);
+    let journeys = json_events(&out.stdout);
     let ours: Vec<&Value> = journeys.iter().filter(|j| peer.contains_key(j["device"].as_str().unwrap_or(""))).collect();
     assert!(ours.len() >= 2000, "{} journeys", ours.len());
     let mut cpus = std::collections::HashSet::new();

@@ -165,12 +165,7 @@ fn raw_by_binary_path_follows_processes_started_later() {
     second.feed("go");
     let done = netcap.interrupt();
     assert!(done.status.success(), "{}", done.stderr);
-    let pids: Vec<i64> = done
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter_map(|v| v["pid"].as_i64())
-        .collect();
+    let pids: Vec<i64> = json_events(&done.stdout).iter().filter_map(|v| v["pid"].as_i64()).collect();
     let udp = tcpdump_packets(&frames, Some("udp")).len();
     assert!(udp >= 3);
     assert_eq!(pids.len(), 2 * udp, "{}", done.stdout);
@@ -289,12 +284,7 @@ fn extensions_read_user_space_packets() {
     feeder.feed("go");
     let done = netcap.interrupt();
     assert!(done.status.success(), "{}", done.stderr);
-    let events: Vec<serde_json::Value> = done
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v.get("point").is_some())
-        .collect();
+    let events = json_events(&done.stdout);
     assert_eq!(events.len(), tcpdump_packets(&frames, Some("arp")).len(), "{}", done.stdout);
     for event in &events {
         let data = event["data"].as_str().unwrap();

@@ -281,6 +281,16 @@ pub fn netcap(args: &[&str]) -> Output {
     run(NETCAP, args)
 }
 
+/// The JSON events of a `--json` run, without the closing summary object
+/// (an event's own "summary" is a string; the run's is an object).
+pub fn json_events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v| v.get("summary").is_none_or(|s| s.is_string()))
+        .collect()
+}
+
 pub fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
     text.lines().filter(|l| l.contains(needle)).collect()
 }

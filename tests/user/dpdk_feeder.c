@@ -20,6 +20,8 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "frames.h"
+
 #define MAX_FRAMES 512
 
 static volatile uint64_t checksum;
@@ -35,11 +37,6 @@ __attribute__((noinline, used)) void rx_burst(void *queue, struct rte_mbuf **mbu
 	checksum += (uintptr_t)queue + n + mbufs[0]->pkt_len;
 	__asm__ volatile("" ::: "memory");
 }
-
-struct frame {
-	uint32_t len;
-	char *bytes;
-};
 
 static struct rte_mbuf *segment(struct rte_mempool *pool, const char *bytes, uint32_t len)
 {
@@ -80,10 +77,8 @@ int main(int argc, char **argv)
 	static struct frame frames[MAX_FRAMES];
 	static struct rte_mbuf *burst[MAX_FRAMES];
 	struct rte_mempool *pool;
-	uint32_t header[6], record[4];
-	size_t count = 0;
+	size_t count;
 	char line[64];
-	FILE *file;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s FILE.pcap\n", argv[0]);
@@ -91,19 +86,7 @@ int main(int argc, char **argv)
 	}
 	/* EAL's runtime directory, /var/run/dpdk/PREFIX: the test removes it. */
 	snprintf(prefix, sizeof(prefix), "--file-prefix=netcap-test-%d", (int)getpid());
-	file = fopen(argv[1], "rb");
-	if (!file || fread(header, sizeof(header), 1, file) != 1 || header[0] != 0xa1b2c3d4) {
-		fprintf(stderr, "%s: not a microsecond pcap file\n", argv[1]);
-		return 2;
-	}
-	while (count < MAX_FRAMES && fread(record, sizeof(record), 1, file) == 1) {
-		frames[count].len = record[2];
-		frames[count].bytes = malloc(record[2]);
-		if (fread(frames[count].bytes, 1, record[2], file) != record[2])
-			break;
-		count++;
-	}
-	fclose(file);
+	count = read_frames(argv[1], frames, MAX_FRAMES);
 	if (rte_eal_init(sizeof(eal_args) / sizeof(eal_args[0]) - 1, eal_args) < 0) {
 		fprintf(stderr, "rte_eal_init failed\n");
 		return 1;

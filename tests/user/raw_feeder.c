@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <sys/sdt.h>
 
+#include "frames.h"
+
 static volatile uint64_t checksum;
 
 __attribute__((noinline, used)) void f(char *pkt, uint16_t len)
@@ -21,36 +23,17 @@ __attribute__((noinline, used)) void f(char *pkt, uint16_t len)
 	__asm__ volatile("" ::: "memory");
 }
 
-struct frame {
-	uint16_t len;
-	char *bytes;
-};
-
 int main(int argc, char **argv)
 {
-	struct frame frames[4096];
-	size_t count = 0;
-	uint32_t header[6], record[4];
+	static struct frame frames[4096];
+	size_t count;
 	char line[64];
-	FILE *file;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s FILE.pcap\n", argv[0]);
 		return 2;
 	}
-	file = fopen(argv[1], "rb");
-	if (!file || fread(header, sizeof(header), 1, file) != 1 || header[0] != 0xa1b2c3d4) {
-		fprintf(stderr, "%s: not a microsecond pcap file\n", argv[1]);
-		return 2;
-	}
-	while (count < 4096 && fread(record, sizeof(record), 1, file) == 1) {
-		frames[count].len = record[2];
-		frames[count].bytes = malloc(record[2]);
-		if (fread(frames[count].bytes, 1, record[2], file) != record[2])
-			break;
-		count++;
-	}
-	fclose(file);
+	count = read_frames(argv[1], frames, 4096);
 	printf("%d %zu\n", (int)getpid(), count);
 	fflush(stdout);
 	while (fgets(line, sizeof(line), stdin)) {
