@@ -20,8 +20,6 @@ netcap=$PWD/target/release/netcap
 [ -x "$netcap" ] || cargo build --release --locked --quiet
 
 a=ncrate-a b=ncrate-b
-previous_stats=$(sysctl -n kernel.bpf_stats_enabled)
-close_lab_extra() { sysctl -qw kernel.bpf_stats_enabled="$previous_stats"; }
 open_lab
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 four="tp:net:net_dev_queue,tp:net:net_dev_start_xmit,tp:net:netif_receive_skb,tp:skb:consume_skb"
@@ -57,7 +55,7 @@ for round in $(seq "$rounds"); do
 
   # 3. Loss, counted: the output stalls for 5 s while a flood fills a 1 MiB
   # ring. No -i: the count of program runs covers every device too.
-  sysctl -qw kernel.bpf_stats_enabled=1
+  set_bpf_stats 1
   rm -f "$work/out.fifo" && mkfifo "$work/out.fifo"
   { exec 3<"$work/out.fifo"; sleep 5; cat <&3 >/dev/null; } &
   reader=$!
@@ -70,12 +68,11 @@ for round in $(seq "$rounds"); do
   ip netns exec "$a" ping -f -q -c 50000 -w 30 198.18.0.2 >/dev/null
   # Past the stall, and time for netcap to write what it still holds.
   while [ $(($(date +%s) - stall_began)) -lt 7 ]; do sleep 0.2; done
-  runs=$(bpftool prog show | awk '/name netcap_/ { for (i = 1; i <= NF; i++) if ($i == "run_cnt") c += $(i + 1) }
-    END { print c + 0 }')
+  read -r _ runs < <(program_stats)
   kill -INT "$stalled" 2>/dev/null || true
   wait "$stalled" || true
   wait "$reader" || true
-  sysctl -qw kernel.bpf_stats_enabled=0
+  set_bpf_stats 0
   read -r captured lost < <(sed -n 's/.* \([0-9]*\) packets captured, \([0-9]*\) lost.*/\1 \2/p' "$work/err")
   echo "$runs $captured $lost" >>"$work/loss"
   echo "round $round of $rounds done" >&2

@@ -17,24 +17,15 @@ netcap=$PWD/target/release/netcap
 [ -x "$netcap" ] || cargo build --release --locked --quiet
 
 a=ncbench-a b=ncbench-b
-previous_stats=$(sysctl -n kernel.bpf_stats_enabled)
 # bpftrace finds tracepoints through tracefs; mounted here if it is not, and unmounted after.
 command -v bpftrace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null; }
 mounted_tracefs=no
 if [ ! -e /sys/kernel/tracing/events ]; then mount -t tracefs nodev /sys/kernel/tracing && mounted_tracefs=yes; fi
 close_lab_extra() {
-  sysctl -qw kernel.bpf_stats_enabled="$previous_stats"
   if [ "$mounted_tracefs" = yes ]; then umount /sys/kernel/tracing || true; fi
 }
 open_lab
-sysctl -qw kernel.bpf_stats_enabled=1
-
-# Prints "run_time_ns run_cnt" summed over netcap's loaded programs.
-program_stats() {
-  bpftool prog show | awk '/name netcap_/ { for (i = 1; i <= NF; i++) {
-      if ($i == "run_time_ns") t += $(i + 1); if ($i == "run_cnt") c += $(i + 1) } }
-    END { print t + 0, c + 0 }'
-}
+set_bpf_stats 1
 
 # One measurement: ns per event for netcap started with "$@".
 measure() {
@@ -65,9 +56,7 @@ measure_bpftrace() {
   for _ in $(seq 2000); do grep -q "Attaching" "$work/bt.out" 2>/dev/null && break; sleep 0.01; done
   sleep 0.5
   ip netns exec "$a" ping -f -q -c "$pings" -w 60 198.18.0.2 >/dev/null
-  read -r time count < <(bpftool prog show | awk '/tracepoint  name netif_receive_s/ { for (i = 1; i <= NF; i++) {
-      if ($i == "run_time_ns") t += $(i + 1); if ($i == "run_cnt") c += $(i + 1) } }
-    END { print t + 0, c + 0 }')
+  read -r time count < <(program_stats "tracepoint  name netif_receive_s")
   kill -INT "$bt" 2>/dev/null || true
   wait "$bt" 2>/dev/null || true
   awk -v t="$time" -v c="$count" 'BEGIN { printf "%.1f\n", (c ? t / c : 0) }'

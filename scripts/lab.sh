@@ -26,6 +26,7 @@ open_lab() {
 
 close_lab() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -n "${bpf_stats_before:-}" ]; then sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_before"; fi
   # Deleting a namespace deletes its end of the veth pair, and so the pair.
   ip netns delete "$a" 2>/dev/null || true
   ip netns delete "$b" 2>/dev/null || true
@@ -51,4 +52,19 @@ start_netcap() {
 stop_netcap() {
   kill -INT "$netcap_pid" 2>/dev/null || true
   wait "$netcap_pid" || true
+}
+
+# Turns kernel.bpf_stats_enabled on (1) or off (0); close_lab puts back the
+# value it had before the first call.
+set_bpf_stats() {
+  [ -n "${bpf_stats_before:-}" ] || bpf_stats_before=$(sysctl -n kernel.bpf_stats_enabled)
+  sysctl -qw kernel.bpf_stats_enabled="$1"
+}
+
+# Prints "run_time_ns run_cnt" summed over the loaded BPF programs whose
+# `bpftool prog show` line matches the awk pattern $1 (default: netcap's).
+program_stats() {
+  bpftool prog show | awk "/${1:-name netcap_}/"' { for (i = 1; i <= NF; i++) {
+      if ($i == "run_time_ns") t += $(i + 1); if ($i == "run_cnt") c += $(i + 1) } }
+    END { print t + 0, c + 0 }'
 }
