@@ -6,7 +6,7 @@
 # the same tracepoint is measured beside it.
 # Traffic: flood pings between two network namespaces (198.18.0.0/15),
 # bounded by count. Each variant runs $ROUNDS times; the median is reported.
-# Usage (root): benches/kernel_cost.sh [ROUNDS] [PINGS]
+# Usage (root): [VARIANTS="nomatch capture …"] benches/kernel_cost.sh [ROUNDS] [PINGS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../scripts/lab.sh
@@ -66,18 +66,28 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 point=tp:net:netif_receive_skb
 declare -A cost
-variants=(floor nomatch bpftrace match capture capture1500)
+# VARIANTS picks some (e.g. VARIANTS="floor nomatch"); the floor always runs.
+read -r -a variants <<<"${VARIANTS:-nomatch bpftrace match capture capture1500}"
+variants=(floor "${variants[@]/floor/}")
+run_variant() {
+  case $1 in
+    floor) measure skb -f $point --bench-floor;;
+    nomatch) measure skb -f $point -i veth-b -e 'tcp port 1';;
+    bpftrace) measure_bpftrace;;
+    match) measure skb -f $point -i veth-b -e 'icmp';;
+    capture) measure skb -f $point -i veth-b;;
+    capture1500) measure skb -f $point -i veth-b --capture-max-size 1500;;
+    *) echo "kernel_cost.sh: unknown variant '$1' (floor nomatch bpftrace match capture capture1500)" >&2; exit 2;;
+  esac
+}
 for round in $(seq "$rounds"); do
   # Interleaved, so that machine noise hits every variant alike.
-  echo "$(measure skb -f $point --bench-floor)" >>"$work/floor"
-  echo "$(measure skb -f $point -i veth-b -e 'tcp port 1')" >>"$work/nomatch"
-  echo "$(measure_bpftrace)" >>"$work/bpftrace"
-  echo "$(measure skb -f $point -i veth-b -e 'icmp')" >>"$work/match"
-  echo "$(measure skb -f $point -i veth-b)" >>"$work/capture"
-  echo "$(measure skb -f $point -i veth-b --capture-max-size 1500)" >>"$work/capture1500"
+  for v in "${variants[@]}"; do
+    [ -n "$v" ] && run_variant "$v" >>"$work/$v"
+  done
   echo "round $round of $rounds done" >&2
 done
-for v in "${variants[@]}"; do cost[$v]=$(median <"$work/$v"); done
+for v in "${variants[@]}"; do [ -n "$v" ] && cost[$v]=$(median <"$work/$v"); done
 
 echo "| netcap on $point ($pings flood pings, median of $rounds) | ns per event | × floor |"
 echo "|---|---:|---:|"
@@ -92,6 +102,7 @@ describe() {
   esac
 }
 for v in "${variants[@]}"; do
+  [ -n "$v" ] || continue
   awk -v d="$(describe "$v")" -v c="${cost[$v]}" -v f="${cost[floor]}" \
     'BEGIN { printf "| %s | %.0f | %.2f |\n", d, c, (f ? c / f : 0) }'
 done

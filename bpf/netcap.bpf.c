@@ -222,15 +222,26 @@ static __always_inline __u32 netcap_vlan_tag(struct sk_buff *skb, bool direct)
 	return (__u32)proto | (__u32)bpf_htons(tci) << 16;
 }
 
+/* Length of the headers --fake-hdr makes for a socket of this family
+ * (Ethernet + IPv4 or IPv6), 0 for any other family. */
+static __always_inline __u32 netcap_fake_length(__u16 family)
+{
+	if (family == 2 /* AF_INET */)
+		return 34;
+	if (family == 10 /* AF_INET6 */)
+		return 54;
+	return 0;
+}
+
 /*
  * --fake-hdr: an skb on the send path before the IP layer built its
  * headers has neither MAC nor network header. Writes a zero-MAC Ethernet
  * header and an IPv4 or IPv6 header made from the socket (addresses,
- * protocol, lengths) at dst; returns their length, 0 when the socket is
- * of another family. Offsets from BTF (CO-RE), never version tables.
+ * protocol, lengths) at dst, netcap_fake_length() bytes. Offsets from BTF
+ * (CO-RE), never version tables.
  */
-static __always_inline __u32 netcap_fake_headers(struct sock *sk, __u8 *dst,
-						 __u32 l4_len)
+static __always_inline void netcap_fake_headers(struct sock *sk, __u8 *dst,
+						__u32 l4_len)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	__u8 protocol = BPF_CORE_READ(sk, sk_protocol);
@@ -248,9 +259,7 @@ static __always_inline __u32 netcap_fake_headers(struct sock *sk, __u8 *dst,
 		dst[23] = protocol;
 		bpf_core_read(dst + 26, 4, &sk->__sk_common.skc_rcv_saddr);
 		bpf_core_read(dst + 30, 4, &sk->__sk_common.skc_daddr);
-		return 34;
-	}
-	if (family == 10 /* AF_INET6 */) {
+	} else if (family == 10 /* AF_INET6 */) {
 		length = bpf_htons(l4_len);
 		dst[12] = 0x86;
 		dst[13] = 0xdd;
@@ -261,82 +270,140 @@ static __always_inline __u32 netcap_fake_headers(struct sock *sk, __u8 *dst,
 		dst[21] = 64; /* hop limit */
 		bpf_core_read(dst + 22, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(dst + 38, 16, &sk->__sk_common.skc_v6_daddr);
-		return 54;
 	}
-	return 0;
 }
 
-/*
- * Copies the packet into scratch->data and fills the header fields that
- * describe it. Returns false when the skb holds no packet netcap can show.
- */
-static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
-					       struct netcap_scratch *scratch,
-					       bool direct, bool paged_reads)
+/* Where the packet lies in an skb and how much of it netcap takes: found
+ * before any scratch slot is taken, so that the filter can run on the
+ * packet in place and most packets leave without a copy. */
+struct netcap_frame {
+	unsigned char *start; /* first byte of the packet in the skb */
+	struct sock *sk;      /* --fake-hdr: the socket that made it */
+	long before_data;     /* start lies this many bytes before skb->data */
+	long linear_end;      /* the linear area ends this far after start */
+	long want;            /* bytes to copy from start */
+	__u32 pkt_len;        /* whole packet, made-up bytes included */
+	__u32 paged;          /* skb->data_len */
+	__u32 len;            /* skb->len */
+	__u32 made;           /* bytes netcap makes up in front (tag, --fake-hdr) */
+	__u32 tag;            /* 802.1Q tag to put back, or 0 */
+	__u8 link;            /* enum netcap_link */
+	__u8 flags;           /* enum netcap_event_flags */
+};
+
+/* Describes the packet in skb. False when it holds none netcap can show. */
+static __always_inline bool netcap_locate(struct sk_buff *skb, bool direct,
+					  struct netcap_frame *frame)
 {
-	struct netcap_event *event = &scratch->event;
 	unsigned char *head = netcap_read(direct, skb, head);
 	unsigned char *data = netcap_read(direct, skb, data);
 	__u16 mac = netcap_read(direct, skb, mac_header);
 	__u16 network = netcap_read(direct, skb, network_header);
 	__u32 len = netcap_read(direct, skb, len);
-	__u32 paged = netcap_read(direct, skb, data_len);
-	unsigned char *start;
-	long before_data, linear_end, want;
-	/* Bytes netcap made up in front of the copy (--fake-hdr, VLAN tag). */
-	__u32 made = 0, tag = 0;
+	long want;
 
-	event->flags = 0;
+	frame->flags = 0;
+	frame->made = 0;
+	frame->tag = 0;
+	frame->sk = NULL;
 	if (netcap_cfg.skb_data) {
-		start = data + netcap_cfg.skb_data_offset;
-		event->link = netcap_header_set(mac) && head + mac == start ?
+		frame->start = data + netcap_cfg.skb_data_offset;
+		frame->link = netcap_header_set(mac) && head + mac == frame->start ?
 				      NETCAP_LINK_ETHERNET :
 				      NETCAP_LINK_RAW;
 	} else if (netcap_header_set(mac) && mac != network) {
-		start = head + mac;
-		event->link = NETCAP_LINK_ETHERNET;
+		frame->start = head + mac;
+		frame->link = NETCAP_LINK_ETHERNET;
 		/* Put back a tag the driver took out, as tcpdump shows it: the
 		 * frame is copied 4 bytes later and its MACs moved in front. */
-		tag = netcap_vlan_tag(skb, direct);
-		if (tag)
-			made = 4;
+		frame->tag = netcap_vlan_tag(skb, direct);
+		if (frame->tag)
+			frame->made = 4;
 	} else if (netcap_header_set(network) && network) {
-		start = head + network;
-		event->link = NETCAP_LINK_RAW;
+		frame->start = head + network;
+		frame->link = NETCAP_LINK_RAW;
 	} else {
 		struct sock *sk = netcap_cfg.fake_hdr ? netcap_read(direct, skb, sk) : NULL;
 
 		if (sk)
-			made = netcap_fake_headers(sk, scratch->data, len);
-		if (!made) {
+			frame->made = netcap_fake_length(BPF_CORE_READ(sk, __sk_common.skc_family));
+		if (!frame->made) {
 			netcap_count(NETCAP_COUNTER_NO_HEADER);
 			return false;
 		}
-		start = data;
-		event->link = NETCAP_LINK_ETHERNET;
-		event->flags |= NETCAP_EVENT_SYNTHESIZED;
+		frame->sk = sk;
+		frame->start = data;
+		frame->link = NETCAP_LINK_ETHERNET;
+		frame->flags = NETCAP_EVENT_SYNTHESIZED;
 	}
-	made &= 0x3f;
+	frame->made &= 0x3f;
+	frame->len = len;
+	frame->paged = netcap_read(direct, skb, data_len);
 	/* Headers already pulled (receive path) lie before skb->data. */
-	before_data = data - start;
-	if (before_data < -(long)len || before_data > 0xffff)
+	frame->before_data = data - frame->start;
+	if (frame->before_data < -(long)len || frame->before_data > 0xffff)
 		return false;
-	event->pkt_len = len + before_data + made;
-	event->paged_len = paged;
+	frame->pkt_len = len + frame->before_data + frame->made;
+	/* The linear area ends paged bytes before skb->data + len. */
+	frame->linear_end = frame->before_data + len - frame->paged;
 
 	/* What to copy from the skb, after what was made up. */
-	want = event->pkt_len;
+	want = frame->pkt_len;
 	if (want > netcap_cfg.capture_max)
 		want = netcap_cfg.capture_max;
-	want -= made;
+	want -= frame->made;
 	if (want <= 0)
 		return false;
-	want &= 0xffff;
-	event->cap_len = want + made;
+	frame->want = want & 0xffff;
+	return true;
+}
 
-	/* The linear area ends paged bytes before skb->data + len. */
-	linear_end = before_data + len - paged;
-	if (want > linear_end && paged_reads &&
+/*
+ * The -e filter on the packet where it lies, without copying it: possible
+ * when every byte the copy would hold is in the linear area as it stands
+ * (nothing made up in front) and the kernel lets a program read any
+ * address through a fault-tolerant load (bpf_rdonly_cast() to void, 6.17
+ * on). Returns 1 keep, 0 drop, -1 when it cannot tell (filter after the
+ * copy instead). The verdict equals the one on the copy: the filter sees
+ * the same bytes and the same captured length.
+ */
+static __always_inline int netcap_filter_in_place(struct netcap_frame *frame)
+{
+	__u8 *packet;
+
+	if (!netcap_cfg.filter)
+		return 1;
+	if (!bpf_core_enum_value_exists(enum bpf_features, BPF_FEAT_RDONLY_CAST_TO_VOID) ||
+	    frame->made || frame->want > frame->linear_end)
+		return -1;
+	packet = bpf_rdonly_cast(frame->start, 0);
+	if (frame->link == NETCAP_LINK_ETHERNET)
+		return netcap_filter_ethernet(packet, frame->want, frame->pkt_len) != 0;
+	return netcap_filter_raw(packet, frame->want, frame->pkt_len) != 0;
+}
+
+/*
+ * Copies the located packet into scratch->data and fills the header fields
+ * that describe it. False when it could not be read.
+ */
+static __always_inline bool netcap_copy_frame(struct sk_buff *skb,
+					      struct netcap_frame *frame,
+					      struct netcap_scratch *scratch,
+					      bool paged_reads)
+{
+	struct netcap_event *event = &scratch->event;
+	long want = frame->want, before_data = frame->before_data;
+	__u32 made = frame->made;
+
+	event->flags = frame->flags;
+	event->link = frame->link;
+	event->pkt_len = frame->pkt_len;
+	event->paged_len = frame->paged;
+	event->cap_len = want + made;
+	if (frame->sk)
+		netcap_fake_headers(frame->sk, scratch->data, frame->len);
+
+	if (want > frame->linear_end && paged_reads &&
 	    bpf_ksym_exists(bpf_dynptr_from_skb)) {
 		long prefix = before_data > 0 ? before_data : 0;
 		long skip = before_data < 0 ? -before_data : 0;
@@ -345,26 +412,26 @@ static __always_inline bool netcap_copy_packet(struct sk_buff *skb,
 			prefix = want;
 		prefix &= 0xffff;
 		if (prefix &&
-		    bpf_probe_read_kernel(scratch->data + made, prefix, start))
+		    bpf_probe_read_kernel(scratch->data + made, prefix, frame->start))
 			goto fault;
 		/* Bounded for the verifier: offset and length each below 64 KiB. */
 		if (netcap_read_skb(skb, scratch->data + made + (prefix & 0xffff),
 				    (want - prefix) & 0xffff, skip & 0xffff))
 			goto fault;
-		netcap_insert_tag(scratch, tag, want);
+		netcap_insert_tag(scratch, frame->tag, want);
 		return true;
 	}
-	if (want > linear_end) {
-		if (linear_end <= 0)
+	if (want > frame->linear_end) {
+		if (frame->linear_end <= 0)
 			return false;
-		want = linear_end & 0xffff;
+		want = frame->linear_end & 0xffff;
 		event->cap_len = want + made;
 		event->flags |= NETCAP_EVENT_PAGED_MISSED;
 	}
 	/* All wanted bytes are linear: one read, the common and cheap case. */
-	if (bpf_probe_read_kernel(scratch->data + made, want & 0xffff, start))
+	if (bpf_probe_read_kernel(scratch->data + made, want & 0xffff, frame->start))
 		goto fault;
-	netcap_insert_tag(scratch, tag, want);
+	netcap_insert_tag(scratch, frame->tag, want);
 	return true;
 fault:
 	netcap_count(NETCAP_COUNTER_READ_FAULT);
@@ -409,9 +476,9 @@ static __always_inline struct netcap_scratch *netcap_enter(__u32 **depth)
  */
 static __always_inline bool netcap_wanted(struct netcap_scratch *scratch,
 					  void *pkt, __u64 ext,
-					  __u32 trace_index)
+					  __u32 trace_index, bool filtered)
 {
-	if (!netcap_keep(scratch))
+	if (!filtered && !netcap_keep(scratch))
 		return false;
 #ifdef NETCAP_EXT_FILTER
 	if (!xcap_ext_filter((void *)ext, pkt, trace_index))
@@ -427,7 +494,6 @@ static __always_inline bool netcap_wanted(struct netcap_scratch *scratch,
 	return true;
 }
 
-/* Fills what every record has and hands it to the ring buffer. */
 /* Copies a 16-byte name with two loads: where the pointer is BTF-typed
  * (tp_btf, fentry) this is cheaper than a string helper call. */
 #define netcap_copy_name16(dst, src)                                     \
@@ -436,67 +502,66 @@ static __always_inline bool netcap_wanted(struct netcap_scratch *scratch,
 		((__u64 *)(dst))[1] = ((const __u64 *)(src))[1];         \
 	} while (0)
 
-static __always_inline void netcap_submit(struct netcap_scratch *scratch,
-					  void *pkt, __u64 ext,
-					  __u32 trace_index, bool direct)
+/* Fills what every record has: time, CPU, task, trace point. */
+static __always_inline void netcap_fill_common(struct netcap_event *event,
+					       void *pkt, __u64 ext,
+					       __u32 trace_index, bool direct)
 {
-	struct netcap_event *event = &scratch->event;
-	__u64 wakeup;
-
 	event->ts_ns = bpf_ktime_get_ns();
 	event->skb = (__u64)pkt;
 	event->ext_arg = ext;
 	event->trace_index = trace_index;
 	event->cpu = bpf_get_smp_processor_id();
-	event->pid = bpf_get_current_pid_tgid() >> 32;
-	if (direct)
-		netcap_copy_name16(event->comm, bpf_get_current_task_btf()->comm);
-	else
-		bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	if (direct) {
+		struct task_struct *task = bpf_get_current_task_btf();
 
-	/* A wakeup per record costs microseconds (irq_work); user space
-	 * polls every 100 ms anyway, so wake it only once data piles up. */
-	wakeup = bpf_ringbuf_query(&netcap_events_map, BPF_RB_AVAIL_DATA) >=
-			 netcap_cfg.wakeup_bytes ?
-			 BPF_RB_FORCE_WAKEUP :
-			 BPF_RB_NO_WAKEUP;
+		event->pid = task->tgid;
+		netcap_copy_name16(event->comm, task->comm);
+	} else {
+		event->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(&event->comm, sizeof(event->comm));
+	}
+}
+
+/*
+ * Whether this record should wake user space. A wakeup per record costs
+ * microseconds (irq_work); user space polls every 100 ms anyway, so it is
+ * woken only once data piles up. Looking at the fill level reads a cache
+ * line user space writes, which costs more than the rest of a record, so
+ * only about one record in 32 looks: those whose nanosecond timestamp has
+ * its low 5 bits clear (no state to keep, and nothing skips it for long).
+ */
+static __always_inline __u64 netcap_wakeup(__u64 ts_ns)
+{
+	if ((ts_ns & 31) == 0 &&
+	    bpf_ringbuf_query(&netcap_events_map, BPF_RB_AVAIL_DATA) >=
+		    netcap_cfg.wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* Fills the common fields of the record in scratch and hands a copy of it
+ * to the ring buffer. */
+static __always_inline void netcap_submit(struct netcap_scratch *scratch,
+					  void *pkt, __u64 ext,
+					  __u32 trace_index, bool direct)
+{
+	struct netcap_event *event = &scratch->event;
+
+	netcap_fill_common(event, pkt, ext, trace_index, direct);
 	if (bpf_ringbuf_output(&netcap_events_map, scratch,
 			       (sizeof(*event) + NETCAP_USER_SIZE + event->cap_len) & 0x1ffff,
-			       wakeup))
+			       netcap_wakeup(event->ts_ns)))
 		netcap_count(NETCAP_COUNTER_LOST);
 }
 
-static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
-					 struct netcap_args *args, bool direct,
-					 bool paged_reads)
+/* What an skb's record says besides the packet. */
+static __always_inline void netcap_fill_skb(struct netcap_event *event, void *ctx,
+					    struct sk_buff *skb,
+					    struct netcap_args *args,
+					    struct net_device *dev, __u32 ifindex,
+					    __u32 netns, bool direct)
 {
-	struct net_device *dev;
-	struct netcap_scratch *scratch;
-	struct netcap_event *event;
-	__u32 ifindex = 0, netns = 0, *depth;
-
-	if (!skb)
-		return 0;
-	dev = netcap_read(direct, skb, dev);
-	if (dev) {
-		struct net *net = netcap_read(direct, dev, nd_net.net);
-
-		ifindex = netcap_read(direct, dev, ifindex);
-		netns = net ? netcap_read(direct, net, ns.inum) : 0;
-	}
-	if (netcap_cfg.ifindex &&
-	    (ifindex != netcap_cfg.ifindex || netns != netcap_cfg.netns))
-		return 0;
-
-	scratch = netcap_enter(&depth);
-	if (!scratch)
-		return 0;
-	event = &scratch->event;
-	if (!netcap_copy_packet(skb, scratch, direct, paged_reads))
-		goto out;
-	if (!netcap_wanted(scratch, skb, args->ext, args->trace_index))
-		goto out;
-
 	event->location = args->location;
 	event->reason = args->reason;
 	event->retval = args->retval;
@@ -515,8 +580,122 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 	else if (dev)
 		bpf_probe_read_kernel_str(&event->ifname, sizeof(event->ifname),
 					  dev->name);
-	netcap_submit(scratch, skb, args->ext, args->trace_index, direct);
-out:
+}
+
+/*
+ * Reserves a record in the ring buffer for `want` packet bytes: the
+ * verifier wants a size it knows, so records come in classes, each a
+ * constant, the largest capture_max itself (known at load). The asm makes
+ * each class's call differ, so that clang cannot merge them into one call
+ * of a computed size. *room: the class's packet bytes.
+ */
+#define NETCAP_RECORD_CLASS(bytes)                                           \
+	if (want <= (bytes) && (bytes) < netcap_cfg.capture_max) {          \
+		event = bpf_ringbuf_reserve(&netcap_events_map,             \
+					    sizeof(*event) + (bytes), 0);   \
+		asm volatile("" : "+r"(event) : "i"(bytes));                \
+		*room = (bytes);                                            \
+		return event;                                               \
+	}
+
+static __always_inline struct netcap_event *netcap_reserve(long want, __u32 *room)
+{
+	struct netcap_event *event;
+
+	NETCAP_RECORD_CLASS(128)
+	NETCAP_RECORD_CLASS(256)
+	NETCAP_RECORD_CLASS(512)
+	NETCAP_RECORD_CLASS(1024)
+	NETCAP_RECORD_CLASS(2048)
+	NETCAP_RECORD_CLASS(8192)
+	*room = netcap_cfg.capture_max;
+	return bpf_ringbuf_reserve(&netcap_events_map,
+				   sizeof(*event) + netcap_cfg.capture_max, 0);
+}
+
+/*
+ * The cheap way for a packet that is wanted (filtered in place, or no
+ * filter), linear and with nothing made up: its bytes go straight from the
+ * skb into a record reserved in the ring buffer. No scratch slot, and no
+ * second copy from scratch into the ring.
+ */
+static __always_inline void netcap_emit_in_place(void *ctx, struct sk_buff *skb,
+						 struct netcap_frame *frame,
+						 struct netcap_args *args,
+						 struct net_device *dev,
+						 __u32 ifindex, __u32 netns,
+						 bool direct)
+{
+	struct netcap_event *event;
+	long want = frame->want;
+	__u32 room;
+
+	event = netcap_reserve(want, &room);
+	if (!event) {
+		netcap_count(NETCAP_COUNTER_LOST);
+		return;
+	}
+	if (want > room)
+		want = room;
+	if (bpf_probe_read_kernel(event + 1, want & 0xffff, frame->start)) {
+		bpf_ringbuf_discard(event, BPF_RB_NO_WAKEUP);
+		netcap_count(NETCAP_COUNTER_READ_FAULT);
+		return;
+	}
+	event->flags = frame->flags;
+	event->link = frame->link;
+	event->pkt_len = frame->pkt_len;
+	event->paged_len = frame->paged;
+	event->cap_len = want;
+	netcap_fill_skb(event, ctx, skb, args, dev, ifindex, netns, direct);
+	netcap_fill_common(event, skb, args->ext, args->trace_index, direct);
+	bpf_ringbuf_submit(event, netcap_wakeup(event->ts_ns));
+}
+
+static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
+					 struct netcap_args *args, bool direct,
+					 bool paged_reads)
+{
+	struct net_device *dev;
+	struct netcap_scratch *scratch;
+	struct netcap_event *event;
+	struct netcap_frame frame;
+	__u32 ifindex = 0, netns = 0, *depth;
+	int verdict;
+
+	if (!skb)
+		return 0;
+	dev = netcap_read(direct, skb, dev);
+	if (dev) {
+		struct net *net = netcap_read(direct, dev, nd_net.net);
+
+		ifindex = netcap_read(direct, dev, ifindex);
+		netns = net ? netcap_read(direct, net, ns.inum) : 0;
+	}
+	if (netcap_cfg.ifindex &&
+	    (ifindex != netcap_cfg.ifindex || netns != netcap_cfg.netns))
+		return 0;
+	if (!netcap_locate(skb, direct, &frame))
+		return 0;
+	verdict = netcap_filter_in_place(&frame);
+	if (!verdict)
+		return 0;
+
+#ifndef NETCAP_EXT
+	if (verdict > 0 && !frame.made && frame.want <= frame.linear_end) {
+		netcap_emit_in_place(ctx, skb, &frame, args, dev, ifindex, netns, direct);
+		return 0;
+	}
+#endif
+	scratch = netcap_enter(&depth);
+	if (!scratch)
+		return 0;
+	event = &scratch->event;
+	if (netcap_copy_frame(skb, &frame, scratch, paged_reads) &&
+	    netcap_wanted(scratch, skb, args->ext, args->trace_index, verdict > 0)) {
+		netcap_fill_skb(event, ctx, skb, args, dev, ifindex, netns, direct);
+		netcap_submit(scratch, skb, args->ext, args->trace_index, direct);
+	}
 	*depth -= 1;
 	return 0;
 }
@@ -820,7 +999,7 @@ static __always_inline void netcap_user_packet(__u64 pkt, __u64 len)
 		copied = netcap_copy_buffer(scratch, pkt, len);
 	else
 		copied = netcap_copy_mbuf(scratch, pkt);
-	if (copied && netcap_wanted(scratch, (void *)pkt, 0, netcap_cfg.trace_index)) {
+	if (copied && netcap_wanted(scratch, (void *)pkt, 0, netcap_cfg.trace_index, false)) {
 		event->flags |= netcap_cfg.packet_form == NETCAP_FORM_BUFFER ?
 					0 : NETCAP_EVENT_MBUF;
 		event->location = 0;

@@ -152,10 +152,13 @@ fn load_indirect(b: &mut Builder, insn: CbpfInsn) {
     b.push(EbpfInsn::alu64_reg(e::MOV, RET, TMP));
     b.push(EbpfInsn::alu64_imm(e::ADD, RET, size as i32));
     b.jump(EbpfInsn::jump_reg(e::JGT, RET, CAPTURED, 0), Target::Fail);
-    // Already below 64 KiB; the mask tells the verifier so.
+    // Already below 64 KiB; the mask tells the verifier so. Pointer first:
+    // the verifier keeps `pointer += scalar` a pointer for every pointer
+    // type, but makes `scalar += pointer` a scalar for untrusted memory.
     b.push(EbpfInsn::alu64_imm(e::AND, TMP, OFFSET_MASK));
-    b.push(EbpfInsn::alu64_reg(e::ADD, TMP, PACKET));
-    b.push(EbpfInsn::load(size_of(insn), REG_A, TMP, 0));
+    b.push(EbpfInsn::alu64_reg(e::MOV, RET, PACKET));
+    b.push(EbpfInsn::alu64_reg(e::ADD, RET, TMP));
+    b.push(EbpfInsn::load(size_of(insn), REG_A, RET, 0));
     byte_order(b, REG_A, size);
 }
 
