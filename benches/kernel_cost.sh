@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 source scripts/lab.sh
 rounds=${1:-5}
 pings=${2:-20000}
-netcap=$PWD/target/release/netcap
+netcap=${NETCAP:-$PWD/target/release/netcap}  # NETCAP=other/binary compares builds
 [ -x "$netcap" ] || cargo build --release --locked --quiet
 
 a=ncbench-a b=ncbench-b

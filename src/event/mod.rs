@@ -98,9 +98,15 @@ pub enum DecodeError {
 
 pub const HEADER_SIZE: usize = std::mem::size_of::<RawEvent>();
 
+/// A NUL-terminated name of at most 16 bytes (comm, ifname).
 fn c_string(bytes: &[i8]) -> String {
-    let bytes: Vec<u8> = bytes.iter().map(|&b| b as u8).take_while(|&b| b != 0).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+    let mut name = [0u8; 16];
+    let mut length = 0;
+    for (slot, &byte) in name.iter_mut().zip(bytes).take_while(|&(_, &byte)| byte != 0) {
+        *slot = byte as u8;
+        length += 1;
+    }
+    String::from_utf8_lossy(&name[..length]).into_owned()
 }
 
 /// An mbuf's device is its DPDK port; RTE_MBUF_PORT_INVALID (0xffff) is none.

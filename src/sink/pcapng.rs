@@ -7,6 +7,7 @@
 //! L2 header gets a zero-MAC header, and its comment says so.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::{Context, Sink};
@@ -26,6 +27,9 @@ const IF_TSRESOL: u16 = 9;
 
 pub struct PcapngSink<W: Write> {
     out: W,
+    /// Reused for every packet: its block, and its comment.
+    block: Vec<u8>,
+    comment: String,
 }
 
 fn option(body: &mut Vec<u8>, code: u16, value: &[u8]) {
@@ -65,9 +69,14 @@ pub fn ethernet_frame(event: &Event) -> (Cow<'_, [u8]>, u32) {
     }
 }
 
-/// The per-packet comment: everything netcap knows that the bytes do not say.
-pub fn comment(event: &Event, context: &Context) -> String {
-    let mut text = format!(
+/// The per-packet comment: everything netcap knows that the bytes do not
+/// say. Written into `text` (cleared first), which the sink reuses: at a
+/// million packets a second, a fresh string per packet shows.
+pub fn write_comment(text: &mut String, event: &Event, context: &Context) {
+    text.clear();
+    // Writing into a String cannot fail.
+    let _ = write!(
+        text,
         "point={} dev={} ifindex={} {}=0x{:x} cpu={} pid={} comm={} len={}",
         context.point(event),
         if event.ifname.is_empty() { "-" } else { &event.ifname },
@@ -80,7 +89,7 @@ pub fn comment(event: &Event, context: &Context) -> String {
         event.pkt_len
     );
     if event.paged_len > 0 {
-        text.push_str(&format!(" paged={}", event.paged_len));
+        let _ = write!(text, " paged={}", event.paged_len);
     }
     if event.link == Link::Raw {
         text.push_str(" l2=synthesized");
@@ -95,31 +104,30 @@ pub fn comment(event: &Event, context: &Context) -> String {
         text.push_str(" segments=chained");
     }
     if let Some(drop) = &event.drop {
-        text.push_str(&format!(" drop={}", drop.reason));
+        let _ = write!(text, " drop={}", drop.reason);
         if let Some(location) = &drop.location {
-            text.push_str(&format!(" location={location}"));
+            let _ = write!(text, " location={location}");
         }
     }
     if let Some(value) = event.retval {
-        text.push_str(&format!(" ret={value}"));
+        let _ = write!(text, " ret={value}");
     }
     if let Some(fields) = context.user_text(event) {
-        text.push_str(&format!(" user={{{fields}}}"));
+        let _ = write!(text, " user={{{fields}}}");
     }
     if let Some(frames) = &event.stack {
-        text.push_str(&format!(" stack={}", frames.join("|")));
+        let _ = write!(text, " stack={}", frames.join("|"));
     }
     if let Some(journey) = &event.journey {
-        let hops: Vec<String> = journey
-            .iter()
-            .map(|hop| match hop.delay_ns {
-                Some(delay) => format!("{}:+{delay}ns", context.point_name(hop.trace_index)),
-                None => format!("{}:not_seen", context.point_name(hop.trace_index)),
-            })
-            .collect();
-        text.push_str(&format!(" journey={}", hops.join(",")));
+        text.push_str(" journey=");
+        for (n, hop) in journey.iter().enumerate() {
+            let separator = if n == 0 { "" } else { "," };
+            let _ = match hop.delay_ns {
+                Some(delay) => write!(text, "{separator}{}:+{delay}ns", context.point_name(hop.trace_index)),
+                None => write!(text, "{separator}{}:not_seen", context.point_name(hop.trace_index)),
+            };
+        }
     }
-    text
 }
 
 impl<W: Write> PcapngSink<W> {
@@ -144,7 +152,7 @@ impl<W: Write> PcapngSink<W> {
             end_options(&mut body);
             out.write_all(&block(INTERFACE_DESCRIPTION, &body))?;
         }
-        Ok(PcapngSink { out })
+        Ok(PcapngSink { out, block: Vec::new(), comment: String::new() })
     }
 }
 
@@ -152,17 +160,26 @@ impl<W: Write> Sink for PcapngSink<W> {
     fn write(&mut self, event: &Event, context: &Context) -> io::Result<()> {
         let (frame, original) = ethernet_frame(event);
         let time = context.wall_clock_ns(event);
-        let mut body = Vec::with_capacity(frame.len() + 128);
-        body.extend_from_slice(&u32::from(event.trace_index).to_le_bytes());
-        body.extend_from_slice(&((time >> 32) as u32).to_le_bytes());
-        body.extend_from_slice(&(time as u32).to_le_bytes());
-        body.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        body.extend_from_slice(&original.to_le_bytes());
-        body.extend_from_slice(&frame);
-        body.resize(body.len().next_multiple_of(4), 0);
-        option(&mut body, OPT_COMMENT, comment(event, context).as_bytes());
-        end_options(&mut body);
-        self.out.write_all(&block(ENHANCED_PACKET, &body))
+        write_comment(&mut self.comment, event, context);
+        // The block is built in a buffer the sink keeps, its total length
+        // filled in at the end.
+        let block = &mut self.block;
+        block.clear();
+        block.extend_from_slice(&ENHANCED_PACKET.to_le_bytes());
+        block.extend_from_slice(&0u32.to_le_bytes());
+        block.extend_from_slice(&u32::from(event.trace_index).to_le_bytes());
+        block.extend_from_slice(&((time >> 32) as u32).to_le_bytes());
+        block.extend_from_slice(&(time as u32).to_le_bytes());
+        block.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        block.extend_from_slice(&original.to_le_bytes());
+        block.extend_from_slice(&frame);
+        block.resize(block.len().next_multiple_of(4), 0);
+        option(block, OPT_COMMENT, self.comment.as_bytes());
+        end_options(block);
+        let total = (block.len() + 4) as u32;
+        block[4..8].copy_from_slice(&total.to_le_bytes());
+        block.extend_from_slice(&total.to_le_bytes());
+        self.out.write_all(block)
     }
 
     fn flush(&mut self) -> io::Result<()> {
