@@ -108,6 +108,15 @@ fn paged_data_is_captured_with_the_bytes_tcpdump_sees() {
     let theirs = dir.join("tcpdump.pcap");
     let (ours, theirs) = (ours.to_str().unwrap(), theirs.to_str().unwrap());
     let netcap = pair.watch_receive(&["--capture-max-size", "9000", "-w", ours], &dir);
+    // Beside it, a filter: linear packets are filtered where they lie, paged
+    // ones only after the copy; both must agree with tcpdump's verdict.
+    let filtered_dir = dir.join("filtered");
+    std::fs::create_dir_all(&filtered_dir).unwrap();
+    let filtered = filtered_dir.join("netcap.pcapng");
+    let filtered = filtered.to_str().unwrap();
+    let expression = format!("tcp and src host {ADDR_A} and tcp[13] & 8 != 0");
+    let netcap_filtered =
+        pair.watch_receive(&["--capture-max-size", "9000", "-e", &expression, "-w", filtered], &filtered_dir);
     let tcpdump = std::process::Command::new("ip")
         .args(["netns", "exec", &pair.b, "tcpdump", "-i", &pair.dev_b, "-s", "9000", "-U", "-w", theirs])
         .stderr(std::process::Stdio::piped())
@@ -133,6 +142,15 @@ fn paged_data_is_captured_with_the_bytes_tcpdump_sees() {
     let _ = listener.wait_with_output();
     let out = netcap.interrupt();
     assert!(out.status.success(), "{}", out.stderr);
+    let out = netcap_filtered.interrupt();
+    assert!(out.status.success(), "{}", out.stderr);
+
+    // Pushed segments from a: the paged ones among them too.
+    let pushed = tcpdump_packets(theirs, Some(&expression));
+    assert!(pushed.len() >= 5, "tcpdump matched {} packets", pushed.len());
+    assert_eq!(tcpdump_packets(filtered, None), pushed, "'{expression}'");
+    let filtered_bytes = std::fs::read(filtered).unwrap();
+    assert!(String::from_utf8_lossy(&filtered_bytes).contains(" paged="), "no filtered packet was paged");
 
     let from_a = |p: &String| p.starts_with(&format!("IP {ADDR_A}"));
     let theirs_packets: Vec<String> = tcpdump_packets(theirs, None).into_iter().filter(from_a).collect();
