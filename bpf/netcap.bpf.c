@@ -114,26 +114,31 @@ static __always_inline void netcap_count(__u32 counter)
  * expression (classic BPF from libpcap, turned into eBPF) after libbpf
  * has relocated the program and before it is loaded. The asm keeps the
  * arguments live and the result opaque, so that clang neither drops an
- * argument nor folds the call away. Non-zero means "keep the packet".
+ * argument nor folds the call away. A positive result keeps the packet,
+ * 0 drops it, NETCAP_FILTER_SHORT says a load went past `captured`.
  */
-static __noinline int netcap_filter_ethernet(__u8 *packet, __u32 captured,
-					     __u32 wire_len)
+#define NETCAP_FILTER_SHORT (-1L)
+
+static __noinline long netcap_filter_ethernet(__u8 *packet, __u32 captured,
+					      __u32 wire_len)
 {
-	int keep = 1;
+	long keep = 1;
 
 	asm volatile("" : "+r"(keep) : "r"(packet), "r"(captured), "r"(wire_len));
 	return keep;
 }
 
-static __noinline int netcap_filter_raw(__u8 *packet, __u32 captured,
-					__u32 wire_len)
+static __noinline long netcap_filter_raw(__u8 *packet, __u32 captured,
+					 __u32 wire_len)
 {
-	int keep = 2; /* differs from the twin above, so clang keeps both */
+	long keep = 2; /* differs from the twin above, so clang keeps both */
 
 	asm volatile("" : "+r"(keep) : "r"(packet), "r"(captured), "r"(wire_len));
 	return keep;
 }
 
+/* The -e filter on netcap's copy of the packet: a load past the copy is
+ * no match, as in libpcap. */
 static __always_inline bool netcap_keep(struct netcap_scratch *scratch)
 {
 	struct netcap_event *event = &scratch->event;
@@ -142,9 +147,9 @@ static __always_inline bool netcap_keep(struct netcap_scratch *scratch)
 		return true;
 	if (event->link == NETCAP_LINK_ETHERNET)
 		return netcap_filter_ethernet(scratch->data, event->cap_len,
-					      event->pkt_len);
+					      event->pkt_len) > 0;
 	return netcap_filter_raw(scratch->data, event->cap_len,
-				 event->pkt_len);
+				 event->pkt_len) > 0;
 }
 
 /*
@@ -359,27 +364,34 @@ static __always_inline bool netcap_locate(struct sk_buff *skb, bool direct,
 }
 
 /*
- * The -e filter on the packet where it lies, without copying it: possible
- * when every byte the copy would hold is in the linear area as it stands
- * (nothing made up in front) and the kernel lets a program read any
- * address through a fault-tolerant load (bpf_rdonly_cast() to void, 6.17
- * on). Returns 1 keep, 0 drop, -1 when it cannot tell (filter after the
- * copy instead). The verdict equals the one on the copy: the filter sees
- * the same bytes and the same captured length.
+ * The -e filter on the packet where it lies, without copying it: the
+ * kernel must let a program read any address through a fault-tolerant
+ * load (bpf_rdonly_cast() to void, 6.17 on; user space looks in the
+ * kernel's BTF and says so in filter_in_place), and nothing may be made up
+ * in front of the packet. The filter sees the linear bytes only; a load
+ * past them that the copy would have satisfied (paged data) leaves the
+ * verdict to the copy. Returns 1 keep, 0 drop, -1 not decided here. A
+ * verdict given here is the one the copy would get: the filter reads the
+ * same bytes, and a load past what the copy holds means no match in both.
  */
 static __always_inline int netcap_filter_in_place(struct netcap_frame *frame)
 {
+	long linear = frame->want < frame->linear_end ? frame->want : frame->linear_end;
 	__u8 *packet;
+	long verdict;
 
 	if (!netcap_cfg.filter)
 		return 1;
-	if (!bpf_core_enum_value_exists(enum bpf_features, BPF_FEAT_RDONLY_CAST_TO_VOID) ||
-	    frame->made || frame->want > frame->linear_end)
+	if (!netcap_cfg.filter_in_place || frame->made || linear <= 0)
 		return -1;
 	packet = bpf_rdonly_cast(frame->start, 0);
 	if (frame->link == NETCAP_LINK_ETHERNET)
-		return netcap_filter_ethernet(packet, frame->want, frame->pkt_len) != 0;
-	return netcap_filter_raw(packet, frame->want, frame->pkt_len) != 0;
+		verdict = netcap_filter_ethernet(packet, linear, frame->pkt_len);
+	else
+		verdict = netcap_filter_raw(packet, linear, frame->pkt_len);
+	if (verdict == NETCAP_FILTER_SHORT)
+		return linear < frame->want ? -1 : 0;
+	return verdict > 0;
 }
 
 /*

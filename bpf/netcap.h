@@ -131,6 +131,7 @@ struct netcap_config {
 	__s32 skb_data_offset;
 	__u32 packet_form; /* enum netcap_packet_form; skb_arg then holds the packet */
 	__u32 len_arg;     /* buffer length or mbuf count argument, or NETCAP_NO_ARG */
+	__u32 filter_in_place; /* 1: the kernel allows bpf_rdonly_cast(ptr, 0) */
 	struct netcap_mbuf_offsets mbuf;
 };
 

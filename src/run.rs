@@ -46,6 +46,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     };
     let mut targets = plan::resolve(&specs, &btf, &kernel::tracepoint_category, &|name| traceable.contains(name))?;
     let reasons = DropReasons::from_btf(&btf);
+    let filter_in_place = kernel::reads_any_address(&btf);
     drop(btf);
     if args.bench_floor {
         for target in targets.iter_mut().filter(|t| !t.is_function()) {
@@ -64,6 +65,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         drop_summary_every: (args.drop_summary_interval > 0).then(|| Duration::from_secs(args.drop_summary_interval)),
         mbuf: None,
         watched_pid: None,
+        filter_in_place,
     };
     trace(&args.capture, setup, verbose)
 }
@@ -90,6 +92,8 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         drop_summary_every: None,
         mbuf,
         watched_pid: args.pid,
+        // Packets inside a process are copied before filtering anyway.
+        filter_in_place: false,
     };
     trace(&args.capture, setup, verbose)
 }
@@ -108,6 +112,8 @@ struct Setup {
     mbuf: Option<mbuf::MbufOffsets>,
     /// With -p: stop when this process exits.
     watched_pid: Option<i32>,
+    /// The kernel lets BPF read any address (see kernel::reads_any_address).
+    filter_in_place: bool,
 }
 
 /// Loads, attaches, and copies events to the output until Ctrl-C, -c N,
@@ -168,6 +174,7 @@ fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         fake_headers: setup.fake_headers,
         skb_data: setup.skb_data,
         mbuf: setup.mbuf,
+        filter_in_place: setup.filter_in_place,
     };
     let terminal = io::stderr().is_terminal();
     let session = Session::attach(&targets, &options, |progress| match progress {

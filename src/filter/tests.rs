@@ -42,9 +42,9 @@ fn libpcap_matches(classic: &[CbpfInsn], captured: &[u8], wire_len: u32) -> bool
     unsafe { pcap_offline_filter(&program, &header, captured.as_ptr()) != 0 }
 }
 
-/// Our verdict: the translated subprogram in rbpf, with r1 = packet,
+/// The translated subprogram's result in rbpf, with r1 = packet,
 /// r2 = captured length, r3 = wire length.
-fn translated_matches(translated: &[EbpfInsn], captured: &[u8], wire_len: u32) -> bool {
+fn translated_result(translated: &[EbpfInsn], captured: &[u8], wire_len: u32) -> i64 {
     let mut program = vec![
         EbpfInsn::alu64_imm(ebpf::MOV, 2, captured.len() as i32),
         EbpfInsn::alu64_imm(ebpf::MOV, 3, wire_len as i32),
@@ -53,8 +53,13 @@ fn translated_matches(translated: &[EbpfInsn], captured: &[u8], wire_len: u32) -
     let bytes = ebpf::to_bytes(&program);
     let vm = rbpf::EbpfVmRaw::new(Some(&bytes)).expect("rbpf accepts the program");
     let mut memory = captured.to_vec();
-    let result = vm.execute_program(&mut memory).unwrap_or_else(|e| panic!("rbpf: {e}"));
-    result as u32 != 0
+    vm.execute_program(&mut memory).unwrap_or_else(|e| panic!("rbpf: {e}")) as i64
+}
+
+/// Our verdict, as netcap's BPF side reads the result: positive keeps;
+/// 0 and SHORT do not.
+fn translated_matches(translated: &[EbpfInsn], captured: &[u8], wire_len: u32) -> bool {
+    translated_result(translated, captured, wire_len) > 0
 }
 
 const A: [u8; 4] = [198, 18, 0, 1];
@@ -318,6 +323,32 @@ fn at_least_200_expressions_decide_exactly_as_libpcap() {
         }
     }
     eprintln!("{compared} verdicts compared");
+}
+
+/// What filtering a packet where it lies relies on: run on only the first
+/// bytes of a packet, the filter either says SHORT or decides as it does on
+/// the whole packet.
+#[test]
+fn a_verdict_on_fewer_bytes_is_short_or_the_verdict_on_all() {
+    let (mut decided, mut short) = (0, 0);
+    for expression in expressions() {
+        let Ok(filter) = Filter::compile(&expression) else { continue };
+        for packet in ethernet_packets() {
+            let wire = packet.len() as u32;
+            let whole = libpcap_matches(&filter.ethernet.classic, &packet, wire);
+            for captured in truncations(&packet) {
+                match translated_result(&filter.ethernet.translated, &packet[..captured], wire) {
+                    translate::SHORT => short += 1,
+                    result => {
+                        assert_eq!(result > 0, whole, "'{expression}' on {captured} of {wire} bytes {packet:02x?}");
+                        decided += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Both outcomes occur, or the check above proved little.
+    assert!(decided > 1000 && short > 1000, "{decided} decided early, {short} short");
 }
 
 #[test]

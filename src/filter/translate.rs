@@ -3,10 +3,17 @@
 //!
 //! The semantics are libpcap's interpreter (`pcap_offline_filter`, the
 //! reference the tests compare against): A and X start at 0; a packet
-//! load past `captured_len` ends the filter with 0 (no match); `len` is
-//! the wire length; division or modulo by zero returns 0; shifts by 32
-//! or more give 0. Packet reads are bounded with a mask the verifier can
-//! follow, after the explicit length check that decides the result.
+//! load past `captured_len` ends the filter, which libpcap counts as no
+//! match; `len` is the wire length; division or modulo by zero returns 0;
+//! shifts by 32 or more give 0. Packet reads are bounded with a mask the
+//! verifier can follow, after the explicit length check that decides the
+//! result.
+//!
+//! The result is 64 bits: a classic return value (zero-extended, so never
+//! negative), or [`SHORT`] when a load went past `captured_len`. netcap
+//! treats SHORT as no match on its copy of the packet; on a packet filtered
+//! where it lies, with only the linear bytes as `captured_len`, it means
+//! "not decided here: filter the copy".
 
 use thiserror::Error;
 
@@ -22,6 +29,8 @@ const REG_A: u8 = 4;
 const REG_X: u8 = 5;
 const TMP: u8 = 6;
 const RET: u8 = 0;
+/// The result of a load past the captured bytes (see the module comment).
+pub const SHORT: i64 = -1;
 /// Largest packet offset: the captured bytes are at most 64 KiB.
 const OFFSET_MASK: i32 = 0xffff;
 
@@ -43,7 +52,10 @@ pub enum TranslateError {
 #[derive(Clone, Copy)]
 enum Target {
     Classic(usize),
+    /// No match (division by zero).
     Fail,
+    /// A load past the captured bytes.
+    Short,
 }
 
 struct Builder {
@@ -96,11 +108,11 @@ fn load_absolute(b: &mut Builder, dst: u8, insn: CbpfInsn) {
         // run time; the verifier cannot know that, and an unconditional jump
         // would leave the code after it unreachable, which it refuses.
         let bound = end.min(i32::MAX as u64) as i32;
-        b.jump(EbpfInsn::jump_imm(e::JLT, CAPTURED, bound, 0), Target::Fail);
+        b.jump(EbpfInsn::jump_imm(e::JLT, CAPTURED, bound, 0), Target::Short);
         b.mov_k(dst, 0);
         return;
     }
-    b.jump(EbpfInsn::jump_imm(e::JLT, CAPTURED, end as i32, 0), Target::Fail);
+    b.jump(EbpfInsn::jump_imm(e::JLT, CAPTURED, end as i32, 0), Target::Short);
     if insn.k <= i16::MAX as u32 {
         b.push(EbpfInsn::load(size_of(insn), dst, PACKET, insn.k as i16));
     } else {
@@ -151,7 +163,7 @@ fn load_indirect(b: &mut Builder, insn: CbpfInsn) {
     b.push(EbpfInsn::alu64_reg(e::ADD, TMP, REG_X));
     b.push(EbpfInsn::alu64_reg(e::MOV, RET, TMP));
     b.push(EbpfInsn::alu64_imm(e::ADD, RET, size as i32));
-    b.jump(EbpfInsn::jump_reg(e::JGT, RET, CAPTURED, 0), Target::Fail);
+    b.jump(EbpfInsn::jump_reg(e::JGT, RET, CAPTURED, 0), Target::Short);
     // Already below 64 KiB; the mask tells the verifier so. Pointer first:
     // the verifier keeps `pointer += scalar` a pointer for every pointer
     // type, but makes `scalar += pointer` a scalar for untrusted memory.
@@ -265,10 +277,16 @@ pub fn translate(program: &[CbpfInsn]) -> Result<Vec<EbpfInsn>, TranslateError> 
             _ => return Err(bad()),
         }
     }
-    // The shared "no match" exit, only where something jumps to it.
+    // The shared exits, each only where something jumps to it (the
+    // verifier refuses unreachable code).
     let fail = b.insns.len();
     if b.fixups.iter().any(|(_, target)| matches!(target, Target::Fail)) {
         b.mov_k(RET, 0);
+        b.push(EbpfInsn::exit());
+    }
+    let short = b.insns.len();
+    if b.fixups.iter().any(|(_, target)| matches!(target, Target::Short)) {
+        b.push(EbpfInsn::alu64_imm(e::MOV, RET, SHORT as i32));
         b.push(EbpfInsn::exit());
     }
 
@@ -277,6 +295,7 @@ pub fn translate(program: &[CbpfInsn]) -> Result<Vec<EbpfInsn>, TranslateError> 
         let destination = match target {
             Target::Classic(index) => starts[index],
             Target::Fail => fail,
+            Target::Short => short,
         };
         let offset = destination as i64 - at as i64 - 1;
         insns[at].off = i16::try_from(offset).map_err(|_| TranslateError::TooLong)?;

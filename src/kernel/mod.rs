@@ -32,6 +32,14 @@ pub fn load_btf() -> Result<btf::Btf, KernelError> {
     Ok(btf::Btf::from_file(path)?)
 }
 
+/// Whether BPF programs may read any kernel address through a fault-tolerant
+/// load (`bpf_rdonly_cast(ptr, 0)`, 6.17 on): the kernel then lists
+/// `BPF_FEAT_RDONLY_CAST_TO_VOID` in its `enum bpf_features`.
+pub fn reads_any_address(btf: &btf::Btf) -> bool {
+    btf.enum_values("bpf_features")
+        .is_some_and(|values| values.iter().any(|(name, _)| *name == "BPF_FEAT_RDONLY_CAST_TO_VOID"))
+}
+
 /// A device as the `-i` option names it, resolved in netcap's own netns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {

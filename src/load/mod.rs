@@ -39,6 +39,9 @@ pub struct LoadOptions {
     pub skb_data: Option<i32>,
     /// netcap mbuf: where struct rte_mbuf keeps its fields.
     pub mbuf: Option<mbuf::MbufOffsets>,
+    /// Run the filter on the packet where it lies when all it may read is
+    /// linear (the kernel must allow `bpf_rdonly_cast(ptr, 0)`).
+    pub filter_in_place: bool,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -333,6 +336,7 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
         fake_hdr: u32::from(options.fake_headers),
         skb_data: u32::from(options.skb_data.is_some()),
         skb_data_offset: options.skb_data.unwrap_or(0),
+        filter_in_place: u32::from(options.filter_in_place),
         // User space also polls on a timer; wake it early when an eighth is full.
         wakeup_bytes: options.ring_bytes / 8,
         ..Default::default()
@@ -634,6 +638,8 @@ mod tests {
                 fake_headers: false,
                 skb_data: None,
                 mbuf: None,
+                // Where the kernel allows it the filter also runs on the packet in place.
+                filter_in_place: crate::kernel::reads_any_address(&btf),
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));
