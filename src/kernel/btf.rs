@@ -5,7 +5,6 @@
 //! Written here rather than taken from a crate because netcap needs only
 //! a read-only walk of a few kinds and full control of split-BTF numbering.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use thiserror::Error;
@@ -95,7 +94,15 @@ struct Type {
 pub struct Btf {
     types: Vec<Type>, // index 0 is void
     strings: Vec<u8>,
-    by_name: HashMap<String, Vec<TypeId>>,
+    /// (hash of the name, id) of every named type, sorted: a lookup is a
+    /// binary search plus a name check. vmlinux has ~100,000 named types, and
+    /// a map owning a String per name cost more than the rest of the parse.
+    by_name: Vec<(u64, TypeId)>,
+}
+
+/// FNV-1a: short identifiers, no adversary.
+fn name_hash(name: &[u8]) -> u64 {
+    name.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3))
 }
 
 const MAGIC: u16 = 0xeb9f;
@@ -112,7 +119,7 @@ impl Btf {
     /// BTF from a blob (a `.BTF` section); `origin` names it in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Btf, BtfError> {
         let mut btf =
-            Btf { types: vec![Type { name_off: 0, kind: Kind::Other }], strings: Vec::new(), by_name: HashMap::new() };
+            Btf { types: vec![Type { name_off: 0, kind: Kind::Other }], strings: Vec::new(), by_name: Vec::new() };
         btf.append(bytes, origin)?;
         Ok(btf)
     }
@@ -219,18 +226,23 @@ impl Btf {
             self.types.push(Type { name_off: rebase(name_off), kind });
         }
         for id in first_new..self.types.len() {
-            let name = self.str_at(self.types[id].name_off);
+            let name = self.bytes_at(self.types[id].name_off);
             if !name.is_empty() {
-                self.by_name.entry(name.to_string()).or_default().push(id as TypeId);
+                self.by_name.push((name_hash(name), id as TypeId));
             }
         }
+        // Ties keep id order: static functions that repeat come first-defined first.
+        self.by_name.sort_unstable();
         Ok(())
     }
 
-    fn str_at(&self, offset: u32) -> &str {
+    fn bytes_at(&self, offset: u32) -> &[u8] {
         let rest = self.strings.get(offset as usize..).unwrap_or(&[]);
-        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-        std::str::from_utf8(&rest[..end]).unwrap_or("")
+        &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+    }
+
+    fn str_at(&self, offset: u32) -> &str {
+        std::str::from_utf8(self.bytes_at(offset)).unwrap_or("")
     }
 
     pub fn name(&self, id: TypeId) -> &str {
@@ -242,13 +254,26 @@ impl Btf {
         self.types.get(id as usize).map_or(&VOID, |t| &t.kind)
     }
 
-    /// Ids of every type with this name (static functions may repeat).
-    pub fn ids(&self, name: &str) -> &[TypeId] {
-        self.by_name.get(name).map_or(&[], |v| v.as_slice())
+    /// Ids of every type with this name (static functions may repeat), in id order.
+    pub fn ids<'a>(&'a self, name: &'a str) -> impl Iterator<Item = TypeId> + 'a {
+        let hash = name_hash(name.as_bytes());
+        let first = self.by_name.partition_point(|&(h, _)| h < hash);
+        self.by_name[first..]
+            .iter()
+            .take_while(move |&&(h, _)| h == hash)
+            .map(|&(_, id)| id)
+            .filter(move |&id| self.name(id) == name)
     }
 
-    pub fn names(&self) -> impl Iterator<Item = (&str, &[TypeId])> {
-        self.by_name.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    /// Every distinct type name, each once.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        // Equal names have equal hashes, so they stand together in by_name;
+        // within a run of one hash, a name is new unless met earlier in it.
+        self.by_name.iter().enumerate().filter_map(|(at, &(hash, id))| {
+            let name = self.name(id);
+            let run = self.by_name[..at].iter().rev().take_while(|&&(h, _)| h == hash);
+            run.clone().all(|&(_, other)| self.name(other) != name).then_some(name)
+        })
     }
 
     /// Follows typedefs and qualifiers to the type underneath.
@@ -299,7 +324,7 @@ impl Btf {
 
     /// The first FUNC of this name, with its prototype id.
     pub fn function(&self, name: &str) -> Option<TypeId> {
-        self.ids(name).iter().find_map(|&id| match self.kind(id) {
+        self.ids(name).find_map(|id| match self.kind(id) {
             Kind::Func { proto } => Some(*proto),
             _ => None,
         })
@@ -308,7 +333,7 @@ impl Btf {
     /// A tracepoint's arguments, from `typedef void (*btf_trace_NAME)(void *, ...)`,
     /// without the leading `void *__data`.
     pub fn tracepoint_params(&self, name: &str) -> Option<Vec<(&str, TypeId)>> {
-        let id = *self.ids(&format!("btf_trace_{name}")).first()?;
+        let id = self.ids(&format!("btf_trace_{name}")).next()?;
         let Kind::Typedef { target } = self.kind(id) else { return None };
         let Kind::Ptr { target: proto } = self.kind(self.resolve(*target)) else { return None };
         let params = self.params(*proto);
@@ -332,12 +357,12 @@ impl Btf {
 
     /// The first struct of this name.
     pub fn struct_named(&self, name: &str) -> Option<TypeId> {
-        self.ids(name).iter().copied().find(|&id| matches!(self.kind(id), Kind::Struct { .. }))
+        self.ids(name).find(|&id| matches!(self.kind(id), Kind::Struct { .. }))
     }
 
     /// Enumerator names and values of `enum NAME`.
     pub fn enum_values(&self, name: &str) -> Option<Vec<(&str, i64)>> {
-        self.ids(name).iter().find_map(|&id| match self.kind(id) {
+        self.ids(name).find_map(|id| match self.kind(id) {
             Kind::Enum { values } => Some(values.iter().map(|&(n, v)| (self.str_at(n), v)).collect()),
             _ => None,
         })

@@ -317,17 +317,16 @@ pub fn signature(btf: &Btf, params: &[(&str, u32)]) -> String {
 }
 
 pub fn tracepoint_names(btf: &Btf) -> Vec<&str> {
-    btf.names().filter_map(|(name, _)| name.strip_prefix("btf_trace_")).collect()
+    btf.names().filter_map(|name| name.strip_prefix("btf_trace_")).collect()
 }
 
 /// Kernel functions with at least one `struct sk_buff *` parameter.
 pub fn skb_function_names(btf: &Btf) -> Vec<&str> {
     btf.names()
-        .filter(|(name, _)| {
+        .filter(|name| {
             btf.function(name)
                 .is_some_and(|proto| btf.params(proto).iter().any(|(_, ty)| btf.is_pointer_to_struct(*ty, "sk_buff")))
         })
-        .map(|(name, _)| name)
         .collect()
 }
 
