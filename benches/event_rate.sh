@@ -16,8 +16,7 @@ cd "$(dirname "$0")/.."
 source scripts/lab.sh
 rounds=${1:-3}
 floods=${2:-2}
-netcap=${NETCAP:-$PWD/target/release/netcap}  # NETCAP=other/binary compares builds
-[ -x "$netcap" ] || cargo build --release --locked --quiet
+pick_netcap
 
 a=ncrate-a b=ncrate-b
 open_lab

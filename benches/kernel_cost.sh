@@ -13,8 +13,7 @@ cd "$(dirname "$0")/.."
 source scripts/lab.sh
 rounds=${1:-5}
 pings=${2:-20000}
-netcap=${NETCAP:-$PWD/target/release/netcap}  # NETCAP=other/binary compares builds
-[ -x "$netcap" ] || cargo build --release --locked --quiet
+pick_netcap
 
 a=ncbench-a b=ncbench-b
 # bpftrace finds tracepoints through tracefs; mounted here if it is not, and unmounted after.

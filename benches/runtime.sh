@@ -12,8 +12,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=../scripts/lab.sh
 source scripts/lab.sh
 rounds=${1:-3}
-netcap=${NETCAP:-$PWD/target/release/netcap}  # NETCAP=other/binary compares builds
-[ -x "$netcap" ] || cargo build --release --locked --quiet
+pick_netcap
 command -v iperf3 >/dev/null || { apt-get install -y -qq iperf3 >/dev/null; }
 
 a=ncrt-a b=ncrt-b

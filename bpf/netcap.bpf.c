@@ -137,6 +137,15 @@ static __noinline long netcap_filter_raw(__u8 *packet, __u32 captured,
 	return keep;
 }
 
+/* The -e filter for a packet of this link type. */
+static __always_inline long netcap_filter(__u8 link, __u8 *packet,
+					  __u32 captured, __u32 wire_len)
+{
+	if (link == NETCAP_LINK_ETHERNET)
+		return netcap_filter_ethernet(packet, captured, wire_len);
+	return netcap_filter_raw(packet, captured, wire_len);
+}
+
 /* The -e filter on netcap's copy of the packet: a load past the copy is
  * no match, as in libpcap. */
 static __always_inline bool netcap_keep(struct netcap_scratch *scratch)
@@ -145,11 +154,8 @@ static __always_inline bool netcap_keep(struct netcap_scratch *scratch)
 
 	if (!netcap_cfg.filter)
 		return true;
-	if (event->link == NETCAP_LINK_ETHERNET)
-		return netcap_filter_ethernet(scratch->data, event->cap_len,
-					      event->pkt_len) > 0;
-	return netcap_filter_raw(scratch->data, event->cap_len,
-				 event->pkt_len) > 0;
+	return netcap_filter(event->link, scratch->data, event->cap_len,
+			     event->pkt_len) > 0;
 }
 
 /*
@@ -385,13 +391,22 @@ static __always_inline int netcap_filter_in_place(struct netcap_frame *frame)
 	if (!netcap_cfg.filter_in_place || frame->made || linear <= 0)
 		return -1;
 	packet = bpf_rdonly_cast(frame->start, 0);
-	if (frame->link == NETCAP_LINK_ETHERNET)
-		verdict = netcap_filter_ethernet(packet, linear, frame->pkt_len);
-	else
-		verdict = netcap_filter_raw(packet, linear, frame->pkt_len);
+	verdict = netcap_filter(frame->link, packet, linear, frame->pkt_len);
 	if (verdict == NETCAP_FILTER_SHORT)
 		return linear < frame->want ? -1 : 0;
 	return verdict > 0;
+}
+
+/* The record's fields that describe the located packet, cap_len bytes of it. */
+static __always_inline void netcap_describe(struct netcap_event *event,
+					    struct netcap_frame *frame,
+					    __u32 cap_len)
+{
+	event->flags = frame->flags;
+	event->link = frame->link;
+	event->pkt_len = frame->pkt_len;
+	event->paged_len = frame->paged;
+	event->cap_len = cap_len;
 }
 
 /*
@@ -407,11 +422,7 @@ static __always_inline bool netcap_copy_frame(struct sk_buff *skb,
 	long want = frame->want, before_data = frame->before_data;
 	__u32 made = frame->made;
 
-	event->flags = frame->flags;
-	event->link = frame->link;
-	event->pkt_len = frame->pkt_len;
-	event->paged_len = frame->paged;
-	event->cap_len = want + made;
+	netcap_describe(event, frame, want + made);
 	if (frame->sk)
 		netcap_fake_headers(frame->sk, scratch->data, frame->len);
 
@@ -647,18 +658,14 @@ static __always_inline void netcap_emit_in_place(void *ctx, struct sk_buff *skb,
 		netcap_count(NETCAP_COUNTER_LOST);
 		return;
 	}
-	if (want > room)
+	if (want > room) /* never: the class fits; tells the verifier so */
 		want = room;
 	if (bpf_probe_read_kernel(event + 1, want & 0xffff, frame->start)) {
 		bpf_ringbuf_discard(event, BPF_RB_NO_WAKEUP);
 		netcap_count(NETCAP_COUNTER_READ_FAULT);
 		return;
 	}
-	event->flags = frame->flags;
-	event->link = frame->link;
-	event->pkt_len = frame->pkt_len;
-	event->paged_len = frame->paged;
-	event->cap_len = want;
+	netcap_describe(event, frame, want);
 	netcap_fill_skb(event, ctx, skb, args, dev, ifindex, netns, direct);
 	netcap_fill_common(event, skb, args->ext, args->trace_index, direct);
 	bpf_ringbuf_submit(event, netcap_wakeup(event->ts_ns));

@@ -24,6 +24,13 @@ open_lab() {
   ip -n "$b" link set veth-b up
 }
 
+# Sets $netcap for a benchmark: $NETCAP (to compare another build), else
+# this tree's release build, built first if missing.
+pick_netcap() {
+  netcap=${NETCAP:-$PWD/target/release/netcap}
+  [ -x "$netcap" ] || cargo build --release --locked --quiet
+}
+
 close_lab() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ -n "${bpf_stats_before:-}" ]; then sysctl -qw kernel.bpf_stats_enabled="$bpf_stats_before"; fi
