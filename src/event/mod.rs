@@ -114,6 +114,26 @@ fn mbuf_port(port: u32) -> String {
     if port == 0xffff { String::new() } else { format!("port{port}") }
 }
 
+/// A kernel-supplied name (device, comm) made safe for a terminal: any
+/// user can name a device in a namespace of their own, and a name holding
+/// escape sequences must not reach root's terminal as they are. Control
+/// characters and backslashes are written as `\xNN`.
+pub fn printable(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.chars().any(|c| c.is_control() || c == '\\') {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut text = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '\\' => text.push_str("\\\\"),
+            c if c.is_control() && (c as u32) < 0x100 => text.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => text.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => text.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(text)
+}
+
 impl Event {
     /// `user_size`: bytes of the user's struct between header and packet
     /// (sizeof(struct xcap_user_extend) rounded up to 8; 0 without --ext-action).
@@ -170,6 +190,13 @@ impl Event {
 #[cfg(test)]
 pub mod tests {
     use super::*;
+
+    #[test]
+    fn names_with_control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(printable("veth0"), "veth0");
+        assert_eq!(printable("x\x1b]0;title\x07"), "x\\x1b]0;title\\x07");
+        assert_eq!(printable("a\\b\u{9b}"), "a\\\\b\\x9b");
+    }
 
     /// An ICMP echo request seen on veth1, for tests of later stages.
     pub fn sample_event() -> Event {

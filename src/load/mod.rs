@@ -53,7 +53,6 @@ pub struct Attached {
     pub flavour: Flavour,
     /// Why better flavours were not used.
     pub fallbacks: Vec<(Flavour, String)>,
-    _links: Vec<Link>,
 }
 
 /// Functions of `-f` patterns, attached together.
@@ -63,13 +62,14 @@ pub struct Group {
     /// Functions the kernel refused one by one (with KprobeEach).
     pub refused: Vec<String>,
     pub fallbacks: Vec<(Flavour, String)>,
-    _links: Vec<Link>,
 }
 
-/// Everything netcap has in the kernel. Links drop before objects.
+/// Everything netcap has in the kernel. Links drop before objects; they can
+/// also be dropped alone (`detach`), while the ring buffer is still read.
 pub struct Session {
     pub attached: Vec<Attached>,
     pub group: Option<Group>,
+    links: std::cell::RefCell<Vec<Link>>,
     objects: Vec<Object>,
 }
 
@@ -103,7 +103,7 @@ impl Session {
         if targets.iter().any(|t| t.flavours.contains(&Flavour::Usdt)) {
             filter_hook::set_usdt_uprobe_multi(crate::kernel::has_uprobe_multi());
         }
-        let mut session = Session { attached: Vec::new(), group: None, objects: Vec::new() };
+        let mut session = Session { attached: Vec::new(), group: None, links: Default::default(), objects: Vec::new() };
         let (grouped, singles): (Vec<Indexed<'_>>, Vec<Indexed<'_>>) = targets
             .iter()
             .enumerate()
@@ -124,13 +124,15 @@ impl Session {
         for outcome in outcomes {
             let Loaded { object, flavour, links, fallbacks, target } = outcome?;
             session.objects.push(object);
-            let attached = Attached { target: target.clone(), flavour, fallbacks, _links: links };
+            session.links.get_mut().extend(links);
+            let attached = Attached { target: target.clone(), flavour, fallbacks };
             progress(Progress::Attached(&attached));
             session.attached.push(attached);
         }
         if !grouped.is_empty() {
-            let (object, group) = attach_group(&grouped, options, session.objects.first(), &mut progress)?;
+            let (object, group, links) = attach_group(&grouped, options, session.objects.first(), &mut progress)?;
             session.objects.push(object);
+            session.links.get_mut().extend(links);
             progress(Progress::Group(&group));
             session.group = Some(group);
         }
@@ -166,6 +168,12 @@ impl Session {
         )
     }
 
+    /// Detaches every program: no event is written after this returns, and
+    /// the maps (ring buffer, counters, stacks) stay readable.
+    pub fn detach(&self) {
+        self.links.borrow_mut().clear();
+    }
+
     pub fn events_map(&self) -> Result<Map<'_>> {
         map_named(self.objects.first().ok_or_else(|| anyhow!("nothing attached"))?, "netcap_events_map")
     }
@@ -174,8 +182,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         // Detach every link before the programs and maps go away.
-        self.attached.clear();
-        self.group = None;
+        self.links.get_mut().clear();
         self.objects.clear();
     }
 }
@@ -492,7 +499,7 @@ fn attach_group(
     options: &LoadOptions,
     shared: Option<&Object>,
     progress: &mut impl FnMut(Progress<'_>),
-) -> Result<(Object, Group)> {
+) -> Result<(Object, Group, Vec<Link>)> {
     if !kprobes_available() {
         bail!(
             "cannot trace the {} functions of the patterns: this kernel has no kprobes (CONFIG_KPROBES is off); \
@@ -524,14 +531,9 @@ fn attach_group(
     });
     match multi {
         Ok((object, link)) => {
-            let group = Group {
-                flavour: Flavour::KprobeMulti,
-                attached: grouped.len(),
-                refused: Vec::new(),
-                fallbacks,
-                _links: vec![link],
-            };
-            return Ok((object, group));
+            let group =
+                Group { flavour: Flavour::KprobeMulti, attached: grouped.len(), refused: Vec::new(), fallbacks };
+            return Ok((object, group, vec![link]));
         }
         Err(err) => fallbacks.push((Flavour::KprobeMulti, format!("{err:#}"))),
     }
@@ -549,8 +551,8 @@ fn attach_group(
     if links.is_empty() {
         bail!("the kernel refused every function of the patterns ({} of them)", refused.len());
     }
-    let group = Group { flavour: Flavour::KprobeEach, attached: links.len(), refused, fallbacks, _links: links };
-    Ok((object, group))
+    let group = Group { flavour: Flavour::KprobeEach, attached: links.len(), refused, fallbacks };
+    Ok((object, group, links))
 }
 
 fn root_cause(err: &libbpf_rs::Error) -> String {

@@ -54,7 +54,8 @@ struct Journey {
     first: Event,
     /// Per trace point: time and device of the sighting.
     seen: Vec<Option<(u64, String)>>,
-    skb: u64,
+    /// Every skb the packet was seen in (clones, copies), the latest last.
+    skbs: Vec<u64>,
     identity: Option<Identity>,
 }
 
@@ -85,10 +86,93 @@ impl Journey {
     }
 }
 
-/// Delay statistics of one hop (point i → i + 1).
-#[derive(Debug, Default, Clone)]
+/// Delays kept exactly per hop; past this many, quantiles come from the
+/// histogram alone.
+const EXACT_SAMPLES: usize = 1024;
+/// Sub-buckets per power of two: a bucket spans at most 1/128 of its lower
+/// bound, and a quantile is read as its bucket's middle, so it is within
+/// 0.4% of the true sample's value.
+const SUB_BUCKETS: u64 = 128;
+const SUB_BITS: u32 = SUB_BUCKETS.trailing_zeros();
+/// Values below SUB_BUCKETS have a bucket each; then SUB_BUCKETS per power of two up to 2^64.
+const BUCKETS: usize = (SUB_BUCKETS + (64 - SUB_BITS as u64) * SUB_BUCKETS) as usize;
+
+/// Delay statistics of one hop (point i → i + 1), in bounded memory
+/// whatever the run's length: the first `EXACT_SAMPLES` delays exactly,
+/// and every delay in a log-linear histogram (BUCKETS counters).
+#[derive(Debug, Clone)]
 pub struct HopDelays {
     samples: Vec<u64>,
+    buckets: Box<[u64]>,
+    count: u64,
+    min: u64,
+    max: u64,
+}
+
+impl Default for HopDelays {
+    fn default() -> HopDelays {
+        HopDelays { samples: Vec::new(), buckets: vec![0; BUCKETS].into(), count: 0, min: u64::MAX, max: 0 }
+    }
+}
+
+fn bucket_of(value: u64) -> usize {
+    if value < SUB_BUCKETS {
+        return value as usize;
+    }
+    let exponent = 63 - value.leading_zeros(); // >= SUB_BITS
+    let shift = exponent - SUB_BITS;
+    let sub = (value >> shift) & (SUB_BUCKETS - 1);
+    (SUB_BUCKETS + u64::from(shift) * SUB_BUCKETS + sub) as usize
+}
+
+/// The middle of a bucket's range of values.
+fn bucket_middle(bucket: usize) -> u64 {
+    let bucket = bucket as u64;
+    if bucket < SUB_BUCKETS {
+        return bucket;
+    }
+    let shift = (bucket - SUB_BUCKETS) / SUB_BUCKETS;
+    let sub = (bucket - SUB_BUCKETS) % SUB_BUCKETS;
+    let low = (SUB_BUCKETS + sub) << shift;
+    low + ((1u64 << shift) >> 1)
+}
+
+impl HopDelays {
+    pub fn add(&mut self, delay: u64) {
+        if self.samples.len() < EXACT_SAMPLES {
+            self.samples.push(delay);
+        }
+        self.buckets[bucket_of(delay)] += 1;
+        self.count += 1;
+        self.min = self.min.min(delay);
+        self.max = self.max.max(delay);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The delay at quantile `q` (0..=1): the sample of rank
+    /// round((count - 1) · q), exactly while all samples are kept.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((self.count - 1) as f64 * q).round() as u64;
+        if self.count as usize <= self.samples.len() {
+            let mut sorted = self.samples.clone();
+            sorted.sort_unstable();
+            return sorted[rank as usize];
+        }
+        let mut below = 0;
+        for (bucket, &n) in self.buckets.iter().enumerate() {
+            below += n;
+            if below > rank {
+                return bucket_middle(bucket).clamp(self.min, self.max);
+            }
+        }
+        self.max
+    }
 }
 
 pub struct Gather {
@@ -136,8 +220,10 @@ impl Gather {
     fn finish(&mut self, id: u64) -> Option<Event> {
         let journey = self.journeys.remove(&id)?;
         self.order.retain(|&other| other != id);
-        if self.by_skb.get(&journey.skb) == Some(&id) {
-            self.by_skb.remove(&journey.skb);
+        for skb in &journey.skbs {
+            if self.by_skb.get(skb) == Some(&id) {
+                self.by_skb.remove(skb);
+            }
         }
         if let Some(identity) = &journey.identity
             && self.by_identity.get(identity) == Some(&id)
@@ -147,7 +233,7 @@ impl Gather {
         if journey.complete() {
             for (hop, pair) in journey.seen.windows(2).enumerate() {
                 if let (Some((a, _)), Some((b, _))) = (&pair[0], &pair[1]) {
-                    self.hops[hop].samples.push(b.saturating_sub(*a));
+                    self.hops[hop].add(b.saturating_sub(*a));
                 }
             }
         }
@@ -170,7 +256,9 @@ impl Gather {
                 let journey = self.journeys.get_mut(&id).expect("found above");
                 journey.seen[point] = Some((event.time_ns, event.ifname.clone()));
                 // Follow the packet into a new skb (clones, copies).
-                journey.skb = event.skb;
+                if journey.skbs.last() != Some(&event.skb) {
+                    journey.skbs.push(event.skb);
+                }
                 self.by_skb.insert(event.skb, id);
                 id
             }
@@ -188,7 +276,7 @@ impl Gather {
                 if let Some(identity) = &identity {
                     self.by_identity.insert(identity.clone(), id);
                 }
-                self.journeys.insert(id, Journey { skb: event.skb, identity, seen, first: event });
+                self.journeys.insert(id, Journey { skbs: vec![event.skb], identity, seen, first: event });
                 self.order.push_back(id);
                 id
             }
@@ -222,20 +310,17 @@ impl Gather {
     pub fn render_hops(&self, points: &[String]) -> String {
         let mut text = String::new();
         for (hop, delays) in self.hops.iter().enumerate() {
-            let mut samples = delays.samples.clone();
-            samples.sort_unstable();
-            let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
             let route = format!("{} → {}", points[hop], points[hop + 1]);
-            if samples.is_empty() {
+            if delays.count() == 0 {
                 text.push_str(&format!("{route}: no packet seen at both\n"));
             } else {
                 text.push_str(&format!(
                     "{route}: {} packets, min {}, p50 {}, p99 {}, max {}\n",
-                    samples.len(),
-                    duration(samples[0]),
-                    duration(at(0.5)),
-                    duration(at(0.99)),
-                    duration(samples[samples.len() - 1])
+                    delays.count(),
+                    duration(delays.min),
+                    duration(delays.quantile(0.5)),
+                    duration(delays.quantile(0.99)),
+                    duration(delays.max)
                 ));
             }
         }
@@ -282,6 +367,7 @@ mod tests {
         assert_eq!(delays(&done[0]), [Some(50), Some(300)]);
         assert_eq!(gather.hops[0].samples, [50]);
         assert_eq!(gather.hops[1].samples, [250]);
+        assert_eq!((gather.hops[0].count(), gather.hops[1].count()), (1, 1));
     }
 
     #[test]
@@ -325,7 +411,7 @@ mod tests {
         let expired = gather.expire(1_250);
         assert_eq!(expired.len(), 1, "only seq 2 started before 250");
         assert!(expired[0].summary_has_seq(2));
-        assert!(gather.hops[0].samples.is_empty(), "incomplete journeys give no delays");
+        assert_eq!(gather.hops[0].count(), 0, "incomplete journeys give no delays");
     }
 
     #[test]
@@ -338,6 +424,53 @@ mod tests {
         }
         let text = gather.render_hops(&["a".into(), "b".into()]);
         assert_eq!(text, "a → b: 100 packets, min 10ns, p50 510ns, p99 990ns, max 1.000µs\n");
+    }
+
+    #[test]
+    fn many_delays_keep_memory_flat_and_quantiles_within_the_stated_error() {
+        let mut delays = HopDelays::default();
+        // A skewed spread of delays, from nanoseconds to seconds, in a scrambled order.
+        let values: Vec<u64> = (0..200_000u64).map(|i| 1 + (i * 7919 % 200_000).pow(2) / 37).collect();
+        for &value in &values {
+            delays.add(value);
+        }
+        assert_eq!(delays.samples.len(), EXACT_SAMPLES, "exact samples stop growing");
+        assert_eq!(delays.buckets.len(), BUCKETS, "the histogram has a fixed size");
+        let mut sorted = values.clone();
+        sorted.sort_unstable();
+        for q in [0.0, 0.01, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            let exact = sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+            let estimate = delays.quantile(q);
+            let error = (estimate as f64 - exact as f64).abs() / exact as f64;
+            assert!(error <= 0.004, "q {q}: {estimate} for {exact} ({error})");
+        }
+        assert_eq!((delays.min, delays.max), (sorted[0], sorted[sorted.len() - 1]));
+    }
+
+    #[test]
+    fn every_value_falls_in_a_bucket_whose_middle_is_close() {
+        for value in (0..5000u64).chain([u64::MAX / 3, u64::MAX - 1, u64::MAX]).chain((0..64).map(|b| 1u64 << b)) {
+            let bucket = bucket_of(value);
+            assert!(bucket < BUCKETS, "{value}");
+            let middle = bucket_middle(bucket);
+            assert!(middle.abs_diff(value) as f64 <= value as f64 / 256.0 + 0.5, "{value} -> {middle}");
+        }
+    }
+
+    #[test]
+    fn skbs_a_journey_moved_through_are_forgotten_with_it() {
+        let mut gather = Gather::new(3, Matching::Content, 1_000_000, 64);
+        for seq in 1..=50u16 {
+            let base = u64::from(seq) * 1000;
+            let skb = u64::from(seq) * 16;
+            gather.add(sighting(0, base, skb, seq));
+            // Copied into another skb at the next point, and once more.
+            gather.add(sighting(1, base + 10, skb + 1, seq));
+            gather.add(sighting(2, base + 20, skb + 2, seq));
+        }
+        assert!(gather.journeys.is_empty());
+        assert!(gather.by_skb.is_empty(), "{} skbs still mapped", gather.by_skb.len());
+        assert!(gather.by_identity.is_empty());
     }
 
     impl Event {

@@ -89,7 +89,8 @@ pub struct Rotating {
 
 impl Rotating {
     pub fn new(inner: Box<dyn Sink>, keep: usize, context: Context) -> Rotating {
-        Rotating { inner, keep, last: std::collections::VecDeque::with_capacity(keep), context: Some(context) }
+        // Grown as events come: N may be far more than a run ever sees.
+        Rotating { inner, keep, last: std::collections::VecDeque::new(), context: Some(context) }
     }
 }
 

@@ -8,6 +8,7 @@
 //! marker's own text is skipped.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use thiserror::Error;
@@ -16,6 +17,7 @@ use super::pcap;
 use super::text::{drop_suffix, journey_lines, retval_suffix, stack_lines, user_line};
 use super::{Context, Sink};
 use crate::event::Event;
+use crate::event::printable;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FlagsError {
@@ -81,6 +83,9 @@ impl<W: Write> TcpdumpSink<W> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C on the terminal is netcap's to
+            // handle, and tcpdump must live until netcap has fed it the rest.
+            .process_group(0)
             .spawn()
             .map_err(|err| match err.kind() {
                 io::ErrorKind::NotFound => {
@@ -91,7 +96,28 @@ impl<W: Write> TcpdumpSink<W> {
         let mut input = child.stdin.take().ok_or_else(|| anyhow::anyhow!("tcpdump has no stdin"))?;
         let output = BufReader::new(child.stdout.take().ok_or_else(|| anyhow::anyhow!("tcpdump has no stdout"))?);
         input.write_all(&pcap::header(snaplen + 14))?;
-        Ok(TcpdumpSink { child, input, output, out, fed: 0 })
+        let mut sink = TcpdumpSink { child, input, output, out, fed: 0 };
+        // One marker now: tcpdump refusing an option (-s abc) or a -T type
+        // says so here, before anything is attached, not at the first packet.
+        sink.feed(&pcap::record(0, &MARKER, MARKER.len() as u32)).map_err(anyhow::Error::new)?;
+        loop {
+            let mut line = String::new();
+            if sink.output.read_line(&mut line)? == 0 {
+                return Err(anyhow::Error::new(sink.tcpdump_failed()).context("-t"));
+            }
+            if line.starts_with(&number_prefix(1)) {
+                break;
+            }
+        }
+        sink.fed = 1;
+        Ok(sink)
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.input.write_all(bytes).and_then(|()| self.input.flush()).is_err() {
+            return Err(self.tcpdump_failed());
+        }
+        Ok(())
     }
 
     fn tcpdump_failed(&mut self) -> io::Error {
@@ -135,13 +161,11 @@ impl<W: Write> Sink for TcpdumpSink<W> {
     fn write(&mut self, event: &Event, context: &Context) -> io::Result<()> {
         let mut bytes = pcap::event_record(event, context);
         bytes.extend_from_slice(&pcap::record(context.wall_clock_ns(event), &MARKER, MARKER.len() as u32));
-        if self.input.write_all(&bytes).and_then(|()| self.input.flush()).is_err() {
-            return Err(self.tcpdump_failed());
-        }
+        self.feed(&bytes)?;
         let packet = self.fed + 1;
         self.fed += 2;
         let lines = self.read_block(packet)?;
-        let device = if event.ifname.is_empty() { "-" } else { &event.ifname };
+        let device = if event.ifname.is_empty() { "-".into() } else { printable(&event.ifname) };
         let mut text = format!("{} {}{}{}", context.point(event), device, drop_suffix(event), retval_suffix(event));
         for line in &lines {
             text.push('\n');

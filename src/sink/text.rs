@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use super::{Context, Sink};
+use crate::event::printable;
 use crate::event::{Event, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED};
 use crate::packet;
 use crate::pipeline::gather::duration;
@@ -30,7 +31,7 @@ pub fn clock_text(wall_ns: u64) -> String {
 }
 
 pub fn line(event: &Event, context: &Context) -> String {
-    let device = if event.ifname.is_empty() { "-" } else { &event.ifname };
+    let device = if event.ifname.is_empty() { "-".into() } else { printable(&event.ifname) };
     let mut text = format!(
         "{} {} {} len {} {}",
         clock_text(context.wall_clock_ns(event)),

@@ -6,6 +6,7 @@ mod ext;
 mod filter;
 mod gather;
 mod output;
+mod robust;
 mod skb;
 mod user;
 mod util;

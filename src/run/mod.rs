@@ -1,0 +1,201 @@
+//! The modes of `netcap`, each taking parsed options to a finished run.
+//! `skb`, `raw` and `mbuf` plan their trace points and hand a `Setup` to
+//! the one capture they share (`trace`).
+
+mod attach;
+mod capture;
+mod output;
+mod report;
+mod trace;
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use crate::cli::ListArgs;
+use crate::cli::skb::Color;
+use crate::cli::skb::{SkbArgs, UserArgs};
+use crate::kernel;
+use crate::load::mbuf;
+use crate::pipeline::{Annotator, DropReasons, Symbols};
+use crate::plan::{self, spec, user};
+use crate::sink::Context;
+use crate::sink::pcapng::PcapngSink;
+use capture::{Capture, StopSignals};
+
+pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
+    let mut specs = Vec::new();
+    for list in &args.function {
+        specs.extend(spec::parse_list(list)?);
+    }
+    let btf = kernel::load_btf()?;
+    let traceable = if specs.iter().any(|s| spec::is_pattern(&s.name)) {
+        kernel::traceable_functions()
+    } else {
+        Default::default()
+    };
+    let mut targets = plan::resolve(&specs, &btf, &kernel::tracepoint_category, &|name| traceable.contains(name))?;
+    let reasons = DropReasons::from_btf(&btf);
+    let filter_in_place = kernel::reads_any_address(&btf);
+    drop(btf);
+    if args.bench_floor {
+        for target in targets.iter_mut().filter(|t| !t.is_function()) {
+            target.flavours = vec![plan::Flavour::Floor];
+        }
+    }
+    let device = kernel::resolve_device(&args.interface)?;
+    let setup = Setup {
+        targets,
+        reasons,
+        device,
+        stacks: args.stack_dump,
+        stack_color: args.stack_dump_color,
+        fake_headers: args.fake_hdr,
+        skb_data: (args.skb_data || args.skb_data_offset != 0).then_some(args.skb_data_offset),
+        drop_summary_every: (args.drop_summary_interval > 0).then(|| Duration::from_secs(args.drop_summary_interval)),
+        mbuf: None,
+        watched_pid: None,
+        filter_in_place,
+    };
+    trace::trace(&args.capture, setup, verbose)
+}
+
+/// `netcap raw` and `netcap mbuf`: packets inside a process.
+pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbose: bool) -> Result<()> {
+    let targets = user::resolve(&args.function, mode, args.pid)?;
+    let mbuf = match mode {
+        user::Mode::Mbuf => {
+            let (offsets, source) = mbuf::offsets(mbuf_layout, &targets)?;
+            eprintln!("netcap: rte_mbuf layout {offsets}, {source}");
+            Some(offsets)
+        }
+        user::Mode::Raw => None,
+    };
+    let setup = Setup {
+        targets,
+        reasons: DropReasons::default(),
+        device: None,
+        stacks: false,
+        stack_color: None,
+        fake_headers: false,
+        skb_data: None,
+        drop_summary_every: None,
+        mbuf,
+        watched_pid: args.pid,
+        // Packets inside a process are copied before filtering anyway.
+        filter_in_place: false,
+    };
+    trace::trace(&args.capture, setup, verbose)
+}
+
+/// What a mode hands the common capture.
+struct Setup {
+    targets: Vec<plan::Target>,
+    reasons: DropReasons,
+    device: Option<kernel::Device>,
+    stacks: bool,
+    stack_color: Option<Color>,
+    fake_headers: bool,
+    skb_data: Option<i32>,
+    drop_summary_every: Option<Duration>,
+    /// netcap mbuf: where struct rte_mbuf keeps its fields.
+    mbuf: Option<mbuf::MbufOffsets>,
+    /// With -p: stop when this process exits.
+    watched_pid: Option<i32>,
+    /// The kernel lets BPF read any address (see kernel::reads_any_address).
+    filter_in_place: bool,
+}
+
+/// `netcap bench-sink N FILE`: the user-space half of a capture on one
+/// core — records as the kernel writes them (a 98-byte ICMP echo request,
+/// 256-byte capture limit), decoded and written to pcapng in batches —
+/// without the kernel, to measure how many events per second it sustains.
+pub fn bench_sink(count: u64, output: &std::path::Path) -> Result<()> {
+    let mut raw =
+        crate::bpf::types::netcap_event { cap_len: 98, pkt_len: 98, link: 1, protocol: 0x0008, ..Default::default() };
+    for (slot, byte) in raw.ifname.iter_mut().zip(b"veth-b\0") {
+        *slot = *byte as i8;
+    }
+    let mut frame = vec![0u8; 98];
+    frame[12..14].copy_from_slice(&[0x08, 0x00]);
+    frame[14..34].copy_from_slice(&[0x45, 0, 0, 84, 0, 1, 0x40, 0, 64, 1, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
+    frame[34] = 8;
+    let header_size = std::mem::size_of_val(&raw);
+    // SAFETY: the record header is repr(C) plain old data.
+    let header = unsafe {
+        std::slice::from_raw_parts((&raw as *const crate::bpf::types::netcap_event).cast::<u8>(), header_size)
+    };
+    let mut record = [header, &frame].concat();
+
+    let context = Context {
+        points: vec!["netif_receive_skb".into()],
+        clock_offset_ns: kernel::monotonic_to_realtime_offset(),
+        stack_color: None,
+        gather_color: None,
+        user_layout: None,
+        user_color: None,
+    };
+    let out = BufWriter::new(File::create(output).with_context(|| format!("creating {}", output.display()))?);
+    let sink = Box::new(PcapngSink::new(out, &context, 256)?);
+    let annotator = Annotator::new(DropReasons::default(), vec![false], Symbols::none());
+    let mut capture = Capture::new(sink, annotator, None, 0, 0);
+    let stop = StopSignals::none();
+    let start = Instant::now();
+    for n in 0..count {
+        record[..8].copy_from_slice(&(n * 1000).to_ne_bytes());
+        capture.take(&record, &context, &stop, |_| None);
+        // The ring buffer hands records over in batches; each ends with a flush.
+        if n % 4096 == 4095 {
+            capture.flush(&context, false);
+        }
+    }
+    capture.flush(&context, true);
+    capture.finish()?;
+    let seconds = start.elapsed().as_secs_f64();
+    println!("{} events in {seconds:.3} s: {:.0} events/s", capture.delivered, capture.delivered as f64 / seconds);
+    Ok(())
+}
+
+/// Colors only on a terminal, and never when NO_COLOR is set.
+fn colors_wanted() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
+}
+
+pub fn list(args: &ListArgs) -> Result<()> {
+    let btf = kernel::load_btf()?;
+    let matches = |name: &str| args.pattern.as_deref().is_none_or(|p| name.contains(p));
+    let mut lines: Vec<String> = Vec::new();
+    if !args.functions {
+        for name in plan::tracepoint_names(&btf).into_iter().filter(|n| matches(n)) {
+            let Some(params) = btf.tracepoint_params(name) else { continue };
+            let Some(position) = params.iter().position(|(_, ty)| btf.is_pointer_to_struct(*ty, "sk_buff")) else {
+                continue;
+            };
+            let prefix = match kernel::tracepoint_category(name) {
+                Some(category) => format!("tracepoint:{category}:"),
+                None => "tp:".to_string(),
+            };
+            lines.push(format!("{prefix}{name}@{} {}", position + 1, plan::signature(&btf, &params)));
+        }
+    }
+    if !args.tracepoints {
+        for name in plan::skb_function_names(&btf).into_iter().filter(|n| matches(n)) {
+            let Some(proto) = btf.function(name) else { continue };
+            let params = btf.params(proto);
+            let Some(position) = params.iter().position(|(_, ty)| btf.is_pointer_to_struct(*ty, "sk_buff")) else {
+                continue;
+            };
+            lines.push(format!("{name}@{} {}", position + 1, plan::signature(&btf, &params)));
+        }
+    }
+    lines.sort();
+    let mut out = io::stdout().lock();
+    for line in lines {
+        if let Err(err) = writeln!(out, "{line}") {
+            return if err.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(err.into()) };
+        }
+    }
+    Ok(())
+}
