@@ -1,7 +1,10 @@
 //! Compiles bpf/netcap.bpf.c with clang and generates its libbpf-rs
-//! skeleton (Rust types for the event and config come from its BTF).
+//! skeleton (Rust types for the event and config come from its BTF), and
+//! lists every BPF source for the binary to carry (user extensions compile
+//! them again at run time).
 use std::env;
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use libbpf_cargo::SkeletonBuilder;
 
@@ -18,8 +21,32 @@ fn main() {
         .clang_args(["-Wall", "-Werror", "-Ibpf"])
         .build_and_generate(out.join("netcap.skel.rs"))
         .unwrap_or_else(|err| panic!("building {SOURCE}: {err:#}"));
-    for path in ["bpf/netcap.bpf.c", "bpf/netcap.h", "bpf/vmlinux.h", "bpf/linux/errno.h"] {
-        println!("cargo:rerun-if-changed={path}");
+    let mut sources = Vec::new();
+    list_sources(Path::new("bpf"), &mut sources);
+    sources.sort();
+    let mut table =
+        String::from("/// netcap's BPF sources (path under bpf/, text), as built into the embedded object.\n");
+    table.push_str("pub const SOURCES: &[(&str, &str)] = &[\n");
+    for path in &sources {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let relative = path.strip_prefix("bpf").expect("listed under bpf/").display().to_string();
+        let absolute = env::current_dir().expect("the package directory").join(path);
+        writeln!(table, "    ({relative:?}, include_str!({:?})),", absolute.display().to_string()).unwrap();
+    }
+    table.push_str("];\n");
+    std::fs::write(out.join("bpf_sources.rs"), table).expect("writing bpf_sources.rs");
+    println!("cargo:rerun-if-changed=bpf");
+}
+
+/// Every .c and .h file under `dir`.
+fn list_sources(dir: &Path, into: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|err| panic!("reading {}: {err}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            list_sources(&path, into);
+        } else if path.extension().is_some_and(|ext| ext == "c" || ext == "h") {
+            into.push(path);
+        }
     }
 }
 

@@ -27,8 +27,6 @@
 #define NETCAP_COOKIE_INDEX_MASK 0xffff
 #define NETCAP_COOKIE_SKB_SHIFT 16
 #define NETCAP_COOKIE_REASON_SHIFT 24
-/* netcap_event.stack_id when no stack was asked for. */
-#define NETCAP_NO_STACK (-1)
 
 enum netcap_link {
 	NETCAP_LINK_NONE = 0,
@@ -40,8 +38,6 @@ enum netcap_event_flags {
 	/* The skb had paged data that this kernel gave no way to read:
 	 * the capture holds only the linear part. */
 	NETCAP_EVENT_PAGED_MISSED = 1 << 0,
-	/* retval holds the traced function's return value (fexit, kretprobe). */
-	NETCAP_EVENT_RETVAL = 1 << 1,
 	/* The L2 and L3 headers were made up from the socket (--fake-hdr). */
 	NETCAP_EVENT_SYNTHESIZED = 1 << 2,
 	/* --ext-action returned non-zero: show the user's struct. */
@@ -85,18 +81,21 @@ enum netcap_counter {
 /* Largest struct xcap_user_extend (--ext-action). */
 #define NETCAP_USER_MAX 1024
 
-/* One record in the ring buffer: this header, then the user's struct
- * (--ext-action only, rounded up to 8 bytes), then cap_len packet bytes. */
+/*
+ * One record in the ring buffer: this header (what every event has), then
+ * sections_len bytes of optional sections, then cap_len packet bytes. A
+ * section is there only when its feature is on for the trace point (the
+ * kernel stack with -S, the drop reason at a drop point, ...): a plain
+ * capture's record is the header and the packet. Each section starts with
+ * struct netcap_section, whose len covers the whole section and is a
+ * multiple of 8, so the packet stays 8-byte aligned; a reader skips kinds
+ * it does not know.
+ */
 struct netcap_event {
 	__u64 ts_ns;     /* bpf_ktime_get_ns() */
-	__u64 skb;       /* address of the sk_buff */
-	__u64 ext_arg;   /* value of argument p2, 0 when there is none */
-	__u64 location;  /* where a drop happened (kfree_skb's location), or 0 */
-	__s64 retval;    /* with NETCAP_EVENT_RETVAL */
-	__u32 reason;    /* enum skb_drop_reason, 0 when the point has none */
-	__s32 stack_id;  /* in netcap_stacks_map, or negative */
+	__u64 skb;       /* address of the sk_buff (or of the user-space packet) */
 	__u32 pkt_len;   /* whole packet, from its first header, paged data included */
-	__u32 cap_len;   /* bytes that follow this header */
+	__u32 cap_len;   /* packet bytes at the end of the record */
 	__u32 paged_len; /* skb->data_len: bytes not in the linear area */
 	__u32 ifindex;
 	__u32 netns;     /* inode of the device's network namespace */
@@ -105,10 +104,49 @@ struct netcap_event {
 	__u16 trace_index;
 	__u16 cpu;
 	__u16 protocol;  /* skb->protocol, network byte order */
+	__u16 sections_len; /* bytes of sections between this header and the packet */
 	__u8 link;       /* enum netcap_link */
 	__u8 flags;      /* enum netcap_event_flags */
 	char ifname[NETCAP_IFNAMSIZ];
 	char comm[NETCAP_COMM_LEN];
+};
+
+/* Section kinds, in the order they appear in a record; netcap_config's
+ * sections has bit (1 << kind) set for each one a trace point emits. */
+enum netcap_section_kind {
+	NETCAP_SECTION_STACK = 1,   /* struct netcap_section_stack (-S) */
+	NETCAP_SECTION_DROP = 2,    /* struct netcap_section_drop: points with a drop reason or location */
+	NETCAP_SECTION_RETVAL = 3,  /* struct netcap_section_value: fexit, kretprobe */
+	NETCAP_SECTION_EXT_ARG = 4, /* struct netcap_section_value: the @p2 argument */
+	NETCAP_SECTION_USER = 5,    /* struct netcap_section_user, then the user's struct (--ext-action) */
+	NETCAP_SECTION_END = 6,
+};
+
+struct netcap_section {
+	__u16 kind;      /* enum netcap_section_kind */
+	__u16 len;       /* the whole section, this header included, a multiple of 8 */
+};
+
+struct netcap_section_stack {
+	struct netcap_section head;
+	__s32 stack_id;  /* in netcap_stacks_map, or negative when the kernel had none */
+};
+
+struct netcap_section_drop {
+	struct netcap_section head;
+	__u32 reason;    /* enum skb_drop_reason, 0 when the point has none */
+	__u64 location;  /* where the kernel dropped it (kfree_skb's location), or 0 */
+};
+
+struct netcap_section_value {
+	struct netcap_section head;
+	__u32 pad;
+	__u64 value;
+};
+
+struct netcap_section_user {
+	struct netcap_section head;
+	__u32 pad;       /* the user's struct follows, rounded up to 8 bytes */
 };
 
 /* Set per attached trace point before load; the verifier sees it as
@@ -132,6 +170,7 @@ struct netcap_config {
 	__u32 packet_form; /* enum netcap_packet_form; skb_arg then holds the packet */
 	__u32 len_arg;     /* buffer length or mbuf count argument, or NETCAP_NO_ARG */
 	__u32 filter_in_place; /* 1: the kernel allows bpf_rdonly_cast(ptr, 0) */
+	__u32 sections;    /* bit (1 << kind) for each enum netcap_section_kind emitted */
 	struct netcap_mbuf_offsets mbuf;
 };
 

@@ -1,12 +1,19 @@
-//! Ring buffer records → owned `Event`s. The header layout is the C
-//! `struct netcap_event` of bpf/netcap.h, mirrored by the skeleton from the
-//! object's BTF; this module checks lengths so that sinks never see raw bytes.
+//! Ring buffer records → owned `Event`s. A record is the C `struct
+//! netcap_event` of bpf/netcap.h (what every event has), then the optional
+//! sections a trace point's features add, then the packet; every layout is
+//! mirrored by the skeleton from the object's BTF. This module checks every
+//! length, so that sinks never see raw bytes: a section of a kind it does
+//! not know is skipped, a section that does not fit is a malformed record.
 
 use std::sync::Arc;
 
 use thiserror::Error;
 
 use crate::bpf::types::netcap_event as RawEvent;
+use crate::bpf::types::{
+    netcap_section, netcap_section_drop, netcap_section_kind as Kind, netcap_section_stack, netcap_section_user,
+    netcap_section_value,
+};
 
 /// Where the captured bytes begin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +25,6 @@ pub enum Link {
 }
 
 pub const FLAG_PAGED_MISSED: u8 = 1;
-pub const FLAG_RETVAL: u8 = 2;
 pub const FLAG_SYNTHESIZED: u8 = 4;
 pub const FLAG_USER: u8 = 8;
 pub const FLAG_MBUF: u8 = 16;
@@ -94,6 +100,8 @@ pub enum DecodeError {
     Truncated { claimed: usize, carried: usize },
     #[error("record has unknown link type {0}")]
     BadLink(u8),
+    #[error("record's section {kind} of {len} bytes at {at} does not fit its {room} bytes of sections")]
+    Section { kind: u16, len: usize, at: usize, room: usize },
 }
 
 pub const HEADER_SIZE: usize = std::mem::size_of::<RawEvent>();
@@ -134,17 +142,71 @@ pub fn printable(name: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(text)
 }
 
-impl Event {
-    /// `user_size`: bytes of the user's struct between header and packet
-    /// (sizeof(struct xcap_user_extend) rounded up to 8; 0 without --ext-action).
-    pub fn decode(record: &[u8], user_size: usize) -> Result<Event, DecodeError> {
-        if record.len() < HEADER_SIZE + user_size {
-            return Err(DecodeError::Short(record.len(), HEADER_SIZE + user_size));
+/// What a record's sections say; what is absent keeps its default.
+#[derive(Debug)]
+struct Sections<'a> {
+    stack_id: i32,
+    reason: u32,
+    location: u64,
+    retval: Option<i64>,
+    ext_arg: u64,
+    user: Option<&'a [u8]>,
+}
+
+/// A `T` from the first bytes of `bytes`, when there are enough.
+fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
+    // SAFETY: the length is checked; T is one of the record's plain C
+    // types, and read_unaligned makes no alignment assumption.
+    (bytes.len() >= std::mem::size_of::<T>()).then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
+}
+
+impl<'a> Sections<'a> {
+    fn decode(bytes: &'a [u8]) -> Result<Sections<'a>, DecodeError> {
+        let mut sections = Sections { stack_id: -1, reason: 0, location: 0, retval: None, ext_arg: 0, user: None };
+        let mut at = 0;
+        while at < bytes.len() {
+            let malformed = |kind: u16, len: usize| DecodeError::Section { kind, len, at, room: bytes.len() };
+            let head: netcap_section = read(&bytes[at..]).ok_or_else(|| malformed(0, bytes.len() - at))?;
+            let len = usize::from(head.len);
+            if len < std::mem::size_of::<netcap_section>() || len % 8 != 0 || at + len > bytes.len() {
+                return Err(malformed(head.kind, len));
+            }
+            let body = &bytes[at..at + len];
+            let short = || malformed(head.kind, len);
+            match Kind(u32::from(head.kind)) {
+                Kind::NETCAP_SECTION_STACK => {
+                    sections.stack_id = read::<netcap_section_stack>(body).ok_or_else(short)?.stack_id;
+                }
+                Kind::NETCAP_SECTION_DROP => {
+                    let drop: netcap_section_drop = read(body).ok_or_else(short)?;
+                    (sections.reason, sections.location) = (drop.reason, drop.location);
+                }
+                Kind::NETCAP_SECTION_RETVAL => {
+                    sections.retval = Some(read::<netcap_section_value>(body).ok_or_else(short)?.value as i64);
+                }
+                Kind::NETCAP_SECTION_EXT_ARG => {
+                    sections.ext_arg = read::<netcap_section_value>(body).ok_or_else(short)?.value;
+                }
+                Kind::NETCAP_SECTION_USER => {
+                    sections.user = Some(body.get(std::mem::size_of::<netcap_section_user>()..).ok_or_else(short)?);
+                }
+                // A newer netcap's section: not ours to read.
+                _ => {}
+            }
+            at += len;
         }
-        // SAFETY: the length was checked; RawEvent is plain old data and
-        // read_unaligned makes no alignment assumption.
-        let raw: RawEvent = unsafe { std::ptr::read_unaligned(record.as_ptr().cast()) };
-        let data_at = HEADER_SIZE + user_size;
+        Ok(sections)
+    }
+}
+
+impl Event {
+    pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
+        let raw: RawEvent = read(record).ok_or(DecodeError::Short(record.len(), HEADER_SIZE))?;
+        let data_at = HEADER_SIZE + usize::from(raw.sections_len);
+        if record.len() < data_at {
+            return Err(DecodeError::Short(record.len(), data_at));
+        }
+        let sections = Sections::decode(&record[HEADER_SIZE..data_at])?;
         let carried = record.len() - data_at;
         let claimed = raw.cap_len as usize;
         // The ring buffer rounds records up to 8 bytes, so more may follow.
@@ -159,7 +221,7 @@ impl Event {
         Ok(Event {
             time_ns: raw.ts_ns,
             skb: raw.skb,
-            ext_arg: raw.ext_arg,
+            ext_arg: sections.ext_arg,
             trace_index: raw.trace_index,
             cpu: raw.cpu,
             pid: raw.pid,
@@ -174,14 +236,14 @@ impl Event {
             pkt_len: raw.pkt_len,
             paged_len: raw.paged_len,
             data: record[data_at..data_at + claimed].to_vec(),
-            retval: (raw.flags & FLAG_RETVAL != 0).then_some(raw.retval),
-            reason: raw.reason,
-            location: raw.location,
-            stack_id: raw.stack_id,
+            retval: sections.retval,
+            reason: sections.reason,
+            location: sections.location,
+            stack_id: sections.stack_id,
             drop: None,
             stack: None,
             journey: None,
-            user: (raw.flags & FLAG_USER != 0).then(|| record[HEADER_SIZE..data_at].into()),
+            user: sections.user.filter(|_| raw.flags & FLAG_USER != 0).map(Into::into),
             number: 0,
         })
     }
@@ -248,21 +310,24 @@ pub mod tests {
         [header, packet].concat()
     }
 
-    #[test]
-    fn the_header_matches_the_c_layout() {
-        // Offsets fixed by bpf/netcap.h; a change there must show here.
-        assert_eq!(HEADER_SIZE, 120);
-        assert_eq!(std::mem::offset_of!(RawEvent, location), 24);
-        assert_eq!(std::mem::offset_of!(RawEvent, retval), 32);
-        assert_eq!(std::mem::offset_of!(RawEvent, stack_id), 44);
-        assert_eq!(std::mem::offset_of!(RawEvent, pkt_len), 48);
-        assert_eq!(std::mem::offset_of!(RawEvent, trace_index), 76);
-        assert_eq!(std::mem::offset_of!(RawEvent, ifname), 84);
-        assert_eq!(std::mem::offset_of!(RawEvent, comm), 100);
+    /// A section as the BPF program writes it: kind, whole length, body.
+    pub fn section(kind: Kind, body: &[u8]) -> Vec<u8> {
+        let len = (4 + body.len()) as u16;
+        [&(kind.0 as u16).to_ne_bytes()[..], &len.to_ne_bytes(), body].concat()
     }
 
-    #[test]
-    fn decodes_a_record_and_checks_its_length() {
+    /// A record with sections: header (sections_len set), sections, packet.
+    pub fn record_with(raw: &RawEvent, sections: &[Vec<u8>], packet: &[u8]) -> Vec<u8> {
+        let sections = sections.concat();
+        let mut raw = *raw;
+        raw.sections_len = sections.len() as u16;
+        let mut bytes = record(&raw, &[]);
+        bytes.extend_from_slice(&sections);
+        bytes.extend_from_slice(packet);
+        bytes
+    }
+
+    fn raw_event() -> RawEvent {
         let mut raw = RawEvent {
             ts_ns: 42,
             skb: 0xffff_8880_0000_1000,
@@ -276,33 +341,99 @@ pub mod tests {
         for (slot, byte) in raw.ifname.iter_mut().zip(b"veth1\0") {
             *slot = *byte as i8;
         }
+        raw
+    }
+
+    #[test]
+    fn the_header_matches_the_c_layout() {
+        // Offsets fixed by bpf/netcap.h; a change there must show here. The
+        // header is what a plain capture's record carries besides the packet.
+        assert_eq!(HEADER_SIZE, 88);
+        assert_eq!(std::mem::offset_of!(RawEvent, pkt_len), 16);
+        assert_eq!(std::mem::offset_of!(RawEvent, trace_index), 44);
+        assert_eq!(std::mem::offset_of!(RawEvent, sections_len), 50);
+        assert_eq!(std::mem::offset_of!(RawEvent, ifname), 54);
+        assert_eq!(std::mem::offset_of!(RawEvent, comm), 70);
+        assert_eq!(std::mem::size_of::<netcap_section_stack>(), 8);
+        assert_eq!(std::mem::size_of::<netcap_section_drop>(), 16);
+        assert_eq!(std::mem::size_of::<netcap_section_value>(), 16);
+        assert_eq!(std::mem::size_of::<netcap_section_user>(), 8);
+    }
+
+    #[test]
+    fn decodes_a_record_and_checks_its_length() {
+        let mut raw = raw_event();
         let mut bytes = record(&raw, &[1, 2, 3]);
         bytes.extend_from_slice(&[0; 5]); // ring buffer padding
-        let event = Event::decode(&bytes, 0).unwrap();
+        let event = Event::decode(&bytes).unwrap();
         assert_eq!((event.time_ns, event.trace_index, event.pkt_len), (42, 2, 98));
         assert_eq!(event.ifname, "veth1");
         assert_eq!(event.protocol, 0x0800);
         assert_eq!(event.link, Link::Ethernet);
         assert_eq!(event.data, [1, 2, 3]);
+        // No sections: no stack, no drop, no return value.
+        assert_eq!((event.stack_id, event.reason, event.location, event.retval, event.ext_arg), (-1, 0, 0, None, 0));
 
         raw.cap_len = 10;
-        assert_eq!(
-            Event::decode(&record(&raw, &[1, 2, 3]), 0),
-            Err(DecodeError::Truncated { claimed: 10, carried: 3 })
-        );
-        assert_eq!(Event::decode(&[0; 10], 0), Err(DecodeError::Short(10, HEADER_SIZE)));
-        // With --ext-action the user's struct sits between header and packet.
-        raw.cap_len = 3;
-        raw.flags = FLAG_USER;
-        let with_user = record(&raw, &[7, 7, 7, 7, 7, 7, 7, 7, 1, 2, 3]);
-        let event = Event::decode(&with_user, 8).unwrap();
-        assert_eq!(event.user.as_deref(), Some(&[7u8; 8][..]));
-        assert_eq!(event.data, [1, 2, 3]);
-        raw.flags = 0;
-        assert_eq!(Event::decode(&record(&raw, &[7; 11]), 8).unwrap().user, None, "action returned 0");
-
+        assert_eq!(Event::decode(&record(&raw, &[1, 2, 3])), Err(DecodeError::Truncated { claimed: 10, carried: 3 }));
+        assert_eq!(Event::decode(&[0; 10]), Err(DecodeError::Short(10, HEADER_SIZE)));
         raw.cap_len = 0;
         raw.link = 9;
-        assert_eq!(Event::decode(&record(&raw, &[]), 0), Err(DecodeError::BadLink(9)));
+        assert_eq!(Event::decode(&record(&raw, &[])), Err(DecodeError::BadLink(9)));
+    }
+
+    #[test]
+    fn each_section_fills_its_fields() {
+        let mut raw = raw_event();
+        raw.flags = FLAG_USER;
+        let mut drop = 9u32.to_ne_bytes().to_vec();
+        drop.extend_from_slice(&0xffff_ffff_8100_0010u64.to_ne_bytes());
+        let value = |v: u64| [&[0u8; 4][..], &v.to_ne_bytes()].concat();
+        let sections = [
+            section(Kind::NETCAP_SECTION_STACK, &7i32.to_ne_bytes()),
+            section(Kind::NETCAP_SECTION_DROP, &drop),
+            section(Kind::NETCAP_SECTION_RETVAL, &value(-22i64 as u64)),
+            section(Kind::NETCAP_SECTION_EXT_ARG, &value(0xabcd)),
+            section(Kind::NETCAP_SECTION_USER, &[[0u8; 4], [5u8; 4], [6u8; 4]].concat()),
+        ];
+        let event = Event::decode(&record_with(&raw, &sections, &[1, 2, 3])).unwrap();
+        assert_eq!((event.stack_id, event.reason, event.location), (7, 9, 0xffff_ffff_8100_0010));
+        assert_eq!((event.retval, event.ext_arg), (Some(-22), 0xabcd));
+        assert_eq!(event.user.as_deref(), Some(&[5, 5, 5, 5, 6, 6, 6, 6][..]));
+        assert_eq!(event.data, [1, 2, 3]);
+        // The action returned 0: the struct is there, but not shown.
+        raw.flags = 0;
+        assert_eq!(Event::decode(&record_with(&raw, &sections, &[1, 2, 3])).unwrap().user, None);
+    }
+
+    #[test]
+    fn unknown_sections_are_skipped_and_broken_ones_rejected() {
+        let raw = raw_event();
+        let unknown = section(Kind(99), &[0xee; 12]);
+        let stack = section(Kind::NETCAP_SECTION_STACK, &3i32.to_ne_bytes());
+        let event = Event::decode(&record_with(&raw, &[unknown.clone(), stack.clone()], &[1, 2, 3])).unwrap();
+        assert_eq!((event.stack_id, event.data.as_slice()), (3, &[1u8, 2, 3][..]));
+
+        // A section claiming more than the record's sections hold.
+        let mut long = stack.clone();
+        long[2..4].copy_from_slice(&64u16.to_ne_bytes());
+        let err = Event::decode(&record_with(&raw, &[long], &[1, 2, 3])).unwrap_err();
+        assert!(matches!(err, DecodeError::Section { kind: 1, len: 64, at: 0, room: 8 }), "{err:?}");
+        // A known kind too short for its body.
+        let short = section(Kind::NETCAP_SECTION_DROP, &[0; 4]);
+        assert!(matches!(
+            Event::decode(&record_with(&raw, &[short], &[])),
+            Err(DecodeError::Section { kind: 2, len: 8, .. })
+        ));
+        // A length that is not a multiple of 8, or shorter than a section's head.
+        for bad in [5u16, 2, 0] {
+            let mut odd = stack.clone();
+            odd[2..4].copy_from_slice(&bad.to_ne_bytes());
+            assert!(Event::decode(&record_with(&raw, &[odd], &[])).is_err(), "len {bad}");
+        }
+        // sections_len past the end of the record.
+        let mut cut = record_with(&raw, &[stack], &[]);
+        cut.truncate(HEADER_SIZE + 4);
+        assert_eq!(Event::decode(&cut), Err(DecodeError::Short(HEADER_SIZE + 4, HEADER_SIZE + 8)));
     }
 }

@@ -18,13 +18,13 @@ use crate::elf::Elf;
 use crate::kernel::btf::Btf;
 use layout::UserLayout;
 
-/// netcap's own BPF sources, as built into the embedded object.
-const SOURCES: [(&str, &str); 4] = [
-    ("netcap.bpf.c", include_str!("../../bpf/netcap.bpf.c")),
-    ("netcap.h", include_str!("../../bpf/netcap.h")),
-    ("vmlinux.h", include_str!("../../bpf/vmlinux.h")),
-    ("linux/errno.h", include_str!("../../bpf/linux/errno.h")),
-];
+include!(concat!(env!("OUT_DIR"), "/bpf_sources.rs"));
+/// The translation unit among them; it includes every other.
+const MAIN_SOURCE: &str = "netcap.bpf.c";
+
+fn main_source() -> &'static str {
+    SOURCES.iter().find(|(name, _)| *name == MAIN_SOURCE).map_or("", |(_, text)| text)
+}
 const GENERATED: &str = "netcap_ext.h";
 const INCLUDE_LINE: &str = "#include \"netcap_ext.h\"";
 
@@ -86,7 +86,7 @@ impl Extensions {
 
     /// The translation unit netcap compiles (headers aside), for --dry-run.
     pub fn assembled_source(&self) -> String {
-        SOURCES[0].1.replacen(INCLUDE_LINE, &self.generated_header(), 1)
+        main_source().replacen(INCLUDE_LINE, &self.generated_header(), 1)
     }
 
     /// Compiles netcap's sources with the user's code; reads the layout of
@@ -101,9 +101,12 @@ impl Extensions {
         })?;
         let dir = PrivateDir::new()?;
         fs::create_dir_all(dir.0.join("bpf"))?;
-        fs::create_dir_all(dir.0.join("linux"))?;
         for (name, text) in SOURCES {
-            fs::write(dir.0.join(name), text)?;
+            let path = dir.0.join(name);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::write(path, text)?;
         }
         for (name, text) in libbpf_rs::libbpf_sys::API_HEADERS {
             fs::write(dir.0.join("bpf").join(name), text)?;
@@ -114,7 +117,7 @@ impl Extensions {
             .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-DNETCAP_EXT", "-I"])
             .arg(&dir.0)
             .arg("-c")
-            .arg(dir.0.join(SOURCES[0].0))
+            .arg(dir.0.join(MAIN_SOURCE))
             .arg("-o")
             .arg(&object)
             .output()

@@ -90,21 +90,13 @@ pub struct Capture {
     /// Records still in the ring buffer when the drain's time was up.
     pub unread: u64,
     pub output_error: Option<io::Error>,
-    /// Bytes of the user's struct in each record (--ext-action).
-    user_size: usize,
     round: Round,
     /// The last callback ended its `consume()` early.
     cut_short: bool,
 }
 
 impl Capture {
-    pub fn new(
-        sink: Box<dyn Sink>,
-        annotator: Annotator,
-        gather: Option<Gather>,
-        limit: u64,
-        user_size: usize,
-    ) -> Capture {
+    pub fn new(sink: Box<dyn Sink>, annotator: Annotator, gather: Option<Gather>, limit: u64) -> Capture {
         Capture {
             sink,
             annotator,
@@ -117,7 +109,6 @@ impl Capture {
             malformed: 0,
             unread: 0,
             output_error: None,
-            user_size,
             round: Round::Reading { ends: Instant::now() + ROUND, taken: 0, watch_signal: false },
             cut_short: false,
         }
@@ -159,7 +150,7 @@ impl Capture {
             self.cut_short = true;
             return STOP_CONSUMING;
         }
-        match Event::decode(record, self.user_size) {
+        match Event::decode(record) {
             Ok(mut event) => {
                 self.seen += 1;
                 event.number = self.seen;

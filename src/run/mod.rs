@@ -140,7 +140,7 @@ pub fn bench_sink(count: u64, output: &std::path::Path) -> Result<()> {
     let out = BufWriter::new(File::create(output).with_context(|| format!("creating {}", output.display()))?);
     let sink = Box::new(PcapngSink::new(out, &context, 256)?);
     let annotator = Annotator::new(DropReasons::default(), vec![false], Symbols::none());
-    let mut capture = Capture::new(sink, annotator, None, 0, 0);
+    let mut capture = Capture::new(sink, annotator, None, 0);
     let stop = StopSignals::none();
     let start = Instant::now();
     for n in 0..count {

@@ -88,8 +88,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         let timeout = u64::from(args.gather_timeout) * 1_000_000_000;
         Gather::new(setup.targets.len(), matching, timeout, args.gather_buffer_size as usize)
     });
-    let user_size = user_layout.as_ref().map_or(0, |layout| layout.size.next_multiple_of(8));
-    let capture = RefCell::new(Capture::new(sink, annotator, gather, args.count, user_size));
+    let capture = RefCell::new(Capture::new(sink, annotator, gather, args.count));
 
     let stop = StopSignals::install()?;
     say(&format!("netcap: tracing {} point(s); Ctrl-C to stop", setup.targets.len()));

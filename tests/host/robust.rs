@@ -106,15 +106,17 @@ fn ctrl_c_to_the_process_group_with_tcpdump_exits_zero_with_the_summary() {
         assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "netcap did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(pair.ping(3, 56).status.success());
-    std::thread::sleep(Duration::from_millis(300));
+    // Packets keep coming while the signal lands: netcap still feeds tcpdump after it.
+    let flood = Flood::start(&pair);
+    std::thread::sleep(Duration::from_secs(1));
     // SAFETY: signalling the process group of our own child, as a terminal does.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
     let status = child.wait().unwrap();
+    drop(flood);
     let err = std::fs::read_to_string(&stderr).unwrap();
     assert!(status.success(), "{status}: {err}");
-    assert!(err.contains("3 packets captured"), "{err}");
-    assert_eq!(lines_with(&std::fs::read_to_string(&stdout).unwrap(), "ICMP echo request").len(), 3);
+    assert!(err.contains("packets captured"), "{err}");
+    assert!(lines_with(&std::fs::read_to_string(&stdout).unwrap(), "ICMP echo request").len() > 10);
 }
 
 #[test]
@@ -203,7 +205,8 @@ fn writing_a_file_never_follows_links_or_reuses_another_user_s_file() {
     for (path, complaint) in &cases {
         let args =
             ["skb", "-f", "tp:net:netif_receive_skb", "-i", &pair.dev_b, "-c", "1", "-w", path.to_str().unwrap()];
-        let out = pair.exec(&pair.b, &[&[NETCAP][..], &args[..]].concat());
+        // Bounded: a netcap that took the file would wait for a packet.
+        let out = pair.exec(&pair.b, &[&["timeout", "10", NETCAP][..], &args[..]].concat());
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(complaint), "{err}");

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * What every program shares: the per-point configuration, the ring buffer,
+ * the scratch slots, the kretprobe entries, the stacks and the counters.
+ */
+#ifndef NETCAP_LIB_MAPS_H
+#define NETCAP_LIB_MAPS_H
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* In a section of its own, so that user space finds it at offset 0. */
+const volatile struct netcap_config netcap_cfg SEC(".rodata.config") = {};
+
+/* Referenced so that the skeleton generates the Rust mirror of the record
+ * and of its sections. */
+struct netcap_event netcap_event_layout = {};
+struct netcap_section_stack netcap_section_stack_layout = {};
+struct netcap_section_drop netcap_section_drop_layout = {};
+struct netcap_section_value netcap_section_value_layout = {};
+struct netcap_section_user netcap_section_user_layout = {};
+enum netcap_section_kind netcap_section_kind_layout;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} netcap_events_map SEC(".maps");
+
+/* Entries: CPUs × NETCAP_NEST_MAX, sized by user space before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct netcap_scratch);
+} netcap_scratch_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} netcap_nest_map SEC(".maps");
+
+/* kretprobe: the skb (and extra argument) seen at entry, by task. */
+struct netcap_entry {
+	__u64 skb;
+	__u64 ext;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct netcap_entry);
+} netcap_entries_map SEC(".maps");
+
+/* Kernel stacks for -S; identical stacks share one id. Sized by user
+ * space (one entry when -S is off). */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, NETCAP_STACK_DEPTH * sizeof(__u64));
+} netcap_stacks_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NETCAP_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} netcap_counters_map SEC(".maps");
+
+#endif /* NETCAP_LIB_MAPS_H */

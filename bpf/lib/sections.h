@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * A record's optional sections (see struct netcap_event in netcap.h). Which
+ * ones a trace point emits is fixed at load time (netcap_cfg.sections, and
+ * the user's struct when an action was compiled in), so every size and
+ * offset here is a constant the verifier knows.
+ */
+#ifndef NETCAP_LIB_SECTIONS_H
+#define NETCAP_LIB_SECTIONS_H
+
+static __always_inline bool netcap_has_section(__u32 kind)
+{
+	if (kind == NETCAP_SECTION_USER)
+		return NETCAP_USER_SIZE != 0;
+	return netcap_cfg.sections & (1U << kind);
+}
+
+static __always_inline __u32 netcap_section_size(__u32 kind)
+{
+	switch (kind) {
+	case NETCAP_SECTION_STACK:
+		return sizeof(struct netcap_section_stack);
+	case NETCAP_SECTION_DROP:
+		return sizeof(struct netcap_section_drop);
+	case NETCAP_SECTION_RETVAL:
+	case NETCAP_SECTION_EXT_ARG:
+		return sizeof(struct netcap_section_value);
+	case NETCAP_SECTION_USER:
+		return sizeof(struct netcap_section_user) + NETCAP_USER_SIZE;
+	}
+	return 0;
+}
+
+/* Where section `kind` starts after the header: the present sections
+ * before it, in kind order. */
+static __always_inline __u32 netcap_section_offset(__u32 kind)
+{
+	__u32 offset = 0;
+
+#pragma unroll
+	for (__u32 before = NETCAP_SECTION_STACK; before < NETCAP_SECTION_END; before++)
+		if (before < kind && netcap_has_section(before))
+			offset += netcap_section_size(before);
+	return offset;
+}
+
+static __always_inline __u32 netcap_sections_len(void)
+{
+	return netcap_section_offset(NETCAP_SECTION_END);
+}
+
+/* Section `kind` of the record whose header is at event, its head filled in. */
+static __always_inline void *netcap_section(struct netcap_event *event, __u32 kind)
+{
+	struct netcap_section *head = (void *)((__u8 *)(event + 1) + netcap_section_offset(kind));
+
+	head->kind = kind;
+	head->len = netcap_section_size(kind);
+	return head;
+}
+
+/* What a trace point hands over besides the packet. */
+struct netcap_args {
+	__u64 ext;
+	__u64 location;
+	__u64 reason;
+	__u64 retval;
+	__u32 trace_index;
+};
+
+/* Writes the sections of this trace point after the header at event (the
+ * user's struct is already in place: the action ran before). */
+static __always_inline void netcap_fill_sections(struct netcap_event *event, void *ctx,
+						 struct netcap_args *args)
+{
+	event->sections_len = netcap_sections_len();
+	if (netcap_has_section(NETCAP_SECTION_STACK)) {
+		struct netcap_section_stack *stack = netcap_section(event, NETCAP_SECTION_STACK);
+
+		stack->stack_id = bpf_get_stackid(ctx, &netcap_stacks_map, 0);
+	}
+	if (netcap_has_section(NETCAP_SECTION_DROP)) {
+		struct netcap_section_drop *drop = netcap_section(event, NETCAP_SECTION_DROP);
+
+		drop->reason = args->reason;
+		drop->location = args->location;
+	}
+	if (netcap_has_section(NETCAP_SECTION_RETVAL)) {
+		struct netcap_section_value *retval = netcap_section(event, NETCAP_SECTION_RETVAL);
+
+		retval->pad = 0;
+		retval->value = args->retval;
+	}
+	if (netcap_has_section(NETCAP_SECTION_EXT_ARG)) {
+		struct netcap_section_value *ext = netcap_section(event, NETCAP_SECTION_EXT_ARG);
+
+		ext->pad = 0;
+		ext->value = args->ext;
+	}
+	if (netcap_has_section(NETCAP_SECTION_USER)) {
+		struct netcap_section_user *user = netcap_section(event, NETCAP_SECTION_USER);
+
+		user->pad = 0;
+	}
+}
+
+#endif /* NETCAP_LIB_SECTIONS_H */
