@@ -7,6 +7,7 @@ mod cli;
 mod elf;
 mod event;
 mod ext;
+mod feature;
 mod filter;
 mod kernel;
 mod load;

@@ -3,31 +3,15 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Color {
-    Red,
-    Green,
-    Yellow,
-    Blue,
-    Purple,
-    Cyan,
-}
+use crate::feature::drop::DropArgs;
+use crate::feature::fake_headers::FakeHeaderArgs;
+use crate::feature::gather::GatherArgs;
+use crate::feature::stack::StackArgs;
+use crate::feature::user::ExtArgs;
 
-impl Color {
-    /// The ANSI escape that starts this color.
-    pub fn ansi(self) -> &'static str {
-        match self {
-            Color::Red => "\x1b[31m",
-            Color::Green => "\x1b[32m",
-            Color::Yellow => "\x1b[33m",
-            Color::Blue => "\x1b[34m",
-            Color::Purple => "\x1b[35m",
-            Color::Cyan => "\x1b[36m",
-        }
-    }
-}
+pub use crate::feature::Color;
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:\n  \
@@ -52,21 +36,14 @@ pub struct SkbArgs {
     #[arg(short = 'i', long, default_value = "any")]
     pub interface: String,
 
-    /// Print the kernel stack of each event.
-    #[arg(short = 'S', long = "stack-dump")]
-    pub stack_dump: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
 
-    /// Also print the drop summary every N seconds (it is always printed at exit).
-    #[arg(long = "drop-summary-interval", default_value_t = 0, value_name = "SECONDS")]
-    pub drop_summary_interval: u64,
+    #[command(flatten)]
+    pub drops: DropArgs,
 
-    /// Color of stacks.
-    #[arg(long = "stack-dump-color", value_enum)]
-    pub stack_dump_color: Option<Color>,
-
-    /// Rebuild missing L2/L3 headers from the socket on the send path.
-    #[arg(long = "fake-hdr")]
-    pub fake_hdr: bool,
+    #[command(flatten)]
+    pub fake_headers: FakeHeaderArgs,
 
     /// Read the packet from skb->data.
     #[arg(long = "skb-data")]
@@ -160,37 +137,11 @@ pub struct CaptureArgs {
     #[arg(long = "capture-max-size", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub capture_max_size: u32,
 
-    /// User C filter: `int xcap_ext_filter(void *ext, void *pkt, u16 trace_index)`.
-    #[arg(long = "ext-filter")]
-    pub ext_filter: Option<PathBuf>,
+    #[command(flatten)]
+    pub ext: ExtArgs,
 
-    /// User C action filling `struct xcap_user_extend`.
-    #[arg(long = "ext-action")]
-    pub ext_action: Option<PathBuf>,
-
-    /// Color of extension output.
-    #[arg(long = "ext-output-color", value_enum, default_value = "green")]
-    pub ext_output_color: Color,
-
-    /// Follow each packet across the trace points and print the delays.
-    #[arg(short = 'G', long)]
-    pub gather: bool,
-
-    /// With --gather: match packets by skb (or mbuf) address instead of content.
-    #[arg(long = "gather-distinguish-by-pointer")]
-    pub gather_distinguish_by_pointer: bool,
-
-    /// With --gather: seconds to wait for the later points.
-    #[arg(long = "gather-timeout", default_value_t = 2)]
-    pub gather_timeout: u32,
-
-    /// With --gather: packets pending at once (16..2048).
-    #[arg(long = "gather-buffer-size", default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=2048))]
-    pub gather_buffer_size: u32,
-
-    /// With --gather: color of the journey lines.
-    #[arg(long = "gather-output-color", value_enum, default_value = "green")]
-    pub gather_output_color: Color,
+    #[command(flatten)]
+    pub gather: GatherArgs,
 
     /// Print what would be loaded and attached, then exit.
     #[arg(long = "dry-run")]

@@ -12,7 +12,8 @@ use libbpf_rs::{Link, Map, MapCore, MapFlags, Object, ObjectBuilder, ProgramMut}
 mod filter_hook;
 pub mod mbuf;
 
-use crate::bpf::types::{netcap_config, netcap_section_kind as Section};
+use crate::bpf::types::netcap_config;
+use crate::feature;
 use crate::filter::Filter;
 use crate::kernel::Device;
 use crate::plan::user::{PacketForm, Probe};
@@ -270,8 +271,8 @@ struct ObjectConfig {
     ret_arg: Option<u32>,
     /// User-space points: how the packet is handed over, and the length/count argument.
     form: Option<(PacketForm, Option<u32>)>,
-    /// Some function of a pattern group carries a drop reason.
-    group_drops: bool,
+    /// The record sections its events carry (feature::sections).
+    sections: u32,
 }
 
 impl ObjectConfig {
@@ -284,23 +285,8 @@ impl ObjectConfig {
             reason_arg: target.reason_arg,
             location_arg: target.location_arg,
             ret_arg: target.ret_arg,
-            group_drops: false,
+            sections: 0,
         }
-    }
-
-    /// The optional record sections this point emits (netcap_config.sections);
-    /// the user's struct is the compiled object's own business.
-    fn sections(&self, flavour: Flavour, options: &LoadOptions) -> u32 {
-        let wanted = [
-            (Section::NETCAP_SECTION_STACK, options.stacks),
-            (
-                Section::NETCAP_SECTION_DROP,
-                self.reason_arg.is_some() || self.location_arg.is_some() || self.group_drops,
-            ),
-            (Section::NETCAP_SECTION_RETVAL, matches!(flavour, Flavour::Fexit | Flavour::Kretprobe)),
-            (Section::NETCAP_SECTION_EXT_ARG, self.ext_arg.is_some()),
-        ];
-        wanted.iter().filter(|(_, on)| *on).fold(0, |bits, (kind, _)| bits | 1 << kind.0)
     }
 }
 
@@ -347,9 +333,9 @@ fn program_named<'a>(object: &'a Object, name: &str) -> Result<ProgramMut<'a>> {
 }
 
 /// The `.rodata` configuration of one opened copy, as the C struct's bytes.
-fn config_bytes(config: &ObjectConfig, flavour: Flavour, options: &LoadOptions) -> netcap_config {
+fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
     let mut rodata = netcap_config {
-        sections: config.sections(flavour, options),
+        sections: config.sections,
         trace_index: u32::from(config.trace_index),
         skb_arg: config.skb_arg,
         ext_arg: config.ext_arg.unwrap_or(NO_ARG),
@@ -399,7 +385,7 @@ fn load_object(
 ) -> Result<Object> {
     let mut open = ObjectBuilder::default().open_memory(options.object).context("opening the BPF object")?;
 
-    let rodata = config_bytes(config, flavour, options);
+    let rodata = config_bytes(config, options);
     {
         let mut map = open
             .maps_mut()
@@ -474,7 +460,11 @@ fn attach_one(
     let name = target.spec.name.as_str();
     let needs_target =
         matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor);
-    let object = load_object(&ObjectConfig::of(target, index), flavour, needs_target.then_some(name), options, shared)?;
+    let config = ObjectConfig {
+        sections: feature::sections(target, flavour, options.stacks),
+        ..ObjectConfig::of(target, index)
+    };
+    let object = load_object(&config, flavour, needs_target.then_some(name), options, shared)?;
     let prog = program_named(&object, program_name(flavour))?;
     let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
     let links = match flavour {
@@ -534,7 +524,9 @@ fn attach_group(
         location_arg: None,
         ret_arg: None,
         form: None,
-        group_drops: grouped.iter().any(|(_, t)| t.reason_arg.is_some()),
+        sections: grouped
+            .iter()
+            .fold(0, |bits, (_, t)| bits | feature::sections(t, Flavour::KprobeMulti, options.stacks)),
     };
     let mut fallbacks = Vec::new();
     let multi = load_object(&config, Flavour::KprobeMulti, None, options, shared).and_then(|object| {

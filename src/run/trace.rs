@@ -24,7 +24,7 @@ use crate::sink::tcpdump;
 /// Loads, attaches, and copies events to the output until Ctrl-C, -c N,
 /// or the end of the traced process.
 pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
-    if args.gather && setup.targets.len() < 2 {
+    if args.gather.gather && setup.targets.len() < 2 {
         bail!("--gather follows packets across trace points: give at least two with -f");
     }
     let filter = args.expression.as_deref().map(Filter::compile).transpose()?;
@@ -32,7 +32,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
     if args.write_file.is_none() && (args.write_file_rotate > 0 || args.pcap) {
         bail!("--write-file-rotate and --pcap go with -w FILE");
     }
-    let extensions = Extensions::read(args.ext_filter.as_deref(), args.ext_action.as_deref())?;
+    let extensions = Extensions::read(args.ext.ext_filter.as_deref(), args.ext.ext_action.as_deref())?;
     if args.dry_run {
         dry_run(args, &setup, extensions.as_ref(), filter.as_ref());
         return Ok(());
@@ -49,8 +49,8 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         points: setup.targets.iter().map(|t| t.label().to_string()).collect(),
         clock_offset_ns: kernel::monotonic_to_realtime_offset(),
         stack_color: setup.stack_color.filter(|_| colors_wanted()).map(Color::ansi),
-        gather_color: Some(args.gather_output_color).filter(|_| colors_wanted()).map(Color::ansi),
-        user_color: Some(args.ext_output_color).filter(|_| colors_wanted()).map(Color::ansi),
+        gather_color: Some(args.gather.gather_output_color).filter(|_| colors_wanted()).map(Color::ansi),
+        user_color: Some(args.ext.ext_output_color).filter(|_| colors_wanted()).map(Color::ansi),
         user_layout: user_layout.clone(),
     };
     // A bad -w path or a tcpdump that will not start fails before anything is attached.
@@ -83,10 +83,11 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         Symbols::none()
     };
     let annotator = Annotator::new(setup.reasons, drop_points, symbols);
-    let gather = args.gather.then(|| {
-        let matching = if args.gather_distinguish_by_pointer { Matching::Pointer } else { Matching::Content };
-        let timeout = u64::from(args.gather_timeout) * 1_000_000_000;
-        Gather::new(setup.targets.len(), matching, timeout, args.gather_buffer_size as usize)
+    let journeys = &args.gather;
+    let gather = journeys.gather.then(|| {
+        let matching = if journeys.gather_distinguish_by_pointer { Matching::Pointer } else { Matching::Content };
+        let timeout = u64::from(journeys.gather_timeout) * 1_000_000_000;
+        Gather::new(setup.targets.len(), matching, timeout, journeys.gather_buffer_size as usize)
     });
     let capture = RefCell::new(Capture::new(sink, annotator, gather, args.count));
 

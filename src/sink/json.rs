@@ -6,7 +6,8 @@ use std::io::{self, Write};
 use serde_json::{Map, Value, json};
 
 use super::{Context, Sink};
-use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED, Link};
+use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, Link};
+use crate::feature::{drop, fake_headers, gather, retval, stack, user};
 use crate::packet;
 
 pub struct JsonSink<W: Write> {
@@ -52,6 +53,8 @@ fn headers(event: &Event) -> Value {
 }
 
 pub fn object(event: &Event, context: &Context) -> Value {
+    let point = |index| context.point_name(index);
+    let (user, ext_arg) = user::json(event, context.user_layout.as_deref());
     json!({
         "time_ns": context.wall_clock_ns(event),
         "point": context.point(event),
@@ -62,7 +65,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "caplen": event.data.len(),
         "paged_len": event.paged_len,
         "paged_data_captured": event.flags & FLAG_PAGED_MISSED == 0,
-        "headers_synthesized": event.flags & FLAG_SYNTHESIZED != 0,
+        "headers_synthesized": fake_headers::synthesized(event),
         "link": match event.link { Link::Ethernet => "ethernet", Link::Raw => "ip" },
         // The packet's address: an sk_buff, or for netcap mbuf/raw an rte_mbuf or buffer.
         "skb": format!("0x{:x}", event.skb),
@@ -75,16 +78,12 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "protocol": format!("0x{:04x}", event.protocol),
         "summary": packet::describe(event.link, &event.data),
         "headers": headers(event),
-        "drop": event.drop.as_ref().map(|d| json!({ "reason": d.reason, "location": d.location })),
-        "stack": event.stack.as_ref().map(|frames| frames.to_vec()),
-        "journey": event.journey.as_ref().map(|hops| {
-            hops.iter()
-                .map(|hop| json!({ "point": context.point_name(hop.trace_index), "delay_ns": hop.delay_ns, "device": hop.device }))
-                .collect::<Vec<_>>()
-        }),
-        "retval": event.retval,
-        "ext_arg": event.ext_arg,
-        "user": context.user_json(event),
+        "drop": drop::json(event),
+        "stack": stack::json(event),
+        "journey": gather::json(event, point),
+        "retval": retval::json(event),
+        "ext_arg": ext_arg,
+        "user": user,
         "data": hex(&event.data),
     })
 }

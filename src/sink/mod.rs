@@ -51,15 +51,6 @@ impl Context {
         self.points.get(usize::from(trace_index)).map_or("?", String::as_str)
     }
 
-    /// `a: 0x12345678; b: 1000` when the user's action filled its struct.
-    pub fn user_text(&self, event: &Event) -> Option<String> {
-        Some(self.user_layout.as_ref()?.text(event.user.as_deref()?))
-    }
-
-    pub fn user_json(&self, event: &Event) -> Option<serde_json::Value> {
-        Some(self.user_layout.as_ref()?.json(event.user.as_deref()?))
-    }
-
     pub fn wall_clock_ns(&self, event: &Event) -> u64 {
         (event.time_ns as i64 + self.clock_offset_ns).max(0) as u64
     }

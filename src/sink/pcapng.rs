@@ -11,7 +11,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::{Context, Sink};
-use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED, Link};
+use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, Link};
+use crate::feature::{drop, fake_headers, gather, retval, stack, user};
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE_DESCRIPTION: u32 = 1;
@@ -97,37 +98,15 @@ pub fn write_comment(text: &mut String, event: &Event, context: &Context) {
     if event.flags & FLAG_PAGED_MISSED != 0 {
         text.push_str(" paged_data=not_captured");
     }
-    if event.flags & FLAG_SYNTHESIZED != 0 {
-        text.push_str(" headers=synthesized");
-    }
+    fake_headers::comment(text, event);
     if event.flags & FLAG_CHAINED != 0 {
         text.push_str(" segments=chained");
     }
-    if let Some(drop) = &event.drop {
-        let _ = write!(text, " drop={}", drop.reason);
-        if let Some(location) = &drop.location {
-            let _ = write!(text, " location={location}");
-        }
-    }
-    if let Some(value) = event.retval {
-        let _ = write!(text, " ret={value}");
-    }
-    if let Some(fields) = context.user_text(event) {
-        let _ = write!(text, " user={{{fields}}}");
-    }
-    if let Some(frames) = &event.stack {
-        let _ = write!(text, " stack={}", frames.join("|"));
-    }
-    if let Some(journey) = &event.journey {
-        text.push_str(" journey=");
-        for (n, hop) in journey.iter().enumerate() {
-            let separator = if n == 0 { "" } else { "," };
-            let _ = match hop.delay_ns {
-                Some(delay) => write!(text, "{separator}{}:+{delay}ns", context.point_name(hop.trace_index)),
-                None => write!(text, "{separator}{}:not_seen", context.point_name(hop.trace_index)),
-            };
-        }
-    }
+    drop::comment(text, event);
+    retval::comment(text, event);
+    user::comment(text, event, context.user_layout.as_deref());
+    stack::comment(text, event);
+    gather::comment(text, event, |index| context.point_name(index));
 }
 
 impl<W: Write> PcapngSink<W> {

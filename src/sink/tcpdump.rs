@@ -14,10 +14,11 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use thiserror::Error;
 
 use super::pcap;
-use super::text::{drop_suffix, journey_lines, retval_suffix, stack_lines, user_line};
+use super::text::lines_after;
 use super::{Context, Sink};
 use crate::event::Event;
 use crate::event::printable;
+use crate::feature::{drop, retval};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FlagsError {
@@ -166,14 +167,14 @@ impl<W: Write> Sink for TcpdumpSink<W> {
         self.fed += 2;
         let lines = self.read_block(packet)?;
         let device = if event.ifname.is_empty() { "-".into() } else { printable(&event.ifname) };
-        let mut text = format!("{} {}{}{}", context.point(event), device, drop_suffix(event), retval_suffix(event));
+        let mut text = format!("{} {}", context.point(event), device);
+        drop::suffix(&mut text, event);
+        retval::suffix(&mut text, event);
         for line in &lines {
             text.push('\n');
             text.push_str(line);
         }
-        text.push_str(&user_line(event, context));
-        text.push_str(&journey_lines(event, context));
-        text.push_str(&stack_lines(event, context));
+        lines_after(&mut text, event, context);
         writeln!(self.out, "{text}")
     }
 

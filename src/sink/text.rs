@@ -5,9 +5,9 @@ use std::io::{self, Write};
 
 use super::{Context, Sink};
 use crate::event::printable;
-use crate::event::{Event, FLAG_PAGED_MISSED, FLAG_SYNTHESIZED};
+use crate::event::{Event, FLAG_PAGED_MISSED};
+use crate::feature::{drop, fake_headers, gather, retval, stack, user};
 use crate::packet;
-use crate::pipeline::gather::duration;
 
 pub struct TextSink<W: Write> {
     out: W,
@@ -43,74 +43,20 @@ pub fn line(event: &Event, context: &Context) -> String {
     if event.flags & FLAG_PAGED_MISSED != 0 {
         text.push_str(" [paged data not captured]");
     }
-    if event.flags & FLAG_SYNTHESIZED != 0 {
-        text.push_str(" [headers synthesized]");
-    }
-    text.push_str(&drop_suffix(event));
-    text.push_str(&retval_suffix(event));
-    text.push_str(&user_line(event, context));
-    text.push_str(&journey_lines(event, context));
-    text.push_str(&stack_lines(event, context));
+    fake_headers::marker(&mut text, event);
+    drop::suffix(&mut text, event);
+    retval::suffix(&mut text, event);
+    lines_after(&mut text, event, context);
     text
 }
 
-/// With --gather: one line per later trace point, each preceded by a newline.
-pub fn journey_lines(event: &Event, context: &Context) -> String {
-    let mut text = String::new();
-    for hop in event.journey.iter().flatten() {
-        let point = context.point_name(hop.trace_index);
-        let line = match hop.delay_ns {
-            Some(delay) => format!("  seen {} later at {point}", duration(delay)),
-            None => format!("  NOT seen at {point}"),
-        };
-        match context.gather_color {
-            Some(color) => text.push_str(&format!("\n{color}{line}{RESET}")),
-            None => text.push_str(&format!("\n{line}")),
-        }
-    }
-    text
+/// What features print under an event's line, in netcap's order: the
+/// user's struct, the journey, the stack.
+pub fn lines_after(text: &mut String, event: &Event, context: &Context) {
+    user::line(text, event, context.user_layout.as_deref(), context.user_color);
+    gather::lines(text, event, |index| context.point_name(index), context.gather_color);
+    stack::lines(text, event, context.stack_color);
 }
-
-/// With --ext-action: netcap's "--> No N's pkt User Action >> {…}" line,
-/// preceded by a newline; nothing when the action returned 0.
-pub fn user_line(event: &Event, context: &Context) -> String {
-    let Some(fields) = context.user_text(event) else { return String::new() };
-    let line = format!("--> No {}'s pkt User Action >> {{{fields}}}", event.number);
-    match context.user_color {
-        Some(color) => format!("\n{color}{line}{RESET}"),
-        None => format!("\n{line}"),
-    }
-}
-
-/// " [ret N]" for return probes, or nothing.
-pub fn retval_suffix(event: &Event) -> String {
-    event.retval.map(|value| format!(" [ret {value}]")).unwrap_or_default()
-}
-
-/// " [drop REASON at LOCATION]", or nothing.
-pub fn drop_suffix(event: &Event) -> String {
-    match &event.drop {
-        Some(drop) => match &drop.location {
-            Some(location) => format!(" [drop {} at {location}]", drop.reason),
-            None => format!(" [drop {}]", drop.reason),
-        },
-        None => String::new(),
-    }
-}
-
-/// The stack, one indented frame per line, each line preceded by a newline.
-pub fn stack_lines(event: &Event, context: &Context) -> String {
-    let mut text = String::new();
-    for frame in event.stack.iter().flat_map(|frames| frames.iter()) {
-        match context.stack_color {
-            Some(color) => text.push_str(&format!("\n    {color}{frame}{RESET}")),
-            None => text.push_str(&format!("\n    {frame}")),
-        }
-    }
-    text
-}
-
-const RESET: &str = "\x1b[0m";
 
 impl<W: Write> Sink for TextSink<W> {
     fn write(&mut self, event: &Event, context: &Context) -> io::Result<()> {

@@ -1,0 +1,84 @@
+//! The optional pieces of a capture, one module each: its command-line
+//! options (flattened into the subcommands' clap structs), what it asks of
+//! the kernel (a record section, a configuration field), and how it shows in
+//! each output (text and `-t` lines, JSON keys, the pcapng comment).
+//!
+//! What a feature does not own: decoding its section (`event` reads the
+//! whole record, every section into typed `Event` fields, so that no stage
+//! ever sees raw bytes), and work between decoding and output (`pipeline`:
+//! naming drops, symbolizing stacks, joining journeys).
+//!
+//! Adding one, in order: its BPF header in bpf/lib/ and, if it adds to the
+//! record, a section kind and struct in bpf/netcap.h (filled in
+//! bpf/lib/sections.h); its module here with options, `section` and
+//! renderings; its field in `event::Event` and the section's arm in
+//! `event::Sections::decode`; a call in each sink (text.rs, tcpdump.rs,
+//! json.rs, pcapng.rs) where its text goes. Tests: the section's decoding
+//! in event's unit tests, each rendering in its own module, and a host test
+//! that runs it on real traffic against an oracle.
+
+pub mod drop;
+pub mod fake_headers;
+pub mod gather;
+pub mod retval;
+pub mod stack;
+pub mod user;
+
+use clap::ValueEnum;
+
+use crate::bpf::types::netcap_section_kind as Section;
+use crate::plan::{Flavour, Target};
+
+/// Colors of the lines features add, on a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Red,
+    Green,
+    Yellow,
+    Blue,
+    Purple,
+    Cyan,
+}
+
+impl Color {
+    /// The ANSI escape that starts this color.
+    pub fn ansi(self) -> &'static str {
+        match self {
+            Color::Red => "\x1b[31m",
+            Color::Green => "\x1b[32m",
+            Color::Yellow => "\x1b[33m",
+            Color::Blue => "\x1b[34m",
+            Color::Purple => "\x1b[35m",
+            Color::Cyan => "\x1b[36m",
+        }
+    }
+}
+
+/// Ends a colored line.
+pub const RESET: &str = "\x1b[0m";
+
+/// `line`, in `color` when there is one, after a newline.
+pub fn colored_line(text: &mut String, color: Option<&str>, line: &str) {
+    text.push('\n');
+    match color {
+        Some(color) => {
+            text.push_str(color);
+            text.push_str(line);
+            text.push_str(RESET);
+        }
+        None => text.push_str(line),
+    }
+}
+
+/// What one trace point's records carry (netcap_config.sections): each
+/// feature says whether it wants its section there. The user's struct is
+/// the compiled object's own (bpf/lib/scratch.h).
+pub fn sections(target: &Target, flavour: Flavour, stacks: bool) -> u32 {
+    let wanted = [
+        (Section::NETCAP_SECTION_STACK, stack::wants_section(stacks)),
+        (Section::NETCAP_SECTION_DROP, drop::wants_section(target)),
+        (Section::NETCAP_SECTION_RETVAL, retval::wants_section(flavour)),
+        (Section::NETCAP_SECTION_EXT_ARG, user::wants_ext_arg_section(target)),
+    ];
+    wanted.iter().filter(|(_, on)| *on).fold(0, |bits, (kind, _)| bits | 1 << kind.0)
+}
