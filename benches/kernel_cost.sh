@@ -6,7 +6,9 @@
 # the same tracepoint is measured beside it.
 # Traffic: flood pings between two network namespaces (198.18.0.0/15),
 # bounded by count. Each variant runs $ROUNDS times; the median is reported.
-# Usage (root): [VARIANTS="nomatch capture …"] benches/kernel_cost.sh [ROUNDS] [PINGS]
+# BASELINE=/path/to/other/netcap adds each netcap variant measured with that
+# build too (named VARIANT@base), in the same rounds: before/after a change.
+# Usage (root): [VARIANTS="nomatch capture …"] [BASELINE=…] benches/kernel_cost.sh [ROUNDS] [PINGS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../scripts/lab.sh
@@ -68,7 +70,19 @@ declare -A cost
 # VARIANTS picks some (e.g. VARIANTS="floor nomatch"); the floor always runs.
 read -r -a variants <<<"${VARIANTS:-nomatch bpftrace match capture capture1500}"
 variants=(floor "${variants[@]/floor/}")
+if [ -n "${BASELINE:-}" ]; then
+  for v in "${variants[@]}"; do
+    case $v in floor | bpftrace | "") ;; *) variants+=("$v@base") ;; esac
+  done
+fi
 run_variant() {
+  if [[ $1 == *@base ]]; then
+    local ours=$netcap
+    netcap=$BASELINE
+    run_variant "${1%@base}"
+    netcap=$ours
+    return
+  fi
   case $1 in
     floor) measure skb -f $point --bench-floor;;
     nomatch) measure skb -f $point -i veth-b -e 'tcp port 1';;
@@ -91,6 +105,7 @@ for v in "${variants[@]}"; do [ -n "$v" ] && cost[$v]=$(median <"$work/$v"); don
 echo "| netcap on $point ($pings flood pings, median of $rounds) | ns per event | × floor |"
 echo "|---|---:|---:|"
 describe() {
+  if [[ $1 == *@base ]]; then echo "$(describe "${1%@base}") — baseline build"; return; fi
   case $1 in
     floor) echo "empty tp_btf program (the floor)";;
     nomatch) echo "-i veth-b -e 'tcp port 1' (matches nothing)";;

@@ -23,6 +23,10 @@ const SHT_DYNSYM: u32 = 11;
 const STT_FUNC: u8 = 2;
 const STT_GNU_IFUNC: u8 = 10;
 const NT_STAPSDT: u32 = 3;
+/// Bytes of one ELF64 section header.
+const SECTION_HEADER_SIZE: usize = 0x40;
+/// Longest symbol or section name read.
+const NAME_MAX: usize = 4096;
 
 /// A USDT probe: `provider:name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,15 +53,23 @@ impl<'a> Elf<'a> {
         Some(u64::from_le_bytes(self.bytes.get(at..at + 8)?.try_into().ok()?))
     }
 
+    /// A NUL-terminated name of at most NAME_MAX bytes: a crafted table
+    /// without NULs must not make every lookup scan the rest of the file.
     fn c_str(&self, at: usize) -> Option<&'a str> {
         let rest = self.bytes.get(at..)?;
+        let rest = &rest[..rest.len().min(NAME_MAX)];
         std::str::from_utf8(&rest[..rest.iter().position(|&b| b == 0)?]).ok()
     }
 
+    /// The section headers that lie inside the file.
     fn sections(&self) -> Vec<Section> {
         let (Some(table), Some(entry), Some(count)) = (self.u64_at(0x28), self.u16_at(0x3a), self.u16_at(0x3c)) else {
             return Vec::new();
         };
+        let fits = (table as usize).checked_add(count.saturating_mul(entry)).is_some_and(|end| end <= self.bytes.len());
+        if entry < SECTION_HEADER_SIZE || !fits {
+            return Vec::new();
+        }
         (0..count)
             .filter_map(|index| {
                 let at = table as usize + index * entry;
@@ -88,9 +100,18 @@ impl<'a> Elf<'a> {
     pub fn functions(&self) -> Vec<&'a str> {
         let sections = self.sections();
         let mut names = Vec::new();
-        for table in sections.iter().filter(|s| s.kind == SHT_SYMTAB || s.kind == SHT_DYNSYM) {
-            let Some(strings) = sections.get(table.link) else { continue };
-            for at in (table.offset..table.offset + table.size).step_by(24) {
+        let mut tables: Vec<(usize, usize, usize)> = sections
+            .iter()
+            .filter(|s| s.kind == SHT_SYMTAB || s.kind == SHT_DYNSYM)
+            .map(|s| (s.offset, s.size, s.link))
+            .collect();
+        // Each table once, however many headers name it.
+        tables.sort_unstable();
+        tables.dedup();
+        for (offset, size, link) in tables {
+            let Some(strings) = sections.get(link) else { continue };
+            let end = offset.saturating_add(size).min(self.bytes.len());
+            for at in (offset..end).step_by(24) {
                 let (Some(name), Some(info), Some(defined)) =
                     (self.u32_at(at), self.bytes.get(at + 4), self.u16_at(at + 6))
                 else {
@@ -156,6 +177,48 @@ mod tests {
         assert!(elf.section(".no_such_section").is_none());
         assert!(elf.functions().contains(&"netcap_tp_btf"), "{:?}", elf.functions());
         assert!(Elf::parse(b"not an elf file at all").is_none());
+    }
+
+    /// A crafted file: 65,535 section headers all naming one symbol table
+    /// of a million entries whose names have no NUL. Read once, bounded.
+    #[test]
+    fn a_crafted_file_is_read_in_bounded_time() {
+        let symbols = 1 << 20;
+        let headers = 65_535usize;
+        let table_at = 0x40;
+        let strings_at = table_at + symbols * 24;
+        let headers_at = strings_at + (1 << 16);
+        let mut bytes = vec![0u8; headers_at + headers * 0x40];
+        bytes[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        bytes[0x28..0x30].copy_from_slice(&(headers_at as u64).to_le_bytes());
+        bytes[0x3a..0x3c].copy_from_slice(&0x40u16.to_le_bytes());
+        bytes[0x3c..0x3e].copy_from_slice(&(headers as u16).to_le_bytes());
+        for symbol in 0..symbols {
+            let at = table_at + symbol * 24;
+            bytes[at + 4] = STT_FUNC;
+            bytes[at + 6] = 1;
+        }
+        bytes[strings_at..strings_at + (1 << 16)].fill(b'a');
+        for header in 0..headers {
+            let at = headers_at + header * 0x40;
+            bytes[at + 4..at + 8].copy_from_slice(&SHT_SYMTAB.to_le_bytes());
+            bytes[at + 0x18..at + 0x20].copy_from_slice(&(table_at as u64).to_le_bytes());
+            bytes[at + 0x20..at + 0x28].copy_from_slice(&((symbols * 24) as u64).to_le_bytes());
+            // Its string table: header 0, pointed at the NUL-free bytes.
+            bytes[at + 0x28..at + 0x2c].copy_from_slice(&0u32.to_le_bytes());
+        }
+        bytes[headers_at + 0x18..headers_at + 0x20].copy_from_slice(&(strings_at as u64).to_le_bytes());
+        bytes[headers_at + 0x20..headers_at + 0x28].copy_from_slice(&(1u64 << 16).to_le_bytes());
+        let elf = Elf::parse(&bytes).unwrap();
+        let start = std::time::Instant::now();
+        assert!(elf.functions().is_empty(), "no name has a NUL within NAME_MAX");
+        assert!(elf.probes().is_empty());
+        // Before: 65,535 scans of a million symbols, each name scanned to the end.
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "a hang guard, not a benchmark: {:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod elf;
 mod event;
 mod ext;
 mod feature;
+mod files;
 mod filter;
 mod kernel;
 mod load;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * A record's optional sections (see struct netcap_event in netcap.h). Which
- * ones a trace point emits is fixed at load time (netcap_cfg.sections, and
- * the user's struct when an action was compiled in), so every size and
+ * ones a trace point emits, and where each goes, is fixed at load time
+ * (netcap_cfg.sections, section_at, sections_len), so every size and
  * offset here is a constant the verifier knows.
  */
 #ifndef NETCAP_LIB_SECTIONS_H
@@ -10,8 +10,6 @@
 
 static __always_inline bool netcap_has_section(__u32 kind)
 {
-	if (kind == NETCAP_SECTION_USER)
-		return NETCAP_USER_SIZE != 0;
 	return netcap_cfg.sections & (1U << kind);
 }
 
@@ -31,22 +29,18 @@ static __always_inline __u32 netcap_section_size(__u32 kind)
 	return 0;
 }
 
-/* Where section `kind` starts after the header: the present sections
- * before it, in kind order. */
+/* Where section `kind` starts after the header. User space lays the
+ * sections out (in kind order, from the sizes of the structs above as the
+ * skeleton mirrors them) so that the hot path reads one constant instead
+ * of adding sizes up. */
 static __always_inline __u32 netcap_section_offset(__u32 kind)
 {
-	__u32 offset = 0;
-
-#pragma unroll
-	for (__u32 before = NETCAP_SECTION_STACK; before < NETCAP_SECTION_END; before++)
-		if (before < kind && netcap_has_section(before))
-			offset += netcap_section_size(before);
-	return offset;
+	return netcap_cfg.section_at[kind];
 }
 
 static __always_inline __u32 netcap_sections_len(void)
 {
-	return netcap_section_offset(NETCAP_SECTION_END);
+	return netcap_cfg.sections_len;
 }
 
 /* Section `kind` of the record whose header is at event, its head filled in. */

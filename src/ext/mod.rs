@@ -36,7 +36,8 @@ struct UserFile {
 
 impl UserFile {
     fn read(path: &Path, option: &str) -> Result<UserFile> {
-        let text = fs::read_to_string(path).with_context(|| format!("{option} {}", path.display()))?;
+        let text = crate::files::read_regular_text(path, crate::files::SOURCE_MAX)
+            .with_context(|| format!("{option} {}", path.display()))?;
         Ok(UserFile { path: path.to_path_buf(), text })
     }
 }
@@ -84,9 +85,28 @@ impl Extensions {
         text
     }
 
-    /// The translation unit netcap compiles (headers aside), for --dry-run.
+    /// The translation unit netcap compiles, for --dry-run: netcap.bpf.c
+    /// with the user's code and netcap's own headers in place (vmlinux.h
+    /// and libbpf's headers aside).
     pub fn assembled_source(&self) -> String {
-        main_source().replacen(INCLUDE_LINE, &self.generated_header(), 1)
+        let mut text = String::new();
+        for line in main_source().lines() {
+            let included = line.strip_prefix("#include \"").and_then(|rest| rest.strip_suffix('"'));
+            match included {
+                Some(_) if line == INCLUDE_LINE => text.push_str(&self.generated_header()),
+                Some(name) if name != "vmlinux.h" => match SOURCES.iter().find(|(path, _)| *path == name) {
+                    Some((path, body)) => {
+                        text.push_str(&format!("/* ---- netcap/{path} ---- */\n{body}"));
+                    }
+                    None => text.push_str(line),
+                },
+                _ => text.push_str(line),
+            }
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        text
     }
 
     /// Compiles netcap's sources with the user's code; reads the layout of

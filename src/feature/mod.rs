@@ -26,6 +26,7 @@ pub mod user;
 
 use clap::ValueEnum;
 
+use crate::bpf::types;
 use crate::bpf::types::netcap_section_kind as Section;
 use crate::plan::{Flavour, Target};
 
@@ -72,7 +73,7 @@ pub fn colored_line(text: &mut String, color: Option<&str>, line: &str) {
 
 /// What one trace point's records carry (netcap_config.sections): each
 /// feature says whether it wants its section there. The user's struct is
-/// the compiled object's own (bpf/lib/scratch.h).
+/// there whenever an action was compiled in (`layout`).
 pub fn sections(target: &Target, flavour: Flavour, stacks: bool) -> u32 {
     let wanted = [
         (Section::NETCAP_SECTION_STACK, stack::wants_section(stacks)),
@@ -81,4 +82,55 @@ pub fn sections(target: &Target, flavour: Flavour, stacks: bool) -> u32 {
         (Section::NETCAP_SECTION_EXT_ARG, user::wants_ext_arg_section(target)),
     ];
     wanted.iter().filter(|(_, on)| *on).fold(0, |bits, (kind, _)| bits | 1 << kind.0)
+}
+
+/// Where a point's sections go in its records, written into its
+/// configuration so that the kernel side reads offsets instead of adding
+/// sizes up on every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionLayout {
+    pub bits: u32,
+    pub len: u32,
+    pub at: [u16; Section::NETCAP_SECTION_END.0 as usize],
+}
+
+/// Lays out the sections of `bits` in kind order; `user_struct`: the
+/// user's struct's bytes (rounded up to 8) when an action was compiled in.
+pub fn layout(bits: u32, user_struct: Option<u32>) -> SectionLayout {
+    use std::mem::size_of;
+    let bits = bits | user_struct.map_or(0, |_| 1 << Section::NETCAP_SECTION_USER.0);
+    let mut layout = SectionLayout { bits, len: 0, at: [0; Section::NETCAP_SECTION_END.0 as usize] };
+    for kind in Section::NETCAP_SECTION_STACK.0..Section::NETCAP_SECTION_END.0 {
+        if bits & (1 << kind) == 0 {
+            continue;
+        }
+        let size = match Section(kind) {
+            Section::NETCAP_SECTION_STACK => size_of::<types::netcap_section_stack>(),
+            Section::NETCAP_SECTION_DROP => size_of::<types::netcap_section_drop>(),
+            Section::NETCAP_SECTION_RETVAL | Section::NETCAP_SECTION_EXT_ARG => {
+                size_of::<types::netcap_section_value>()
+            }
+            _ => size_of::<types::netcap_section_user>() + user_struct.unwrap_or(0) as usize,
+        };
+        layout.at[kind as usize] = layout.len as u16;
+        layout.len += size as u32;
+    }
+    layout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_are_laid_out_in_kind_order_from_the_c_sizes() {
+        let stack = 1 << Section::NETCAP_SECTION_STACK.0;
+        let drop = 1 << Section::NETCAP_SECTION_DROP.0;
+        assert_eq!(layout(0, None).len, 0, "a plain capture carries no section");
+        let both = layout(stack | drop, None);
+        assert_eq!((both.len, both.at[1], both.at[2]), (24, 0, 8));
+        let with_user = layout(drop, Some(16));
+        assert_eq!((with_user.len, with_user.at[5]), (16 + 8 + 16, 16));
+        assert_eq!(with_user.bits & (1 << 5), 1 << 5);
+    }
 }

@@ -21,8 +21,41 @@ const DLT_RAW: i32 = 12;
 pub enum FilterError {
     #[error("bad filter expression '{expression}': {message}")]
     Syntax { expression: String, message: String },
+    #[error(
+        "filter '{expression}' uses {keyword}, which libpcap answers from the capturing socket's \
+         metadata, not from the packet's bytes; netcap filters bytes: {instead}"
+    )]
+    Ancillary { expression: String, keyword: &'static str, instead: &'static str },
+    #[error(
+        "filter '{expression}': libpcap compiled it to a loop (a backward jump), as it does for \
+         'protochain'; netcap translates loop-free programs only: name the protocol instead (e.g. 'ip proto 17')"
+    )]
+    Loop { expression: String },
     #[error(transparent)]
     Translate(#[from] translate::TranslateError),
+}
+
+/// Linux's SKF_AD_OFF: classic loads from here to SKF_AD_MAX read socket
+/// metadata (SKF_AD_PKTTYPE, SKF_AD_IFINDEX, ...), never packet bytes.
+const ANCILLARY: u32 = 0xffff_f000;
+const ANCILLARY_END: u32 = ANCILLARY + 64;
+
+/// The keyword behind the first ancillary load of `program`, and what to use instead.
+fn ancillary_keyword(program: &[CbpfInsn]) -> Option<(&'static str, &'static str)> {
+    let load = program.iter().find(|insn| {
+        matches!(insn.class(), cbpf::LD | cbpf::LDX)
+            && matches!(insn.mode(), cbpf::ABS | cbpf::IND)
+            && (ANCILLARY..ANCILLARY_END).contains(&insn.k)
+    })?;
+    Some(match load.k - ANCILLARY {
+        4 => (
+            "inbound/outbound (the packet type)",
+            "pick the direction with trace points (e.g. netif_receive_skb for received packets)",
+        ),
+        8 => ("ifindex", "use -i DEVICE"),
+        44 | 48 => ("a VLAN tag held outside the packet", "netcap puts offloaded tags back: use 'vlan N'"),
+        _ => ("a socket-metadata keyword", "express it through the packet's headers"),
+    })
 }
 
 /// One variant of the filter: the classic program and its translation.
@@ -68,10 +101,19 @@ pub fn compile_classic(expression: &str, dlt: i32) -> Result<Vec<CbpfInsn>, Stri
 impl Filter {
     pub fn compile(expression: &str) -> Result<Filter, FilterError> {
         let syntax = |message: String| FilterError::Syntax { expression: expression.to_string(), message };
+        let translate = |classic: &[CbpfInsn]| -> Result<Vec<EbpfInsn>, FilterError> {
+            if let Some((keyword, instead)) = ancillary_keyword(classic) {
+                return Err(FilterError::Ancillary { expression: expression.to_string(), keyword, instead });
+            }
+            translate::translate(classic).map_err(|err| match err {
+                translate::TranslateError::BadJump { .. } => FilterError::Loop { expression: expression.to_string() },
+                other => other.into(),
+            })
+        };
         let classic = compile_classic(expression, DLT_EN10MB).map_err(syntax)?;
-        let ethernet = Variant { translated: translate::translate(&classic)?, classic };
+        let ethernet = Variant { translated: translate(&classic)?, classic };
         let (raw, raw_refusal) = match compile_classic(expression, DLT_RAW) {
-            Ok(classic) => (Some(Variant { translated: translate::translate(&classic)?, classic }), None),
+            Ok(classic) => (Some(Variant { translated: translate(&classic)?, classic }), None),
             Err(message) => (None, Some(message)),
         };
         Ok(Filter { expression: expression.to_string(), ethernet, raw, raw_refusal })
@@ -103,3 +145,28 @@ impl Filter {
 
 #[cfg(test)]
 pub mod tests;
+
+#[cfg(test)]
+mod refusals {
+    use super::*;
+
+    #[test]
+    fn metadata_keywords_are_refused_by_name_not_left_to_match_nothing() {
+        for (expression, keyword) in [
+            ("inbound", "inbound/outbound"),
+            ("not outbound", "inbound/outbound"),
+            ("icmp and inbound", "inbound/outbound"),
+            ("ifindex 3", "ifindex"),
+        ] {
+            let err = Filter::compile(expression).unwrap_err().to_string();
+            assert!(err.contains(keyword) && err.contains(expression), "{expression}: {err}");
+        }
+        assert!(Filter::compile("icmp or vlan 100").is_ok());
+    }
+
+    #[test]
+    fn protochain_s_loop_is_named() {
+        let err = Filter::compile("ip protochain 17").unwrap_err().to_string();
+        assert!(err.contains("protochain") && err.contains("ip proto 17"), "{err}");
+    }
+}

@@ -123,12 +123,14 @@ pub fn offsets(layout: Option<&str>, targets: &[Target]) -> Result<(MbufOffsets,
     }
     for binary in binaries {
         // Each file is read once: its own DWARF, and the build id that names its debug file.
-        let Ok(bytes) = std::fs::read(binary) else { continue };
+        let Ok(bytes) = crate::files::read_regular(binary, crate::files::BINARY_MAX) else { continue };
         if let Some(offsets) = from_dwarf(&bytes) {
             return Ok((offsets, Source::Dwarf(binary.to_path_buf())));
         }
         let Some(debug_file) = build_id_debug_file(&bytes) else { continue };
-        if let Some(offsets) = std::fs::read(&debug_file).ok().and_then(|debug| from_dwarf(&debug)) {
+        if let Some(offsets) =
+            crate::files::read_regular(&debug_file, crate::files::BINARY_MAX).ok().and_then(|debug| from_dwarf(&debug))
+        {
             return Ok((offsets, Source::Dwarf(debug_file)));
         }
     }

@@ -43,6 +43,8 @@ pub struct LoadOptions {
     /// Run the filter on the packet where it lies when all it may read is
     /// linear (the kernel must allow `bpf_rdonly_cast(ptr, 0)`).
     pub filter_in_place: bool,
+    /// With --ext-action: bytes of the user's struct, rounded up to 8.
+    pub user_struct: Option<u32>,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -334,8 +336,11 @@ fn program_named<'a>(object: &'a Object, name: &str) -> Result<ProgramMut<'a>> {
 
 /// The `.rodata` configuration of one opened copy, as the C struct's bytes.
 fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
+    let sections = feature::layout(config.sections, options.user_struct);
     let mut rodata = netcap_config {
-        sections: config.sections,
+        sections: sections.bits,
+        sections_len: sections.len,
+        section_at: sections.at,
         trace_index: u32::from(config.trace_index),
         skb_arg: config.skb_arg,
         ext_arg: config.ext_arg.unwrap_or(NO_ARG),
@@ -654,6 +659,7 @@ mod tests {
                 mbuf: None,
                 // Where the kernel allows it the filter also runs on the packet in place.
                 filter_in_place: crate::kernel::reads_any_address(&btf),
+                user_struct: None,
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));

@@ -221,7 +221,7 @@ fn locate(spec: &UserSpec, pid: Option<i32>) -> Result<PathBuf, UserError> {
     };
     let mut everything: Vec<String> = Vec::new();
     for (index, path) in candidates.iter().enumerate() {
-        let Ok(bytes) = std::fs::read(path) else {
+        let Ok(bytes) = crate::files::read_regular(path, crate::files::BINARY_MAX) else {
             if spec.binary.is_some() {
                 return Err(UserError::NotElf(spec.text.clone(), path.display().to_string()));
             }

@@ -71,6 +71,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         skb_data: setup.skb_data,
         mbuf: setup.mbuf,
         filter_in_place: setup.filter_in_place,
+        user_struct: user_layout.as_ref().map(|layout| layout.size.next_multiple_of(8) as u32),
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 
