@@ -16,6 +16,7 @@ mod packet;
 mod pipeline;
 mod plan;
 mod run;
+mod signals;
 mod sink;
 
 use clap::Parser;

@@ -9,6 +9,7 @@ pub mod layout;
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -111,7 +112,7 @@ impl Extensions {
 
     /// Compiles netcap's sources with the user's code; reads the layout of
     /// `struct xcap_user_extend` from the object's BTF.
-    pub fn compile(&self) -> Result<Compiled> {
+    pub fn compile(&self, stop: &crate::signals::StopSignals) -> Result<Compiled> {
         let clang = find_clang().ok_or_else(|| {
             anyhow!(
                 "--ext-filter/--ext-action need clang to compile {}, and there is none on PATH \
@@ -120,37 +121,61 @@ impl Extensions {
             )
         })?;
         let dir = PrivateDir::new()?;
-        fs::create_dir_all(dir.0.join("bpf"))?;
-        for (name, text) in SOURCES {
-            let path = dir.0.join(name);
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
+        let written = (|| -> std::io::Result<()> {
+            for (name, text) in SOURCES {
+                dir.write(name, text.as_bytes())?;
             }
-            fs::write(path, text)?;
-        }
-        for (name, text) in libbpf_rs::libbpf_sys::API_HEADERS {
-            fs::write(dir.0.join("bpf").join(name), text)?;
-        }
-        fs::write(dir.0.join(GENERATED), self.generated_header())?;
-        let object = dir.0.join("netcap.bpf.o");
-        let output = Command::new(&clang)
+            for (name, text) in libbpf_rs::libbpf_sys::API_HEADERS {
+                dir.write(&format!("bpf/{name}"), text.as_bytes())?;
+            }
+            dir.write(GENERATED, self.generated_header().as_bytes())
+        })();
+        written.with_context(|| format!("writing netcap's sources into {}", dir.path.display()))?;
+        // Every path clang sees goes through the directory's descriptor: a
+        // directory swapped in at the same name afterwards is never used.
+        let root = dir.through_fd();
+        let mut child = Command::new(&clang)
             .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86", "-DNETCAP_EXT", "-I"])
-            .arg(&dir.0)
+            .arg(&root)
             .arg("-c")
-            .arg(dir.0.join(MAIN_SOURCE))
+            .arg(root.join(MAIN_SOURCE))
             .arg("-o")
-            .arg(&object)
-            .output()
+            .arg(root.join("netcap.bpf.o"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .with_context(|| format!("running {}", clang.display()))?;
+        let stderr = child.stderr.take().map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+                text
+            })
+        });
+        // A stop signal during the compile ends clang too; the directory goes with `dir`.
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if stop.requested() {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("interrupted while clang compiled {}", self.files().join(" and "));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let stderr = stderr.and_then(|reader| reader.join().ok()).unwrap_or_default();
         // netcap's own files are named as netcap ships them, not by the temporary path.
-        let diagnostics = String::from_utf8_lossy(&output.stderr).replace(&format!("{}/", dir.0.display()), "netcap/");
-        if !output.status.success() {
+        let diagnostics = stderr
+            .replace(&format!("{}/", root.display()), "netcap/")
+            .replace(&format!("{}/", dir.path.display()), "netcap/");
+        if !status.success() {
             bail!("clang could not compile {}:\n{}", self.files().join(" and "), diagnostics.trim_end());
         }
         if !diagnostics.trim().is_empty() {
             eprintln!("netcap: clang's warnings:\n{}", diagnostics.trim_end());
         }
-        let bytes = fs::read(&object)?;
+        let bytes = dir.read("netcap.bpf.o").context("reading the object clang compiled")?;
         let layout = match &self.action {
             Some(action) => {
                 let btf_bytes = Elf::parse(&bytes)
@@ -181,12 +206,49 @@ fn find_clang() -> Option<PathBuf> {
     None
 }
 
-/// A mode-0700 directory under $TMPDIR, removed when dropped.
-struct PrivateDir(PathBuf);
+/// A mode-0700 directory under $TMPDIR, used only through its descriptor
+/// and removed when dropped. netcap runs as root and $TMPDIR may be a
+/// directory other users can write: one that is writable by others and not
+/// sticky is refused (they could rename ours away); files are created
+/// relative to the descriptor with O_EXCL and O_NOFOLLOW, so nothing planted
+/// is followed or reused; removal checks it is still ours.
+struct PrivateDir {
+    path: PathBuf,
+    fd: fs::File,
+}
+
+/// libc's openat, on a path relative to `dir`.
+fn open_at(dir: &fs::File, name: &str, flags: libc::c_int, mode: libc::mode_t) -> std::io::Result<fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let name = CString::new(name)?;
+    // SAFETY: a valid directory descriptor and NUL-terminated path.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is owned by nothing else.
+    Ok(unsafe { fs::File::from_raw_fd(fd) })
+}
 
 impl PrivateDir {
     fn new() -> Result<PrivateDir> {
-        let template = std::env::temp_dir().join("netcap-ext-XXXXXX");
+        use std::os::unix::fs::MetadataExt;
+        let parent = std::env::temp_dir();
+        let meta = fs::metadata(&parent).with_context(|| format!("$TMPDIR {}", parent.display()))?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let others_write = meta.mode() & 0o022 != 0;
+        let sticky = meta.mode() & 0o1000 != 0;
+        if (others_write && !sticky) || (meta.uid() != me && meta.uid() != 0) {
+            bail!(
+                "$TMPDIR {} can be changed by other users (mode {:o}, owner uid {}): set TMPDIR to a private \
+                 directory for --ext-filter/--ext-action",
+                parent.display(),
+                meta.mode() & 0o7777,
+                meta.uid()
+            );
+        }
+        let template = parent.join("netcap-ext-XXXXXX");
         let template = CString::new(template.as_os_str().as_encoded_bytes())?;
         let raw = template.into_raw();
         // SAFETY: raw is a writable NUL-terminated template that mkdtemp fills in.
@@ -194,15 +256,62 @@ impl PrivateDir {
         // SAFETY: raw came from CString::into_raw above.
         let template = unsafe { CString::from_raw(raw) };
         if made.is_null() {
-            return Err(std::io::Error::last_os_error()).context("creating a temporary directory");
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("creating a temporary directory in {}", parent.display()));
         }
-        Ok(PrivateDir(PathBuf::from(std::ffi::OsStr::from_bytes(template.as_bytes()))))
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(template.as_bytes()));
+        let fd = fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let dir = PrivateDir { path, fd };
+        let opened = dir.fd.metadata()?;
+        if opened.uid() != me || opened.mode() & 0o777 != 0o700 {
+            bail!("{} changed hands before netcap could use it", dir.path.display());
+        }
+        Ok(dir)
+    }
+
+    /// The directory as clang must see it: through netcap's descriptor.
+    fn through_fd(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd()))
+    }
+
+    /// Creates `relative` (its directories too), which must not exist yet.
+    fn write(&self, relative: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let mut dir = self.fd.try_clone()?;
+        let mut parts: Vec<&str> = relative.split('/').collect();
+        let name = parts.pop().unwrap_or(relative);
+        for part in parts {
+            let c_part = CString::new(part)?;
+            // SAFETY: a valid directory descriptor and NUL-terminated name.
+            let made = unsafe { libc::mkdirat(std::os::fd::AsRawFd::as_raw_fd(&dir), c_part.as_ptr(), 0o700) };
+            if made != 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(std::io::Error::last_os_error());
+            }
+            dir = open_at(&dir, part, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        }
+        let mut file = open_at(&dir, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
+        std::io::Write::write_all(&mut file, bytes)
+    }
+
+    fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut open_at(&self.fd, name, libc::O_RDONLY, 0)?, &mut bytes)?;
+        Ok(bytes)
     }
 }
 
 impl Drop for PrivateDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        use std::os::unix::fs::MetadataExt;
+        // Only the directory netcap made: if another took its name, leave both.
+        let (Ok(ours), Ok(there)) = (self.fd.metadata(), fs::symlink_metadata(&self.path)) else { return };
+        if ours.dev() == there.dev() && ours.ino() == there.ino() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
     }
 }
 
@@ -227,7 +336,7 @@ mod tests {
         )
         .unwrap();
         let extensions = Extensions::read(None, Some(&action)).unwrap().unwrap();
-        let compiled = extensions.compile();
+        let compiled = extensions.compile(&crate::signals::StopSignals::none());
         fs::remove_dir_all(&dir).unwrap();
         let layout = compiled.unwrap().layout.unwrap();
         // a@0, 7 bytes of padding, b@8, c@16..22, 2 bytes of padding, inner@24 (x, then y and z in one int).

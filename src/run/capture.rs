@@ -8,8 +8,6 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -20,6 +18,7 @@ use crate::kernel;
 use crate::load::Session;
 use crate::pipeline::gather::Gather;
 use crate::pipeline::{Annotator, DropSummary};
+use crate::signals::StopSignals;
 use crate::sink::{Context, Sink};
 
 /// Returned by the ring buffer callback to end a `consume()` call.
@@ -33,35 +32,6 @@ const DRAIN: Duration = Duration::from_millis(500);
 /// How long a poll waits for the kernel's wakeup (it wakes us only once
 /// data piles up, see bpf/netcap.bpf.c, so every round reads anyway).
 const POLL: Duration = Duration::from_millis(100);
-
-/// Ctrl-C, SIGTERM and SIGHUP (terminal closed, ssh lost) end the capture
-/// with its summary; a second one ends netcap at once.
-pub struct StopSignals {
-    flag: Arc<AtomicBool>,
-}
-
-impl StopSignals {
-    pub fn install() -> Result<StopSignals> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let flag = Arc::new(AtomicBool::new(false));
-        for signal in [SIGINT, SIGTERM, SIGHUP] {
-            // Registered first, so it sees only the flag of an earlier signal.
-            signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&flag))
-                .context("installing the signal handler")?;
-            signal_hook::flag::register(signal, Arc::clone(&flag)).context("installing the signal handler")?;
-        }
-        Ok(StopSignals { flag })
-    }
-
-    /// Never set: for runs without signals (bench-sink).
-    pub fn none() -> StopSignals {
-        StopSignals { flag: Arc::new(AtomicBool::new(false)) }
-    }
-
-    pub fn requested(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
-    }
-}
 
 /// How the current `consume()` call takes records.
 #[derive(Debug, Clone, Copy)]

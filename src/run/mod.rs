@@ -21,9 +21,10 @@ use crate::kernel;
 use crate::load::mbuf;
 use crate::pipeline::{Annotator, DropReasons, Symbols};
 use crate::plan::{self, spec, user};
+use crate::signals::StopSignals;
 use crate::sink::Context;
 use crate::sink::pcapng::PcapngSink;
-use capture::{Capture, StopSignals};
+use capture::Capture;
 
 pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     let mut specs = Vec::new();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 
-use super::capture::{self, Capture, Chores, StopSignals};
+use super::capture::{self, Capture, Chores};
 use super::report::{Totals, say};
 use super::{Setup, attach, colors_wanted, output};
 use crate::cli::skb::{CaptureArgs, Color};
@@ -18,6 +18,7 @@ use crate::kernel::kallsyms::Kallsyms;
 use crate::load::{self, LoadOptions};
 use crate::pipeline::gather::{Gather, Matching};
 use crate::pipeline::{Annotator, Symbols};
+use crate::signals::StopSignals;
 use crate::sink::Context;
 use crate::sink::tcpdump;
 
@@ -37,7 +38,9 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         dry_run(args, &setup, extensions.as_ref(), filter.as_ref());
         return Ok(());
     }
-    let compiled = extensions.as_ref().map(Extensions::compile).transpose()?;
+    // From here on a stop signal ends the run cleanly: during the compile too.
+    let stop = StopSignals::install()?;
+    let compiled = extensions.as_ref().map(|e| e.compile(&stop)).transpose()?;
     kernel::check_privileges()?;
     if let Some(refusal) = filter.as_ref().and_then(|f| f.raw_refusal.as_deref()) {
         say(&format!(
@@ -92,7 +95,6 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
     });
     let capture = RefCell::new(Capture::new(sink, annotator, gather, args.count));
 
-    let stop = StopSignals::install()?;
     say(&format!("netcap: tracing {} point(s); Ctrl-C to stop", setup.targets.len()));
     let chores = Chores { watched_pid: setup.watched_pid, summary_every: setup.drop_summary_every, say: &say };
     capture::read(&session, &capture, &context, &stop, &chores)?;

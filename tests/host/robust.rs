@@ -274,3 +274,64 @@ fn device_names_with_escape_sequences_are_printed_escaped() {
     assert_eq!(lines_with(&out.stdout, "x\\x1b]0;pwn\\x07").len(), 2, "{:?}", out.stdout);
     assert!(!out.stdout.contains('\x1b') && !out.stdout.contains('\x07'), "{:?}", out.stdout);
 }
+
+/// Issue 23 #5: the extension's build directory lives in $TMPDIR. One that
+/// other users can change (world-writable, not sticky) is refused, before
+/// anything is written there.
+#[test]
+fn an_unsafe_tmpdir_is_refused_for_extensions() {
+    let Some(_guard) = root_test("an_unsafe_tmpdir_is_refused_for_extensions") else { return };
+    let dir = scratch_dir("unsafe-tmpdir");
+    let open_dir = dir.join("anyone-writes");
+    std::fs::create_dir(&open_dir).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let filter = dir.join("keep.c");
+    std::fs::write(&filter, "static inline int xcap_ext_filter(void *e, void *p, u16 i) { return 1; }\n").unwrap();
+    let out = Command::new(NETCAP)
+        .args(["skb", "-f", "tp:net:netif_receive_skb", "--ext-filter", filter.to_str().unwrap()])
+        .env("TMPDIR", &open_dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("can be changed by other users") && err.contains("TMPDIR"), "{err}");
+    assert_eq!(std::fs::read_dir(&open_dir).unwrap().count(), 0, "nothing written there");
+}
+
+/// Issue 23 #13: SIGTERM while clang compiles an extension ends clang and
+/// removes the build directory.
+#[test]
+fn sigterm_during_an_extension_compile_leaves_nothing_behind() {
+    let Some(_guard) = root_test("sigterm_during_an_extension_compile_leaves_nothing_behind") else { return };
+    let dir = scratch_dir("sigterm-compile");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let filter = dir.join("keep.c");
+    std::fs::write(&filter, "static inline int xcap_ext_filter(void *e, void *p, u16 i) { return 1; }\n").unwrap();
+    let mut child = Command::new(NETCAP)
+        .args(["skb", "-f", "tp:net:netif_receive_skb", "--ext-filter", filter.to_str().unwrap()])
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The compile has begun once the build directory holds the sources.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_dir(&tmp).unwrap().flatten().any(|e| e.path().join("netcap.bpf.c").exists()) {
+        assert!(Instant::now() < deadline, "no build directory appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: signalling our own child by its PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("interrupted while clang compiled"), "{err}");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the build directory is gone");
+    // pgrep exits 1 when nothing matches.
+    let clangs = run("pgrep", &["-f", "-a", "netcap.bpf.c"]);
+    let clangs = String::from_utf8_lossy(&clangs.stdout);
+    assert!(!clangs.contains("clang"), "clang still runs: {clangs}");
+    assert!(netcap_programs_loaded().is_empty());
+}
