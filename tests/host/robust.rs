@@ -309,7 +309,7 @@ fn sigterm_during_an_extension_compile_leaves_nothing_behind() {
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700)).unwrap();
     let filter = dir.join("keep.c");
     std::fs::write(&filter, "static inline int xcap_ext_filter(void *e, void *p, u16 i) { return 1; }\n").unwrap();
-    let mut child = Command::new(NETCAP)
+    let child = Command::new(NETCAP)
         .args(["skb", "-f", "tp:net:netif_receive_skb", "--ext-filter", filter.to_str().unwrap()])
         .env("TMPDIR", &tmp)
         .stdout(Stdio::null())
