@@ -75,7 +75,8 @@ enum netcap_counter {
 	NETCAP_COUNTER_NESTED = 1,     /* nested deeper than NETCAP_NEST_MAX */
 	NETCAP_COUNTER_NO_HEADER = 2,  /* neither MAC nor network header set */
 	NETCAP_COUNTER_READ_FAULT = 3, /* packet bytes could not be read */
-	NETCAP_COUNTER_MAX = 4,
+	NETCAP_COUNTER_OUTSIDE = 4,    /* the packet's start lay outside the skb's data */
+	NETCAP_COUNTER_MAX = 5,
 };
 
 /* Largest struct xcap_user_extend (--ext-action). */

@@ -23,8 +23,30 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// clap's own help and version go out as clap writes them; a usage error
+/// becomes one line, as every other error is, with exit code 2.
+fn usage_error(err: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        err.exit();
+    }
+    let text = err.render().to_string();
+    // The message, with the lines clap indents under it (the missing arguments), up to its tips.
+    let message: Vec<&str> = text.lines().take_while(|line| !line.trim().is_empty()).map(str::trim).collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("netcap: {message} (netcap --help lists the options)");
+    std::process::exit(2);
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => usage_error(err),
+    };
     let result = match &cli.command {
         Command::Skb(args) => run::skb(args, cli.verbose),
         Command::Raw(args) => run::user(&args.user, plan::user::Mode::Raw, None, cli.verbose),

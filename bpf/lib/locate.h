@@ -71,8 +71,10 @@ static __always_inline bool netcap_locate(struct sk_buff *skb, bool direct,
 	frame->paged = netcap_read(direct, skb, data_len);
 	/* Headers already pulled (receive path) lie before skb->data. */
 	frame->before_data = data - frame->start;
-	if (frame->before_data < -(long)len || frame->before_data > 0xffff)
+	if (frame->before_data < -(long)len || frame->before_data > 0xffff) {
+		netcap_count(NETCAP_COUNTER_OUTSIDE);
 		return false;
+	}
 	frame->pkt_len = len + frame->before_data + frame->made;
 	/* The linear area ends paged bytes before skb->data + len. */
 	frame->linear_end = frame->before_data + len - frame->paged;
@@ -82,8 +84,10 @@ static __always_inline bool netcap_locate(struct sk_buff *skb, bool direct,
 	if (want > netcap_cfg.capture_max)
 		want = netcap_cfg.capture_max;
 	want -= frame->made;
-	if (want <= 0)
+	if (want <= 0) {
+		netcap_count(NETCAP_COUNTER_OUTSIDE);
 		return false;
+	}
 	frame->want = want & 0xffff;
 	return true;
 }

@@ -50,7 +50,8 @@ pub struct SkbArgs {
     pub skb_data: bool,
 
     /// With --skb-data: start this many bytes after skb->data (may be negative).
-    #[arg(long = "skb-data-offset", default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(long = "skb-data-offset", default_value_t = 0, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-65535..=65535))]
     pub skb_data_offset: i32,
 
     /// Benchmarks only: attach an empty program instead, to measure the floor.

@@ -27,6 +27,9 @@ fn main_source() -> &'static str {
     SOURCES.iter().find(|(name, _)| *name == MAIN_SOURCE).map_or("", |(_, text)| text)
 }
 const GENERATED: &str = "netcap_ext.h";
+const FILTER_CONTRACT: &str = "`static inline int xcap_ext_filter(void *ext, void *pkt, u16 trace_index)`";
+const ACTION_CONTRACT: &str = "`static inline int xcap_ext_action(void *ext, void *pkt, u32 pkt_len, \
+     struct xcap_user_extend *user, u16 trace_index)`";
 const INCLUDE_LINE: &str = "#include \"netcap_ext.h\"";
 
 /// One user file, as given on the command line.
@@ -60,10 +63,29 @@ impl Extensions {
         if filter.is_none() && action.is_none() {
             return Ok(None);
         }
-        Ok(Some(Extensions {
+        let extensions = Extensions {
             filter: filter.map(|p| UserFile::read(p, "--ext-filter")).transpose()?,
             action: action.map(|p| UserFile::read(p, "--ext-action")).transpose()?,
-        }))
+        };
+        // Checked here: clang would compile a file without them, and libbpf
+        // would then fail on an unresolved symbol with a message about files.
+        let contracts = [
+            (&extensions.filter, "--ext-filter", ["xcap_ext_filter", "xcap_user_filter"], FILTER_CONTRACT),
+            (&extensions.action, "--ext-action", ["xcap_ext_action", "xcap_user_action"], ACTION_CONTRACT),
+        ];
+        for (file, option, names, contract) in contracts {
+            if let Some(file) = file
+                && !names.iter().any(|name| file.text.contains(name))
+            {
+                bail!(
+                    "{option} {} defines neither {} nor {}: netcap calls {contract}",
+                    file.path.display(),
+                    names[0],
+                    names[1]
+                );
+            }
+        }
+        Ok(Some(extensions))
     }
 
     /// netcap_ext.h: the user's code, with `#line` markers so that clang's

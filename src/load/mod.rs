@@ -154,7 +154,7 @@ impl Session {
                 .map(|cpus| cpus.iter().map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8]))).sum())
                 .unwrap_or(0)
         };
-        Counters { lost: read(0), nested: read(1), no_header: read(2), read_fault: read(3) }
+        Counters { lost: read(0), nested: read(1), no_header: read(2), read_fault: read(3), outside: read(4) }
     }
 
     /// The return addresses of stack `id`, innermost first.
@@ -261,6 +261,8 @@ pub struct Counters {
     pub no_header: u64,
     /// Packets whose bytes could not be read.
     pub read_fault: u64,
+    /// skbs whose packet start lay outside their data (e.g. a --skb-data-offset past the end).
+    pub outside: u64,
 }
 
 /// Per-object settings written into `.rodata`.

@@ -107,6 +107,11 @@ pub enum PlanError {
     WrongSkbArgument { name: String, given: u32, actual: String, right: String },
     #[error("'{name}' has {count} argument(s), so @{given} does not exist ({signature})")]
     NoSuchArgument { name: String, given: u32, count: usize, signature: String },
+    #[error(
+        "'{name}': its sk_buff is argument {given}, and kprobes read the first {REGISTER_ARGS} arguments only \
+         (passed in registers); fentry/fexit can read it where the kernel allows them ({signature})"
+    )]
+    PastRegisters { name: String, given: u32, signature: String },
     #[error("'{name}' takes struct sk_buff * in arguments {positions}: say which with {name}@N")]
     AmbiguousSkbArgument { name: String, positions: String },
     #[error("'{0}' is given twice")]
@@ -239,17 +244,12 @@ fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option
     if let Some(extra) = spec.extra_arg {
         check_exists(extra)?;
     }
-    // netcap reads the first five arguments from registers on kprobes and
-    // kretprobes: a later skb leaves fentry/fexit as the only way.
-    if skb_arg > 5 {
+    // Kprobes and kretprobes read the six register arguments (x86-64's
+    // calling convention): a later skb leaves fentry/fexit as the only way.
+    if skb_arg > REGISTER_ARGS {
         flavours.retain(|f| !matches!(f, Flavour::Kprobe | Flavour::Kretprobe));
         if flavours.is_empty() {
-            return Err(PlanError::NoSuchArgument {
-                name: spec.name.clone(),
-                given: skb_arg,
-                count: 5,
-                signature: "kprobes read the first five arguments only".into(),
-            });
+            return Err(PlanError::PastRegisters { name: spec.name.clone(), given: skb_arg, signature });
         }
     }
     // Drop points say why: the argument typed `enum skb_drop_reason`; the
@@ -279,6 +279,9 @@ fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option
     })
 }
 
+/// Arguments a kprobe reads from registers (x86-64 passes six).
+pub const REGISTER_ARGS: u32 = 6;
+
 /// Every kernel function matching a pattern, each with its skb argument,
 /// in name order; attached together by kprobe-multi (or one kprobe each).
 fn expand_pattern(spec: &PointSpec, btf: &Btf, traceable: &dyn Fn(&str) -> bool) -> Result<Vec<Target>, PlanError> {
@@ -292,7 +295,8 @@ fn expand_pattern(spec: &PointSpec, btf: &Btf, traceable: &dyn Fn(&str) -> bool)
         let one = PointSpec { name: name.to_string(), ..spec.clone() };
         // Ambiguous or too-far skb positions are skipped: a pattern takes what it can.
         let Ok(mut target) = resolve_one(&one, btf, &|_| None) else { continue };
-        if target.skb_arg > 4 || target.reason_arg.is_some_and(|r| r > 4) {
+        // 0-based here: the six register arguments are 0..=5.
+        if target.skb_arg >= REGISTER_ARGS || target.reason_arg.is_some_and(|r| r >= REGISTER_ARGS) {
             continue;
         }
         target.flavours = vec![Flavour::KprobeMulti, Flavour::KprobeEach];
@@ -425,13 +429,17 @@ mod tests {
     }
 
     #[test]
-    fn kprobes_are_not_offered_for_an_skb_past_the_fifth_argument() {
-        // icmp_glue_bits(void *from, char *to, int offset, int len, int odd, struct sk_buff *skb)
-        assert_eq!(plan("icmp_glue_bits").unwrap()[0].flavours, [Flavour::Fentry]);
-        assert_eq!(plan("fexit:icmp_glue_bits").unwrap()[0].flavours, [Flavour::Fexit]);
-        let message = plan("kprobe:icmp_glue_bits").unwrap_err().to_string();
-        assert!(message.contains("kprobes read the first five arguments only"), "{message}");
-        assert!(plan("kretprobe:icmp_glue_bits").is_err());
+    fn kprobes_read_all_six_register_arguments() {
+        // icmp_glue_bits(void *from, char *to, int offset, int len, int odd, struct sk_buff *skb):
+        // the sixth argument is in r9, which a kprobe reads (issue 23 found it refused, and
+        // tcp_make_synack's error claiming five arguments where it has six).
+        assert_eq!(plan("icmp_glue_bits").unwrap()[0].flavours, [Flavour::Fentry, Flavour::Kprobe]);
+        assert_eq!(plan("kprobe:icmp_glue_bits").unwrap()[0].skb_arg, 5);
+        assert_eq!(plan("fexit:icmp_glue_bits").unwrap()[0].flavours, [Flavour::Fexit, Flavour::Kretprobe]);
+        let synack = plan("kprobe:tcp_make_synack").unwrap();
+        assert_eq!(synack[0].skb_arg, 5);
+        let message = PlanError::PastRegisters { name: "f".into(), given: 7, signature: "…".into() }.to_string();
+        assert!(message.contains("argument 7") && message.contains("first 6 arguments"), "{message}");
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub enum UserError {
     NoProcess(String, String),
     #[error("no process {0} (is it running, in this PID namespace?)")]
     NoSuchProcess(i32),
+    #[error("process {0} exists, but its memory map cannot be read ({1}): netcap needs root or CAP_SYS_PTRACE over it")]
+    Unreadable(i32, String),
+
     #[error("'{0}': {1} is not a readable ELF file")]
     NotElf(String, String),
     #[error("'{spec}': {probe} is not in {place}{}", hint(.nearest))]
@@ -279,7 +282,10 @@ fn describe_exe(pid: i32) -> String {
 /// The process's executable, then every file it maps executable (its
 /// shared libraries), each as the process sees it.
 fn process_files(pid: i32) -> Result<Vec<PathBuf>, UserError> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|_| UserError::NoSuchProcess(pid))?;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|err| match err.kind() {
+        std::io::ErrorKind::NotFound => UserError::NoSuchProcess(pid),
+        _ => UserError::Unreadable(pid, err.to_string()),
+    })?;
     let exe = describe_exe(pid);
     let mut files = vec![PathBuf::from(format!("/proc/{pid}/exe"))];
     let mut seen = vec![exe];

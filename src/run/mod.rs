@@ -66,6 +66,12 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
 
 /// `netcap raw` and `netcap mbuf`: packets inside a process.
 pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbose: bool) -> Result<()> {
+    if args.pid == Some(std::process::id() as i32) {
+        anyhow::bail!(
+            "-p {} is netcap itself: it would trace its own output; give the traced program's PID",
+            std::process::id()
+        );
+    }
     let targets = user::resolve(&args.function, mode, args.pid)?;
     let mbuf = match mode {
         user::Mode::Mbuf => {

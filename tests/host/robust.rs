@@ -335,3 +335,61 @@ fn sigterm_during_an_extension_compile_leaves_nothing_behind() {
     assert!(!clangs.contains("clang"), "clang still runs: {clangs}");
     assert!(netcap_programs_loaded().is_empty());
 }
+
+/// Hostile or mistaken input of issue 23 (#7, #11, #18, #19, #21): each a
+/// one-line error with exit code 2 that says what is wrong, and nothing
+/// left attached.
+#[test]
+fn input_mistakes_are_one_line_errors_naming_the_problem() {
+    let Some(_guard) = root_test("input_mistakes_are_one_line_errors_naming_the_problem") else { return };
+    let dir = scratch_dir("input-mistakes");
+    let no_function = dir.join("empty.c");
+    std::fs::write(&no_function, "int nothing;\n").unwrap();
+    let point = "tp:net:netif_receive_skb";
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["skb", "-f", point, "-e", "inbound"], "inbound/outbound"),
+        (vec!["skb", "-f", point, "-e", "not outbound"], "inbound/outbound"),
+        (vec!["skb", "-f", point, "-e", "ifindex 2"], "use -i DEVICE"),
+        (vec!["skb", "-f", point, "-e", "ip protochain 17"], "protochain"),
+        (vec!["skb", "-f", point, "--ext-filter", "/dev/zero"], "not a regular file"),
+        (vec!["skb", "-f", point, "--ext-filter", no_function.to_str().unwrap()], "defines neither xcap_ext_filter"),
+        (vec!["skb", "-f", point, "--skb-data-offset", "100000"], "--skb-data-offset"),
+        (vec!["skb", "-f", point, "-c", "many"], "invalid value 'many'"),
+        (vec!["skb"], "--function"),
+        (vec!["raw", "-f", "/dev/zero:main", "-e", "icmp"], "not a readable ELF file"),
+    ];
+    for (args, complaint) in cases {
+        let out = netcap(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.contains(complaint), "{args:?}: {err}");
+    }
+    // netcap raw -p with netcap's own PID: a shell that execs into netcap.
+    let own = run("sh", &["-c", &format!("exec {NETCAP} raw -p $$ -f main")]);
+    let err = String::from_utf8_lossy(&own.stderr);
+    assert_eq!(own.status.code(), Some(2), "{err}");
+    assert!(err.contains("is netcap itself"), "{err}");
+    assert!(netcap_programs_loaded().is_empty());
+}
+
+/// #18: an --skb-data-offset past the end of every packet is counted, not silent.
+#[test]
+fn packets_whose_start_lies_outside_them_are_counted() {
+    let Some(_guard) = root_test("packets_whose_start_lies_outside_them_are_counted") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("outside");
+    let netcap = pair.watch_receive(&["--skb-data", "--skb-data-offset", "60000"], &dir);
+    assert!(pair.ping(3, 56).status.success());
+    let out = netcap.interrupt();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stderr.contains("0 packets captured"), "{}", out.stderr);
+    let counted: u64 = out
+        .stderr
+        .split(" skipped (start outside the packet)")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(counted >= 3, "the 3 requests at least: {}", out.stderr);
+}
