@@ -42,6 +42,13 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
     let stop = StopSignals::install()?;
     let compiled = extensions.as_ref().map(|e| e.compile(&stop)).transpose()?;
     kernel::check_privileges()?;
+    let terms = args.expression.as_deref().map_or(0, crate::filter::boolean_terms);
+    if terms > crate::filter::OPTIMIZE_MAX_TERMS {
+        say(&format!(
+            "netcap: the filter has {terms} and/or terms: compiled without libpcap's optimizer (as tcpdump -O), \
+             which would take minutes on it"
+        ));
+    }
     if let Some(refusal) = filter.as_ref().and_then(|f| f.raw_refusal.as_deref()) {
         say(&format!(
             "netcap: the filter cannot apply to packets without an Ethernet header ({refusal}); they are not shown"
