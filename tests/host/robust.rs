@@ -275,6 +275,21 @@ fn device_names_with_escape_sequences_are_printed_escaped() {
     assert!(!out.stdout.contains('\x1b') && !out.stdout.contains('\x07'), "{:?}", out.stdout);
 }
 
+/// `netcap skb --ext-filter F` with a filter that keeps everything, with
+/// TMPDIR set to a new directory `name` of mode `mode` inside `dir`.
+fn extension_run(dir: &std::path::Path, name: &str, mode: u32) -> (Command, std::path::PathBuf) {
+    let tmp = dir.join(name);
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
+    let filter = dir.join("keep.c");
+    std::fs::write(&filter, "static inline int xcap_ext_filter(void *e, void *p, u16 i) { return 1; }\n").unwrap();
+    let mut command = Command::new(NETCAP);
+    command
+        .args(["skb", "-f", "tp:net:netif_receive_skb", "--ext-filter", filter.to_str().unwrap()])
+        .env("TMPDIR", &tmp);
+    (command, tmp)
+}
+
 /// Issue 23 #5: the extension's build directory lives in $TMPDIR. One that
 /// other users can change (world-writable, not sticky) is refused, before
 /// anything is written there.
@@ -282,16 +297,8 @@ fn device_names_with_escape_sequences_are_printed_escaped() {
 fn an_unsafe_tmpdir_is_refused_for_extensions() {
     let Some(_guard) = root_test("an_unsafe_tmpdir_is_refused_for_extensions") else { return };
     let dir = scratch_dir("unsafe-tmpdir");
-    let open_dir = dir.join("anyone-writes");
-    std::fs::create_dir(&open_dir).unwrap();
-    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let filter = dir.join("keep.c");
-    std::fs::write(&filter, "static inline int xcap_ext_filter(void *e, void *p, u16 i) { return 1; }\n").unwrap();
-    let out = Command::new(NETCAP)
-        .args(["skb", "-f", "tp:net:netif_receive_skb", "--ext-filter", filter.to_str().unwrap()])
-        .env("TMPDIR", &open_dir)
-        .output()
-        .unwrap();
+    let (mut command, open_dir) = extension_run(&dir, "anyone-writes", 0o777);
+    let out = command.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("can be changed by other users") && err.contains("TMPDIR"), "{err}");
@@ -304,18 +311,8 @@ fn an_unsafe_tmpdir_is_refused_for_extensions() {
 fn sigterm_during_an_extension_compile_leaves_nothing_behind() {
     let Some(_guard) = root_test("sigterm_during_an_extension_compile_leaves_nothing_behind") else { return };
     let dir = scratch_dir("sigterm-compile");
-    let tmp = dir.join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let filter = dir.join("keep.c");
-    std::fs::write(&filter, "static inline int xcap_ext_filter(void *e, void *p, u16 i) { return 1; }\n").unwrap();
-    let child = Command::new(NETCAP)
-        .args(["skb", "-f", "tp:net:netif_receive_skb", "--ext-filter", filter.to_str().unwrap()])
-        .env("TMPDIR", &tmp)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut command, tmp) = extension_run(&dir, "tmp", 0o700);
+    let child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     // The compile has begun once the build directory holds the sources.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_dir(&tmp).unwrap().flatten().any(|e| e.path().join("netcap.bpf.c").exists()) {
