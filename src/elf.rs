@@ -98,6 +98,17 @@ impl<'a> Elf<'a> {
 
     /// Names of the functions this file defines (symbol table and dynamic symbols).
     pub fn functions(&self) -> Vec<&'a str> {
+        self.symbols(|kind| kind == STT_FUNC || kind == STT_GNU_IFUNC)
+    }
+
+    /// Of those, the GNU indirect functions: the symbol is a resolver that
+    /// runs once, when the dynamic linker binds it, not the function itself.
+    pub fn indirect_functions(&self) -> Vec<&'a str> {
+        self.symbols(|kind| kind == STT_GNU_IFUNC)
+    }
+
+    /// Defined symbols whose type `wanted` accepts.
+    fn symbols(&self, wanted: impl Fn(u8) -> bool) -> Vec<&'a str> {
         let sections = self.sections();
         let mut names = Vec::new();
         let mut tables: Vec<(usize, usize, usize)> = sections
@@ -119,7 +130,7 @@ impl<'a> Elf<'a> {
                 };
                 let kind = info & 0xf;
                 if defined != 0
-                    && (kind == STT_FUNC || kind == STT_GNU_IFUNC)
+                    && wanted(kind)
                     && let Some(name) = self.c_str(strings.offset + name as usize).filter(|n| !n.is_empty())
                 {
                     names.push(name);

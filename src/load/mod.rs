@@ -641,7 +641,7 @@ mod tests {
         }
         let btf = crate::kernel::load_btf().unwrap();
         let specs = spec::parse_list("tp:net:netif_receive_skb").unwrap();
-        let targets = crate::plan::resolve(&specs, &btf, &|_| None, &|_| true).unwrap();
+        let targets = crate::plan::resolve(&specs, &btf, &|_| None, &|_| true).unwrap().targets;
         let mut loaded = 0;
         for expression in crate::filter::tests::expressions() {
             let filter = match Filter::compile(&expression) {

@@ -128,6 +128,14 @@ fn suggest(nearest: &[String]) -> String {
     }
 }
 
+/// What `resolve` made of the specs.
+#[derive(Debug)]
+pub struct Resolved {
+    pub targets: Vec<Target>,
+    /// Functions a pattern matched that cannot be attached its way, and why.
+    pub skipped: Vec<(String, String)>,
+}
+
 /// Resolves every spec. `categories` answers which category a tracepoint
 /// is in, when tracefs can tell (None: unknown, accept what was typed).
 pub fn resolve(
@@ -135,11 +143,12 @@ pub fn resolve(
     btf: &Btf,
     category_of: &dyn Fn(&str) -> Option<String>,
     traceable: &dyn Fn(&str) -> bool,
-) -> Result<Vec<Target>, PlanError> {
+) -> Result<Resolved, PlanError> {
     let mut targets: Vec<Target> = Vec::new();
+    let mut skipped = Vec::new();
     for spec in specs {
         if spec::is_pattern(&spec.name) {
-            let matched = expand_pattern(spec, btf, traceable)?;
+            let matched = expand_pattern(spec, btf, traceable, &mut skipped)?;
             for target in matched {
                 // A function named explicitly (or by an earlier pattern) keeps that place.
                 if !targets.iter().any(|t| t.is_function() && t.spec.name == target.spec.name) {
@@ -154,7 +163,9 @@ pub fn resolve(
         }
         targets.push(target);
     }
-    Ok(targets)
+    skipped.sort();
+    skipped.dedup();
+    Ok(Resolved { targets, skipped })
 }
 
 fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option<String>) -> Result<Target, PlanError> {
@@ -284,7 +295,12 @@ pub const REGISTER_ARGS: u32 = 6;
 
 /// Every kernel function matching a pattern, each with its skb argument,
 /// in name order; attached together by kprobe-multi (or one kprobe each).
-fn expand_pattern(spec: &PointSpec, btf: &Btf, traceable: &dyn Fn(&str) -> bool) -> Result<Vec<Target>, PlanError> {
+fn expand_pattern(
+    spec: &PointSpec,
+    btf: &Btf,
+    traceable: &dyn Fn(&str) -> bool,
+    skipped: &mut Vec<(String, String)>,
+) -> Result<Vec<Target>, PlanError> {
     let mut names: Vec<&str> = skb_function_names(btf)
         .into_iter()
         .filter(|name| spec::glob_matches(&spec.name, name) && traceable(name))
@@ -293,10 +309,17 @@ fn expand_pattern(spec: &PointSpec, btf: &Btf, traceable: &dyn Fn(&str) -> bool)
     let mut targets = Vec::with_capacity(names.len());
     for name in names {
         let one = PointSpec { name: name.to_string(), ..spec.clone() };
-        // Ambiguous or too-far skb positions are skipped: a pattern takes what it can.
-        let Ok(mut target) = resolve_one(&one, btf, &|_| None) else { continue };
+        // Ambiguous or too-far skb positions are skipped, and said: a pattern takes what it can.
+        let mut target = match resolve_one(&one, btf, &|_| None) {
+            Ok(target) => target,
+            Err(err) => {
+                skipped.push((name.to_string(), err.to_string()));
+                continue;
+            }
+        };
         // 0-based here: the six register arguments are 0..=5.
         if target.skb_arg >= REGISTER_ARGS || target.reason_arg.is_some_and(|r| r >= REGISTER_ARGS) {
+            skipped.push((name.to_string(), format!("its sk_buff or drop reason is past argument {REGISTER_ARGS}")));
             continue;
         }
         target.flavours = vec![Flavour::KprobeMulti, Flavour::KprobeEach];
@@ -397,7 +420,7 @@ mod tests {
     fn plan(list: &str) -> Result<Vec<Target>, PlanError> {
         let btf = btf();
         let specs = spec::parse_list(list)?;
-        resolve(&specs, &btf, &|name| (name == "kfree_skb").then(|| "skb".to_string()), &|_| true)
+        resolve(&specs, &btf, &|name| (name == "kfree_skb").then(|| "skb".to_string()), &|_| true).map(|r| r.targets)
     }
 
     #[test]
@@ -496,6 +519,19 @@ mod tests {
         let local_deliver = targets.iter().find(|t| t.spec.name == "ip_local_deliver_finish").unwrap();
         assert_eq!(local_deliver.skb_arg, 2);
         assert!(matches!(plan("no_such_prefix_*"), Err(PlanError::EmptyPattern(_))));
+    }
+
+    #[test]
+    fn functions_a_pattern_cannot_take_are_named_with_why() {
+        let btf = btf();
+        let specs = spec::parse_list("skb_*").unwrap();
+        let resolved = resolve(&specs, &btf, &|_| None, &|_| true).unwrap();
+        // skb_try_coalesce(struct sk_buff *to, struct sk_buff *from, ...): which one is the packet?
+        let (_, why) = resolved.skipped.iter().find(|(name, _)| name == "skb_try_coalesce").expect("skipped");
+        assert!(why.contains("arguments 1, 2"), "{why}");
+        for (name, _) in &resolved.skipped {
+            assert!(resolved.targets.iter().all(|t| &t.spec.name != name), "{name} both taken and skipped");
+        }
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct PointSpec {
 pub enum SpecError {
     #[error("empty trace point in '{0}' (write e.g. -f ip_rcv,tracepoint:net:netif_receive_skb)")]
     Empty(String),
+    #[error("a trace point of {0} bytes starting '{1}…': names are at most {SPEC_MAX} bytes")]
+    TooLong(usize, String),
+    #[error("a trace point containing a control character ('{0}'): names are printable")]
+    Unprintable(String),
     #[error(
         "'{spec}': unknown prefix '{prefix}:' (use tracepoint:, tp:, raw_tp:, fentry:, kprobe:, fexit: or kretprobe:)"
     )]
@@ -124,8 +128,24 @@ impl fmt::Display for PointSpec {
 }
 
 /// Parses a comma-separated `-f` list (also accepts repeated `-f`).
+/// Longest `-f` entry taken (kernel symbols are far shorter): a longer one
+/// is not echoed whole in errors.
+pub const SPEC_MAX: usize = 512;
+
 pub fn parse_list(list: &str) -> Result<Vec<PointSpec>, SpecError> {
-    list.split(',').map(str::trim).map(parse_one).collect()
+    list.split(',').map(str::trim).map(|spec| check_text(spec).and_then(|()| parse_one(spec))).collect()
+}
+
+/// What any `-f` entry must be before it is parsed, or echoed in an error.
+pub fn check_text(spec: &str) -> Result<(), SpecError> {
+    if spec.len() > SPEC_MAX {
+        let start: String = spec.chars().take(32).filter(|c| !c.is_control()).collect();
+        return Err(SpecError::TooLong(spec.len(), start));
+    }
+    if spec.chars().any(char::is_control) {
+        return Err(SpecError::Unprintable(spec.escape_debug().to_string()));
+    }
+    Ok(())
 }
 
 pub fn parse_one(spec: &str) -> Result<PointSpec, SpecError> {
@@ -199,6 +219,15 @@ pub fn parse_one(spec: &str) -> Result<PointSpec, SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_or_unprintable_entries_are_refused_without_being_echoed() {
+        let huge = "a".repeat(100_000);
+        let err = parse_list(&huge).unwrap_err().to_string();
+        assert!(err.len() < 200 && err.contains("100000 bytes"), "{err}");
+        let err = parse_list("ip_rcv\n\x1b[31m").unwrap_err().to_string();
+        assert!(!err.contains('\n') && !err.contains('\x1b'), "{err:?}");
+    }
 
     fn function(name: &str, mode: FunctionMode, p1: Option<u32>, p2: Option<u32>) -> PointSpec {
         PointSpec { kind: PointKind::Function(mode), name: name.into(), packet_arg: p1, extra_arg: p2 }

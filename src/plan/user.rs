@@ -78,6 +78,8 @@ impl fmt::Display for UserPoint {
 pub enum UserError {
     #[error("'{0}': write [/path/to/binary:]FUNCTION[@p1[@p2]] or usdt:PROVIDER:PROBE[@p1[@p2]]")]
     Shape(String),
+    #[error(transparent)]
+    Unusable(#[from] super::spec::SpecError),
     #[error("'{spec}': '@{arg}' is not an argument number (write @1 to @{max})")]
     BadArg { spec: String, arg: String, max: u32 },
     #[error("'{0}': netcap raw needs the buffer and its length (write {1}@1@2, or the positions they have)")]
@@ -93,6 +95,12 @@ pub enum UserError {
     NotElf(String, String),
     #[error("'{spec}': {probe} is not in {place}{}", hint(.nearest))]
     NotFound { spec: String, probe: String, place: String, nearest: Vec<String> },
+    #[error(
+        "'{spec}': in {file} it is an indirect function (GNU IFUNC): a uprobe there sits on the resolver, which \
+         runs once when the program starts, and would capture nothing; trace the function that calls it, or \
+         the implementation the resolver picks (its name is in the library's debug symbols)"
+    )]
+    Indirect { spec: String, file: String },
     #[error("'{0}' is given twice")]
     Duplicate(String),
 }
@@ -113,6 +121,7 @@ struct UserSpec {
 }
 
 fn parse_one(text: &str) -> Result<UserSpec, UserError> {
+    super::spec::check_text(text)?;
     let shape = || UserError::Shape(text.to_string());
     let mut parts = text.split('@');
     let head = parts.next().unwrap_or_default();
@@ -240,6 +249,10 @@ fn locate(spec: &UserSpec, pid: Option<i32>) -> Result<PathBuf, UserError> {
             Probe::Function(name) => {
                 let functions = elf.functions();
                 if functions.binary_search(&name.as_str()).is_ok() {
+                    if elf.indirect_functions().contains(&name.as_str()) {
+                        // memcpy and friends in glibc: the implementation is chosen at load time.
+                        return Err(UserError::Indirect { spec: spec.text.clone(), file: path.display().to_string() });
+                    }
                     return Ok(path.clone());
                 }
                 everything.extend(functions.iter().map(|f| f.to_string()));
@@ -342,11 +355,13 @@ mod tests {
         assert_eq!(point.binary, PathBuf::from(format!("/proc/{me}/exe")));
         assert_eq!((point.form, point.packet_arg, point.len_arg), (PacketForm::Buffer, 0, Some(1)));
         // In the C library, not the executable.
-        let point = one("memcpy@1@3", Mode::Raw, Some(me)).unwrap();
+        let point = one("send@2@3", Mode::Raw, Some(me)).unwrap();
         assert!(point.binary.to_string_lossy().contains("libc"), "{}", point.binary.display());
         assert_eq!(point.len_arg, Some(2));
-        let err = one("memcpyy@1@3", Mode::Raw, Some(me)).unwrap_err().to_string();
-        assert!(err.contains("is not in process") && err.contains("nearest: memcpy"), "{err}");
+        let err = one("sendd@2@3", Mode::Raw, Some(me)).unwrap_err().to_string();
+        assert!(err.contains("is not in process") && err.contains("nearest: send"), "{err}");
+        // glibc's memcpy is an IFUNC: its symbol is the resolver, said so.
+        assert!(matches!(one("memcpy@1@3", Mode::Raw, Some(me)), Err(UserError::Indirect { .. })));
     }
 
     #[test]

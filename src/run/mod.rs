@@ -37,7 +37,20 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     } else {
         Default::default()
     };
-    let mut targets = plan::resolve(&specs, &btf, &kernel::tracepoint_category, &|name| traceable.contains(name))?;
+    let plan::Resolved { mut targets, skipped } =
+        plan::resolve(&specs, &btf, &kernel::tracepoint_category, &|name| traceable.contains(name))?;
+    if !skipped.is_empty() {
+        report::say(&format!(
+            "netcap: the patterns leave out {} function(s) a kprobe cannot take{}",
+            skipped.len(),
+            if verbose { ":" } else { " (-v lists them)" }
+        ));
+        if verbose {
+            for (name, why) in &skipped {
+                report::say(&format!("netcap:   {name}: {why}"));
+            }
+        }
+    }
     let reasons = DropReasons::from_btf(&btf);
     let filter_in_place = kernel::reads_any_address(&btf);
     drop(btf);

@@ -343,6 +343,8 @@ fn input_mistakes_are_one_line_errors_naming_the_problem() {
     let no_function = dir.join("empty.c");
     std::fs::write(&no_function, "int nothing;\n").unwrap();
     let point = "tp:net:netif_receive_skb";
+    let libc_memcpy = format!("{}:memcpy@1@3", libc_path());
+    let huge = "a".repeat(100_000);
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["skb", "-f", point, "-e", "inbound"], "inbound/outbound"),
         (vec!["skb", "-f", point, "-e", "not outbound"], "inbound/outbound"),
@@ -354,6 +356,9 @@ fn input_mistakes_are_one_line_errors_naming_the_problem() {
         (vec!["skb", "-f", point, "-c", "many"], "invalid value 'many'"),
         (vec!["skb"], "--function"),
         (vec!["raw", "-f", "/dev/zero:main", "-e", "icmp"], "not a readable ELF file"),
+        (vec!["raw", "-f", &libc_memcpy], "indirect function (GNU IFUNC)"),
+        (vec!["skb", "-f", &huge], "100000 bytes"),
+        (vec!["skb", "-f", "ip_rcv\n\x1b[31m"], "control character"),
     ];
     for (args, complaint) in cases {
         let out = netcap(&args);
@@ -368,6 +373,17 @@ fn input_mistakes_are_one_line_errors_naming_the_problem() {
     assert_eq!(own.status.code(), Some(2), "{err}");
     assert!(err.contains("is netcap itself"), "{err}");
     assert!(netcap_programs_loaded().is_empty());
+}
+
+/// The C library this machine's programs load (from ldd of /bin/sh).
+fn libc_path() -> String {
+    let listing = must("ldd", &["/bin/sh"]);
+    listing
+        .lines()
+        .find_map(|line| line.split("=>").nth(1).map(str::trim).filter(|l| l.contains("libc.so")))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("ldd names libc")
+        .to_string()
 }
 
 /// #18: an --skb-data-offset past the end of every packet is counted, not silent.
