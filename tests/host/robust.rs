@@ -406,3 +406,26 @@ fn packets_whose_start_lies_outside_them_are_counted() {
         .unwrap_or(0);
     assert!(counted >= 3, "the 3 requests at least: {}", out.stderr);
 }
+
+/// #19: a full $TMPDIR is named in the error, not left as a bare errno.
+#[test]
+fn a_full_tmpdir_is_named_in_the_error() {
+    let Some(_guard) = root_test("a_full_tmpdir_is_named_in_the_error") else { return };
+    let dir = scratch_dir("full-tmpdir");
+    let (mut command, tmp) = extension_run(&dir, "small", 0o700);
+    /// Unmounts the small tmpfs even when the test fails.
+    struct Mounted<'a>(&'a str);
+    impl Drop for Mounted<'_> {
+        fn drop(&mut self) {
+            let _ = run("umount", &[self.0]);
+        }
+    }
+    must("mount", &["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", tmp.to_str().unwrap()]);
+    let mounted = Mounted(tmp.to_str().unwrap());
+    let out = command.output().unwrap();
+    drop(mounted);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("writing netcap's sources into") && err.contains("No space left on device"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -74,6 +74,15 @@ fi
 check kprobe_when_asked sh -c 'grep -q "kprobe:icmp_rcv attached by kprobe" /tmp/err &&
   [ "$(grep -c "ICMP echo request" /tmp/out)" = 3 ]'
 
+# 2b. A kprobe reads the sixth register argument: icmp_glue_bits(from, to,
+# offset, len, odd, skb) builds each echo reply in b.
+if start skb -f kprobe:icmp_glue_bits -c 3; then
+  ping -c 3 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+check kprobe_sixth_argument sh -c 'grep -q "kprobe:icmp_glue_bits attached by kprobe" /tmp/err &&
+  grep -q "3 packets captured" /tmp/err && [ "$(grep -c "^[0-9:.]* icmp_glue_bits " /tmp/out)" = 3 ]'
+
 # 3. fentry unavailable: the fallback to kprobe, and why.
 export NETCAP_NO_FENTRY=1
 if start skb -f icmp_rcv -i vb -c 2; then
