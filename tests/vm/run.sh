@@ -4,34 +4,53 @@
 # qemu-system-x86_64 -accel tcg, from an initramfs holding busybox, the veth
 # module, netcap, tcpdump and ip with their libraries, runs tests/vm/guest.sh
 # there, and passes only on the guest's marker lines.
-# Usage (root): tests/vm/run.sh 6.1|6.12
+# Usage (root): tests/vm/run.sh 5.10|6.1|6.12
 set -euo pipefail
-series=${1:?usage: $0 6.1|6.12}
+series=${1:?usage: $0 5.10|6.1|6.12}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 netcap=${NETCAP:-$root/target/release/netcap}
 cache=${NETCAP_VM_CACHE:-/var/cache/netcap-vm}
 boot_limit=${NETCAP_VM_TIMEOUT:-900}
 
+apt_options=()
 case $series in
+  5.10) pattern='^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$' suite=bullseye ;;
   6.1) pattern='^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$' ;;
   6.12) pattern='^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$' ;;
-  *) echo "vm: unknown series '$series' (6.1 or 6.12)" >&2; exit 2 ;;
+  *) echo "vm: unknown series '$series' (5.10, 6.1 or 6.12)" >&2; exit 2 ;;
 esac
 [ -x "$netcap" ] || { echo "vm: build netcap first (cargo build --release)" >&2; exit 2; }
+mkdir -p "$cache"
+
+# Another Debian release's kernels (5.10 is Debian 11's) come through an apt
+# state of their own under $cache: the machine's apt configuration is never
+# touched, and the mirror is the one the machine's own sources already name.
+if [ -n "${suite:-}" ]; then
+  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    awk '$1 == "deb" && $2 !~ /security/ { print ($2 ~ /^\[/ ? $3 : $2); exit }')
+  [ -n "$mirror" ] || mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    awk '/^URIs:/ && $2 !~ /security/ { print $2; exit }')
+  [ -n "$mirror" ] || { echo "vm: no Debian mirror in this machine's apt sources" >&2; exit 1; }
+  state=$cache/apt-$suite
+  mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/parts"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$state/sources.list"
+  apt_options=(-o "Dir::Etc::SourceList=$state/sources.list" -o "Dir::Etc::SourceParts=$state/parts"
+    -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache")
+  [ -n "$(ls "$state/lists" 2>/dev/null | grep -v partial)" ] || apt-get "${apt_options[@]}" update -qq
+fi
 
 # The newest package of the series, downloaded and unpacked once.
-newest() { apt-cache search --names-only "$pattern" | awk '{print $1}' | sort -V | tail -n 1; }
+newest() { apt-cache "${apt_options[@]}" search --names-only "$pattern" | awk '{print $1}' | sort -V | tail -n 1; }
 package=$(newest)
-[ -n "$package" ] || { apt-get update -qq && package=$(newest); }
+[ -n "$package" ] || { apt-get "${apt_options[@]}" update -qq && package=$(newest); }
 [ -n "$package" ] || { echo "vm: no package matches $pattern" >&2; exit 1; }
-mkdir -p "$cache"
 if [ ! -d "$cache/$package" ]; then
   # Package lists can be older than the mirror: refresh once if the download fails.
-  if ! (cd "$cache" && apt-get download "$package" >/dev/null 2>&1); then
-    apt-get update -qq
+  if ! (cd "$cache" && apt-get "${apt_options[@]}" download "$package" >/dev/null 2>&1); then
+    apt-get "${apt_options[@]}" update -qq
     package=$(newest)
-    (cd "$cache" && apt-get download "$package" >/dev/null)
+    (cd "$cache" && apt-get "${apt_options[@]}" download "$package" >/dev/null)
   fi
 fi
 tree=$cache/$package
