@@ -613,6 +613,8 @@ fn attach_failure(target: &Target, failures: &[(Flavour, String)]) -> anyhow::Er
             reasons.join("; "),
             tracepoints_near(&target.spec.name)
         )
+    } else if let Some(user) = &target.user {
+        anyhow!("cannot attach to {} in {} ({})", target.spec, user.binary.display(), reasons.join("; "))
     } else {
         anyhow!("cannot attach to tracepoint {} ({})", target.spec, reasons.join("; "))
     }
