@@ -171,6 +171,7 @@ struct netcap_config {
 	__u32 packet_form; /* enum netcap_packet_form; skb_arg then holds the packet */
 	__u32 len_arg;     /* buffer length or mbuf count argument, or NETCAP_NO_ARG */
 	__u32 filter_in_place; /* 1: the kernel allows bpf_rdonly_cast(ptr, 0) */
+	__u32 task_btf;    /* 1: the kernel has bpf_get_current_task_btf() (5.11 on) */
 	__u32 sections;    /* bit (1 << kind) for each enum netcap_section_kind emitted */
 	__u32 sections_len; /* bytes of all of them */
 	__u16 section_at[NETCAP_SECTION_END]; /* where each starts after the header */

@@ -120,10 +120,12 @@ static long netcap_mbuf_entry(__u64 index, void *array)
 }
 
 /* pkt: the buffer, the mbuf, or the array of mbufs; len: the buffer's
- * length, or the array's count. */
-static __always_inline int netcap_from_user(__u64 pkt, __u64 len)
+ * length, or the array's count. `bursts` is a constant per program: only
+ * the *_burst programs hold bpf_loop and its callback, which kernels before
+ * 5.17 refuse at load even where the call is never reached. */
+static __always_inline int netcap_from_user(__u64 pkt, __u64 len, bool bursts)
 {
-	if (netcap_cfg.packet_form == NETCAP_FORM_MBUF_ARRAY) {
+	if (bursts) {
 		__u64 count = len & 0xffff;
 
 		if (count > NETCAP_MBUF_BURST_MAX)
@@ -135,22 +137,46 @@ static __always_inline int netcap_from_user(__u64 pkt, __u64 len)
 	return 0;
 }
 
-SEC("uprobe")
-int netcap_uprobe(struct pt_regs *ctx)
+static __always_inline int netcap_uprobe_args(struct pt_regs *ctx, bool bursts)
 {
 	return netcap_from_user(netcap_regs_arg(ctx, netcap_cfg.skb_arg),
-				netcap_optional_regs_arg(ctx, netcap_cfg.len_arg));
+				netcap_optional_regs_arg(ctx, netcap_cfg.len_arg), bursts);
 }
 
-SEC("usdt")
-int netcap_usdt(struct pt_regs *ctx)
+static __always_inline int netcap_usdt_args(struct pt_regs *ctx, bool bursts)
 {
 	long pkt = 0, len = 0;
 
 	bpf_usdt_arg(ctx, netcap_cfg.skb_arg, &pkt);
 	if (netcap_cfg.len_arg != NETCAP_NO_ARG)
 		bpf_usdt_arg(ctx, netcap_cfg.len_arg, &len);
-	return netcap_from_user(pkt, len);
+	return netcap_from_user(pkt, len, bursts);
+}
+
+/* One buffer or one mbuf (NETCAP_FORM_BUFFER, NETCAP_FORM_MBUF). */
+SEC("uprobe")
+int netcap_uprobe(struct pt_regs *ctx)
+{
+	return netcap_uprobe_args(ctx, false);
+}
+
+/* An array of mbufs and its count (NETCAP_FORM_MBUF_ARRAY). */
+SEC("uprobe")
+int netcap_uprobe_burst(struct pt_regs *ctx)
+{
+	return netcap_uprobe_args(ctx, true);
+}
+
+SEC("usdt")
+int netcap_usdt(struct pt_regs *ctx)
+{
+	return netcap_usdt_args(ctx, false);
+}
+
+SEC("usdt")
+int netcap_usdt_burst(struct pt_regs *ctx)
+{
+	return netcap_usdt_args(ctx, true);
 }
 
 #endif /* NETCAP_ENTRY_USER_H */

@@ -59,7 +59,9 @@ static __always_inline void netcap_fill_common(struct netcap_event *event,
 	event->skb = (__u64)pkt;
 	event->trace_index = trace_index;
 	event->cpu = bpf_get_smp_processor_id();
-	if (direct) {
+	/* Without the helper (5.10) the branch is dead to the verifier, which
+	 * then never sees the call it does not know. */
+	if (direct && netcap_cfg.task_btf) {
 		struct task_struct *task = bpf_get_current_task_btf();
 
 		event->pid = task->tgid;

@@ -40,6 +40,13 @@ pub fn reads_any_address(btf: &btf::Btf) -> bool {
         .is_some_and(|values| values.iter().any(|(name, _)| *name == "BPF_FEAT_RDONLY_CAST_TO_VOID"))
 }
 
+/// Whether this kernel has the BPF helper `name` (e.g. "get_current_task_btf",
+/// 5.11 on): its `enum bpf_func_id` in BTF lists every helper it knows.
+pub fn has_helper(btf: &btf::Btf, name: &str) -> bool {
+    let wanted = format!("BPF_FUNC_{name}");
+    btf.enum_values("bpf_func_id").is_some_and(|values| values.iter().any(|(value, _)| *value == wanted))
+}
+
 /// A device as the `-i` option names it, resolved in netcap's own netns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -192,6 +199,19 @@ pub fn possible_cpus() -> usize {
 pub fn has_uprobe_multi() -> bool {
     let needle: &[u8] = b"\0bpf_uprobe_multi_link_attach\0";
     std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| btf.windows(needle.len()).any(|w| w == needle))
+}
+
+#[cfg(test)]
+mod helper_tests {
+    use super::*;
+
+    #[test]
+    fn helpers_are_read_from_the_kernel_s_own_list() {
+        let btf = load_btf().unwrap();
+        assert!(has_helper(&btf, "map_lookup_elem"));
+        assert!(has_helper(&btf, "get_current_task_btf"), "6.x has it (5.11 on)");
+        assert!(!has_helper(&btf, "no_such_helper"));
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub struct LoadOptions {
     pub filter_in_place: bool,
     /// With --ext-action: bytes of the user's struct, rounded up to 8.
     pub user_struct: Option<u32>,
+    /// The kernel has bpf_get_current_task_btf() (5.11 on).
+    pub task_btf: bool,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -297,6 +299,16 @@ impl ObjectConfig {
 /// The object compiled at build time (no user extensions).
 pub static EMBEDDED_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/netcap.bpf.o"));
 
+/// The program that implements a flavour for packets of this form (mbuf
+/// arrays need bpf_loop, which has programs of its own).
+fn program_for(flavour: Flavour, form: Option<PacketForm>) -> &'static str {
+    match (flavour, form) {
+        (Flavour::Uprobe, Some(PacketForm::MbufArray)) => "netcap_uprobe_burst",
+        (Flavour::Usdt, Some(PacketForm::MbufArray)) => "netcap_usdt_burst",
+        _ => program_name(flavour),
+    }
+}
+
 /// The program that implements each flavour.
 fn program_name(flavour: Flavour) -> &'static str {
     match flavour {
@@ -356,6 +368,7 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
         skb_data: u32::from(options.skb_data.is_some()),
         skb_data_offset: options.skb_data.unwrap_or(0),
         filter_in_place: u32::from(options.filter_in_place),
+        task_btf: u32::from(options.task_btf),
         // User space also polls on a timer; wake it early when an eighth is full.
         wakeup_bytes: options.ring_bytes / 8,
         ..Default::default()
@@ -427,7 +440,7 @@ fn load_object(
         }
     }
 
-    let chosen = program_name(flavour);
+    let chosen = program_for(flavour, config.form.map(|(form, _)| form));
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
         prog.set_autoload(name == chosen || (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY));
@@ -472,7 +485,7 @@ fn attach_one(
         ..ObjectConfig::of(target, index)
     };
     let object = load_object(&config, flavour, needs_target.then_some(name), options, shared)?;
-    let prog = program_named(&object, program_name(flavour))?;
+    let prog = program_named(&object, program_for(flavour, target.user.as_ref().map(|u| u.form)))?;
     let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
     let links = match flavour {
         Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor => {
@@ -664,6 +677,7 @@ mod tests {
                 // Where the kernel allows it the filter also runs on the packet in place.
                 filter_in_place: crate::kernel::reads_any_address(&btf),
                 user_struct: None,
+                task_btf: crate::kernel::has_helper(&btf, "get_current_task_btf"),
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));

@@ -53,6 +53,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     }
     let reasons = DropReasons::from_btf(&btf);
     let filter_in_place = kernel::reads_any_address(&btf);
+    let task_btf = kernel::has_helper(&btf, "get_current_task_btf");
     drop(btf);
     if args.bench_floor {
         for target in targets.iter_mut().filter(|t| !t.is_function()) {
@@ -73,6 +74,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         mbuf: None,
         watched_pid: None,
         filter_in_place,
+        task_btf,
     };
     trace::trace(&args.capture, setup, verbose)
 }
@@ -107,6 +109,8 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         watched_pid: args.pid,
         // Packets inside a process are copied before filtering anyway.
         filter_in_place: false,
+        // User-space programs read the task through helpers every kernel has.
+        task_btf: false,
     };
     trace::trace(&args.capture, setup, verbose)
 }
@@ -127,6 +131,8 @@ struct Setup {
     watched_pid: Option<i32>,
     /// The kernel lets BPF read any address (see kernel::reads_any_address).
     filter_in_place: bool,
+    /// The kernel has bpf_get_current_task_btf() (see kernel::has_helper).
+    task_btf: bool,
 }
 
 /// `netcap bench-sink N FILE`: the user-space half of a capture on one

@@ -82,6 +82,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         mbuf: setup.mbuf,
         filter_in_place: setup.filter_in_place,
         user_struct: user_layout.as_ref().map(|layout| layout.size.next_multiple_of(8) as u32),
+        task_btf: setup.task_btf,
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 
