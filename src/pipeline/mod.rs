@@ -14,6 +14,9 @@ use crate::kernel::btf::Btf;
 use crate::kernel::kallsyms::Kallsyms;
 
 const REASON_PREFIX: &str = "SKB_DROP_REASON_";
+/// What a drop is called where the kernel gives no reason: what kernels
+/// with reasons call a kfree_skb() that names none.
+const UNSPECIFIED: &str = "NOT_SPECIFIED";
 
 /// Names for `enum skb_drop_reason` values, as this kernel defines them.
 #[derive(Debug, Default, Clone)]
@@ -39,6 +42,11 @@ impl DropReasons {
             }
         }
         reasons
+    }
+
+    /// The kernel has no `enum skb_drop_reason` (before 5.17).
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.not_drops.is_empty()
     }
 
     /// The name of a reason; None when the value means "not dropped".
@@ -102,7 +110,10 @@ impl Annotator {
     pub fn annotate(&mut self, event: &mut Event, stack: impl FnOnce(i32) -> Option<Vec<u64>>) {
         if self.drop_points.get(usize::from(event.trace_index)).copied().unwrap_or(false) {
             let location = (event.location != 0).then(|| self.symbol(event.location));
-            event.drop = self.reasons.name(event.reason).map(|reason| Drop { reason, location });
+            // A kernel without drop reasons (before 5.17) never says why.
+            let reason =
+                if self.reasons.is_empty() { Some(UNSPECIFIED.to_string()) } else { self.reasons.name(event.reason) };
+            event.drop = reason.map(|reason| Drop { reason, location });
         }
         if event.stack_id >= 0 {
             match stack(event.stack_id) {
@@ -182,6 +193,18 @@ mod tests {
         assert_eq!(reasons.name(value_of("SKB_DROP_REASON_NETFILTER_DROP")).unwrap(), "NETFILTER_DROP");
         assert_eq!(reasons.name(value_of("SKB_DROP_REASON_NO_SOCKET")).unwrap(), "NO_SOCKET");
         assert_eq!(reasons.name(value_of("SKB_CONSUMED")), None);
+    }
+
+    #[test]
+    fn a_kernel_without_drop_reasons_still_says_where() {
+        // 5.10: kfree_skb(skb, location) and no enum skb_drop_reason in BTF.
+        let symbols = Kallsyms::parse("ffffffff81002000 T tcp_v4_rcv\n");
+        let mut annotator = Annotator::new(DropReasons::default(), vec![true], Symbols::Ready(Some(symbols)));
+        let mut event = sample_event();
+        event.location = 0xffffffff81002062;
+        annotator.annotate(&mut event, |_| None);
+        let drop = event.drop.unwrap();
+        assert_eq!((drop.reason.as_str(), drop.location.as_deref()), ("NOT_SPECIFIED", Some("tcp_v4_rcv+0x62")));
     }
 
     #[test]

@@ -270,8 +270,11 @@ fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option
         let ty = btf.resolve(ty);
         matches!(btf.kind(ty), Kind::Enum { .. }) && btf.name(ty) == "skb_drop_reason"
     });
-    let location_arg = match (&spec.kind, reason_arg) {
-        (PointKind::Tracepoint { .. }, Some(_)) => {
+    // Before 5.17 the kfree_skb tracepoint has no reason, but every event of
+    // it is a drop (consume_skb is the other way out), and it says where.
+    let drop_tracepoint = reason_arg.is_some() || spec.name == "kfree_skb";
+    let location_arg = match &spec.kind {
+        PointKind::Tracepoint { .. } if drop_tracepoint => {
             position(&|ty| matches!(btf.kind(btf.resolve(ty)), Kind::Ptr { target: 0 }))
         }
         _ => None,

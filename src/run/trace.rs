@@ -86,7 +86,8 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 
-    let drop_points: Vec<bool> = setup.targets.iter().map(|t| t.reason_arg.is_some()).collect();
+    let drop_points: Vec<bool> =
+        setup.targets.iter().map(|t| t.reason_arg.is_some() || t.location_arg.is_some()).collect();
     // Symbols name drop locations and stack frames; read after attaching,
     // so that netcap's own programs are among them (and left out of stacks).
     let symbols = if setup.stacks || drop_points.contains(&true) {
