@@ -294,9 +294,8 @@ int netcap_kretprobe(struct pt_regs *ctx)
  * NETCAP_COOKIE_* in netcap.h. Here the argument index is a run-time value,
  * which pt_regs allows (every case is a valid context offset).
  */
-static __always_inline int netcap_from_cookie(struct pt_regs *ctx)
+static __always_inline int netcap_from_cookie_value(struct pt_regs *ctx, __u64 cookie)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u32 skb_arg = (cookie >> NETCAP_COOKIE_SKB_SHIFT) & 0xff;
 	__u32 reason_arg = (cookie >> NETCAP_COOKIE_REASON_SHIFT) & 0xff;
 	struct sk_buff *skb = (void *)netcap_regs_arg(ctx, skb_arg);
@@ -306,6 +305,11 @@ static __always_inline int netcap_from_cookie(struct pt_regs *ctx)
 	};
 
 	return netcap_handle(ctx, skb, &extra, false, false);
+}
+
+static __always_inline int netcap_from_cookie(struct pt_regs *ctx)
+{
+	return netcap_from_cookie_value(ctx, bpf_get_attach_cookie(ctx));
 }
 
 SEC("kprobe.multi")
@@ -319,6 +323,23 @@ SEC("kprobe")
 int netcap_kprobe_cookie(struct pt_regs *ctx)
 {
 	return netcap_from_cookie(ctx);
+}
+
+/*
+ * The same where the kernel has no attach cookies (before 5.15): the
+ * cookie is found by the function's address. At a kprobe the registers
+ * hold the address after the breakpoint's one byte, on x86 both for int3
+ * and for ftrace-based kprobes.
+ */
+SEC("kprobe")
+int netcap_kprobe_addr(struct pt_regs *ctx)
+{
+	__u64 address = PT_REGS_IP(ctx) - 1;
+	__u64 *cookie = bpf_map_lookup_elem(&netcap_cookies_map, &address);
+
+	if (!cookie)
+		return 0;
+	return netcap_from_cookie_value(ctx, *cookie);
 }
 
 #endif /* NETCAP_ENTRY_SKB_H */

@@ -62,6 +62,15 @@ struct {
 	__uint(value_size, NETCAP_STACK_DEPTH * sizeof(__u64));
 } netcap_stacks_map SEC(".maps");
 
+/* Pattern functions where the kernel has no attach cookies: the function's
+ * address → its cookie (NETCAP_COOKIE_*). Sized and filled by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, __u64);
+} netcap_cookies_map SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NETCAP_COUNTER_MAX);

@@ -34,6 +34,11 @@ impl Kallsyms {
         self.symbols.is_empty()
     }
 
+    /// Every address of a function of this name (static functions repeat).
+    pub fn addresses_of(&self, name: &str) -> Vec<u64> {
+        self.symbols.iter().filter(|s| s.1 == name).map(|s| s.0).collect()
+    }
+
     /// The symbol containing `address`, as `name+0xoff [module]`.
     pub fn describe(&self, address: u64) -> String {
         let index = self.symbols.partition_point(|s| s.0 <= address);

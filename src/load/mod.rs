@@ -320,6 +320,7 @@ fn program_name(flavour: Flavour) -> &'static str {
         Flavour::Floor => "netcap_tp_btf_floor",
         Flavour::KprobeMulti => "netcap_kprobe_multi",
         Flavour::KprobeEach => "netcap_kprobe_cookie",
+        Flavour::KprobeByAddress => "netcap_kprobe_addr",
         Flavour::Fexit => "netcap_fexit",
         Flavour::Kretprobe => "netcap_kretprobe",
         Flavour::Uprobe => "netcap_uprobe",
@@ -423,6 +424,9 @@ fn load_object(
 
     for mut map in open.maps_mut() {
         let name = map.name().to_string_lossy().into_owned();
+        if name == "netcap_cookies_map" && flavour == Flavour::KprobeByAddress {
+            map.set_max_entries(COOKIES_BY_ADDRESS)?;
+        }
         // libbpf's USDT maps serve the usdt program only.
         if name.starts_with("__bpf_usdt") && flavour != Flavour::Usdt {
             map.set_autocreate(false)?;
@@ -510,7 +514,9 @@ fn attach_one(
             };
             vec![attach(link)?]
         }
-        Flavour::KprobeMulti | Flavour::KprobeEach => bail!("{} attaches groups only", flavour.label()),
+        Flavour::KprobeMulti | Flavour::KprobeEach | Flavour::KprobeByAddress => {
+            bail!("{} attaches groups only", flavour.label())
+        }
     };
     Ok((object, links))
 }
@@ -569,11 +575,22 @@ fn attach_group(
         }
         Err(err) => fallbacks.push((Flavour::KprobeMulti, format!("{err:#}"))),
     }
-    let object = load_object(&config, Flavour::KprobeEach, None, options, shared)?;
-    let prog = program_named(&object, program_name(Flavour::KprobeEach))?;
+    // One kprobe per function, its cookie carried by the link (5.15 on), else
+    // found by the function's address in a map netcap fills.
+    let (object, flavour) = match load_object(&config, Flavour::KprobeEach, None, options, shared) {
+        Ok(object) => (object, Flavour::KprobeEach),
+        Err(err) => {
+            fallbacks.push((Flavour::KprobeEach, format!("{err:#}")));
+            let object = load_object(&config, Flavour::KprobeByAddress, None, options, shared)?;
+            fill_cookies_by_address(&object, grouped)?;
+            (object, Flavour::KprobeByAddress)
+        }
+    };
+    let prog = program_named(&object, program_name(flavour))?;
     let (mut links, mut refused) = (Vec::new(), Vec::new());
     for (done, (index, target)) in grouped.iter().enumerate() {
-        let opts = libbpf_rs::KprobeOpts { cookie: cookie(*index, target), ..Default::default() };
+        let cookie = if flavour == Flavour::KprobeEach { cookie(*index, target) } else { 0 };
+        let opts = libbpf_rs::KprobeOpts { cookie, ..Default::default() };
         match prog.attach_kprobe_with_opts(false, &target.spec.name, opts) {
             Ok(link) => links.push(link),
             Err(_) => refused.push(target.spec.name.clone()),
@@ -583,8 +600,31 @@ fn attach_group(
     if links.is_empty() {
         bail!("the kernel refused every function of the patterns ({} of them)", refused.len());
     }
-    let group = Group { flavour: Flavour::KprobeEach, attached: links.len(), refused, fallbacks };
+    let group = Group { flavour, attached: links.len(), refused, fallbacks };
     Ok((object, group, links))
+}
+
+/// Entries the address → cookie map holds (static functions repeat names).
+const COOKIES_BY_ADDRESS: u32 = 16384;
+
+/// Writes each pattern function's cookie under each of its addresses.
+fn fill_cookies_by_address(object: &Object, grouped: &[(u16, &Target)]) -> Result<()> {
+    let symbols = crate::kernel::kallsyms::Kallsyms::load().context("reading /proc/kallsyms")?;
+    let map = map_named(object, "netcap_cookies_map")?;
+    let mut written = 0;
+    for (index, target) in grouped {
+        for address in symbols.addresses_of(&target.spec.name) {
+            if written == COOKIES_BY_ADDRESS {
+                bail!("more than {COOKIES_BY_ADDRESS} function addresses in the patterns: narrow them");
+            }
+            map.update(&address.to_ne_bytes(), &cookie(*index, target).to_ne_bytes(), MapFlags::ANY)?;
+            written += 1;
+        }
+    }
+    if written == 0 {
+        bail!("/proc/kallsyms shows no addresses (kptr_restrict?): the patterns cannot be told apart");
+    }
+    Ok(())
 }
 
 fn root_cause(err: &libbpf_rs::Error) -> String {

@@ -31,6 +31,8 @@ pub enum Flavour {
     KprobeMulti,
     /// Many functions of a pattern, one kprobe each (no kprobe-multi).
     KprobeEach,
+    /// The same, each function's cookie found by its address (no attach cookies, before 5.15).
+    KprobeByAddress,
     /// A function in a user-space process.
     Uprobe,
     /// A USDT probe in a user-space process.
@@ -50,6 +52,7 @@ impl Flavour {
             Flavour::Kretprobe => "kretprobe",
             Flavour::KprobeMulti => "kprobe-multi",
             Flavour::KprobeEach => "kprobe (one per function)",
+            Flavour::KprobeByAddress => "kprobe (one per function, by address)",
             Flavour::Uprobe => "uprobe",
             Flavour::Usdt => "usdt",
         }
@@ -325,7 +328,7 @@ fn expand_pattern(
             skipped.push((name.to_string(), format!("its sk_buff or drop reason is past argument {REGISTER_ARGS}")));
             continue;
         }
-        target.flavours = vec![Flavour::KprobeMulti, Flavour::KprobeEach];
+        target.flavours = vec![Flavour::KprobeMulti, Flavour::KprobeEach, Flavour::KprobeByAddress];
         targets.push(target);
     }
     if targets.is_empty() {
@@ -517,7 +520,7 @@ mod tests {
         assert_eq!(targets.iter().filter(|t| t.spec.name == "ip_rcv").count(), 1, "no duplicate");
         for target in &targets[1..] {
             assert!(target.spec.name.starts_with("ip_"), "{}", target.spec.name);
-            assert_eq!(target.flavours, [Flavour::KprobeMulti, Flavour::KprobeEach]);
+            assert_eq!(target.flavours, [Flavour::KprobeMulti, Flavour::KprobeEach, Flavour::KprobeByAddress]);
         }
         let local_deliver = targets.iter().find(|t| t.spec.name == "ip_local_deliver_finish").unwrap();
         assert_eq!(local_deliver.skb_arg, 2);
