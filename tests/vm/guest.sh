@@ -136,14 +136,26 @@ tcpdump -nn -r /tmp/ip_rcv.pcapng >/tmp/out 2>>/tmp/err
 check function_filter_and_pcapng sh -c '[ "$(grep -c "IP 198.18.0.1 > 198.18.0.2: ICMP echo request" /tmp/out)" = 3 ] &&
   [ "$(wc -l </tmp/out)" = 3 ]'
 
-# 8. A drop reason read at a kernel function (its name changed in 6.12).
-point=kfree_skb_reason
-/bin/netcap list sk_skb_reason_drop --functions 2>/dev/null | grep -q "^sk_skb_reason_drop@" && point=sk_skb_reason_drop
-if start skb -f "$point" -e "tcp port 9000" -c 1; then
-  nc -w 2 198.18.0.2 9000 </dev/null >/dev/null 2>&1
-  finish
+# 8. A drop reason read at a kernel function (its name changed in 6.12). Before
+# 5.17 no function takes a reason: netcap must say so in one line, exit 2, and
+# name the function that does exist.
+point=
+for candidate in sk_skb_reason_drop kfree_skb_reason; do
+  [ -z "$point" ] && /bin/netcap list "$candidate" --functions 2>/dev/null | grep -q "^$candidate@" && point=$candidate
+done
+if [ -n "$point" ]; then
+  if start skb -f "$point" -e "tcp port 9000" -c 1; then
+    nc -w 2 198.18.0.2 9000 </dev/null >/dev/null 2>&1
+    finish
+  fi
+  drop_check='grep -q "\[drop NO_SOCKET\]" /tmp/out'
+else
+  /bin/netcap skb -f kfree_skb_reason >/tmp/out 2>/tmp/err
+  echo "exit $?" >>/tmp/out
+  drop_check='grep -q "^exit 2$" /tmp/out && [ "$(wc -l </tmp/err)" = 1 ] &&
+    grep -q "unknown kernel function .kfree_skb_reason.; nearest: kfree_skb" /tmp/err'
 fi
-check drop_reason_at_a_function grep -q "\[drop NO_SOCKET\]" /tmp/out
+check drop_reason_at_a_function sh -c "$drop_check"
 
 # 9. A pattern: every tcp_v4_* function taking an skb, in one attachment.
 if start skb -f 'tcp_v4_*' -e "tcp port 9000" -c 4; then
