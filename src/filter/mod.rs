@@ -75,30 +75,32 @@ pub struct Filter {
     pub raw: Option<Variant>,
     /// Why `raw` is None: libpcap's message.
     pub raw_refusal: Option<String>,
+    /// Compiled without libpcap's optimizer: the `and`/`or` terms it had,
+    /// past OPTIMIZE_MAX_TERMS.
+    pub unoptimized_terms: Option<usize>,
 }
 
 /// Past this many `and`/`or` terms libpcap's optimizer takes seconds to
 /// minutes (its time grows about with the cube: 200 ports 3 s, 400 ports
 /// 23 s here), so netcap compiles such expressions unoptimized, as
 /// `tcpdump -O` does, and says so.
-pub const OPTIMIZE_MAX_TERMS: usize = 64;
+const OPTIMIZE_MAX_TERMS: usize = 64;
 /// Past this many, even libpcap's code generation takes seconds and the
 /// program outgrows what eBPF jumps can span: refused.
-pub const TERMS_MAX: usize = 256;
+const TERMS_MAX: usize = 256;
 
 /// The `and`/`or` operators of an expression.
-pub fn boolean_terms(expression: &str) -> usize {
+fn boolean_terms(expression: &str) -> usize {
     expression
         .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
         .filter(|word| matches!(*word, "or" | "and" | "||" | "&&"))
         .count()
 }
 
-/// Compiles with libpcap for a link type, the way tcpdump does (optimized
-/// unless the expression is too large for the optimizer).
-pub fn compile_classic(expression: &str, dlt: i32) -> Result<Vec<CbpfInsn>, String> {
+/// Compiles with libpcap for a link type, the way tcpdump does (`optimize`:
+/// with libpcap's optimizer, as tcpdump without -O).
+pub fn compile_classic(expression: &str, dlt: i32, optimize: bool) -> Result<Vec<CbpfInsn>, String> {
     let capture = pcap::Capture::dead(pcap::Linktype(dlt)).map_err(|e| e.to_string())?;
-    let optimize = boolean_terms(expression) <= OPTIMIZE_MAX_TERMS;
     let program = capture.compile(expression, optimize).map_err(|e| match e {
         pcap::Error::PcapError(message) => message,
         other => other.to_string(),
@@ -136,13 +138,15 @@ impl Filter {
                 other => other.into(),
             })
         };
-        let classic = compile_classic(expression, DLT_EN10MB).map_err(syntax)?;
+        let optimize = terms <= OPTIMIZE_MAX_TERMS;
+        let classic = compile_classic(expression, DLT_EN10MB, optimize).map_err(syntax)?;
         let ethernet = Variant { translated: translate(&classic)?, classic };
-        let (raw, raw_refusal) = match compile_classic(expression, DLT_RAW) {
+        let (raw, raw_refusal) = match compile_classic(expression, DLT_RAW, optimize) {
             Ok(classic) => (Some(Variant { translated: translate(&classic)?, classic }), None),
             Err(message) => (None, Some(message)),
         };
-        Ok(Filter { expression: expression.to_string(), ethernet, raw, raw_refusal })
+        let unoptimized_terms = (!optimize).then_some(terms);
+        Ok(Filter { expression: expression.to_string(), ethernet, raw, raw_refusal, unoptimized_terms })
     }
 
     /// What --dry-run prints: each variant as `tcpdump -d` and as eBPF.
@@ -196,7 +200,8 @@ mod refusals {
         assert_eq!(boolean_terms(&ports(80)), 79);
         assert_eq!(boolean_terms("(tcp)and(port 1 || port 2)"), 2);
         // Unoptimized, and still the same verdicts (checked against libpcap in tests.rs for small ones).
-        assert!(Filter::compile(&ports(80)).is_ok());
+        assert_eq!(Filter::compile(&ports(80)).unwrap().unoptimized_terms, Some(79));
+        assert_eq!(Filter::compile(&ports(10)).unwrap().unoptimized_terms, None);
         let err = Filter::compile(&ports(2000)).unwrap_err().to_string();
         assert!(err.contains("1999 and/or terms") && err.contains("portrange"), "{err}");
     }

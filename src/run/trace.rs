@@ -42,8 +42,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
     let stop = StopSignals::install()?;
     let compiled = extensions.as_ref().map(|e| e.compile(&stop)).transpose()?;
     kernel::check_privileges()?;
-    let terms = args.expression.as_deref().map_or(0, crate::filter::boolean_terms);
-    if terms > crate::filter::OPTIMIZE_MAX_TERMS {
+    if let Some(terms) = filter.as_ref().and_then(|f| f.unoptimized_terms) {
         say(&format!(
             "netcap: the filter has {terms} and/or terms: compiled without libpcap's optimizer (as tcpdump -O), \
              which would take minutes on it"
@@ -86,8 +85,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 
-    let drop_points: Vec<bool> =
-        setup.targets.iter().map(|t| t.reason_arg.is_some() || t.location_arg.is_some()).collect();
+    let drop_points: Vec<bool> = setup.targets.iter().map(crate::feature::drop::wants_section).collect();
     // Symbols name drop locations and stack frames; read after attaching,
     // so that netcap's own programs are among them (and left out of stacks).
     let symbols = if setup.stacks || drop_points.contains(&true) {
