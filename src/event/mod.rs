@@ -200,6 +200,11 @@ impl<'a> Sections<'a> {
 }
 
 impl Event {
+    /// The device as text output shows it: escaped (see `printable`), `-` for none.
+    pub fn device_label(&self) -> std::borrow::Cow<'_, str> {
+        if self.ifname.is_empty() { "-".into() } else { printable(&self.ifname) }
+    }
+
     pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
         let raw: RawEvent = read(record).ok_or(DecodeError::Short(record.len(), HEADER_SIZE))?;
         let data_at = HEADER_SIZE + usize::from(raw.sections_len);

@@ -424,13 +424,16 @@ fn load_object(
 
     for mut map in open.maps_mut() {
         let name = map.name().to_string_lossy().into_owned();
-        if name == "netcap_cookies_map" && flavour == Flavour::KprobeByAddress {
-            map.set_max_entries(COOKIES_BY_ADDRESS)?;
-        }
-        // libbpf's USDT maps serve the usdt program only.
-        if name.starts_with("__bpf_usdt") && flavour != Flavour::Usdt {
+        // libbpf's USDT maps serve the usdt programs only, the address → cookie
+        // map the by-address kprobes only: other copies do not create them.
+        let serves_another = (name.starts_with("__bpf_usdt") && flavour != Flavour::Usdt)
+            || (name == "netcap_cookies_map" && flavour != Flavour::KprobeByAddress);
+        if serves_another {
             map.set_autocreate(false)?;
             continue;
+        }
+        if name == "netcap_cookies_map" {
+            map.set_max_entries(COOKIES_BY_ADDRESS)?;
         }
         match shared {
             Some(first) if SHARED_MAPS.contains(&name.as_str()) => map.reuse_fd(map_named(first, &name)?.as_fd())?,

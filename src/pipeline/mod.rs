@@ -8,7 +8,6 @@ pub mod gather;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::event::printable;
 use crate::event::{Drop, Event};
 use crate::kernel::btf::Btf;
 use crate::kernel::kallsyms::Kallsyms;
@@ -149,7 +148,7 @@ pub struct DropSummary {
 impl DropSummary {
     pub fn add(&mut self, event: &Event) {
         if let Some(drop) = &event.drop {
-            let device = if event.ifname.is_empty() { "-".to_string() } else { printable(&event.ifname).into_owned() };
+            let device = event.device_label().into_owned();
             let location = drop.location.clone().unwrap_or_else(|| "-".into());
             *self.counts.entry((drop.reason.clone(), location, device)).or_default() += 1;
         }

@@ -17,7 +17,6 @@ use super::pcap;
 use super::text::lines_after;
 use super::{Context, Sink};
 use crate::event::Event;
-use crate::event::printable;
 use crate::feature::{drop, retval};
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -166,7 +165,7 @@ impl<W: Write> Sink for TcpdumpSink<W> {
         let packet = self.fed + 1;
         self.fed += 2;
         let lines = self.read_block(packet)?;
-        let device = if event.ifname.is_empty() { "-".into() } else { printable(&event.ifname) };
+        let device = event.device_label();
         let mut text = format!("{} {}", context.point(event), device);
         drop::suffix(&mut text, event);
         retval::suffix(&mut text, event);

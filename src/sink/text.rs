@@ -4,7 +4,6 @@
 use std::io::{self, Write};
 
 use super::{Context, Sink};
-use crate::event::printable;
 use crate::event::{Event, FLAG_PAGED_MISSED};
 use crate::feature::{drop, fake_headers, gather, retval, stack, user};
 use crate::packet;
@@ -31,7 +30,7 @@ pub fn clock_text(wall_ns: u64) -> String {
 }
 
 pub fn line(event: &Event, context: &Context) -> String {
-    let device = if event.ifname.is_empty() { "-".into() } else { printable(&event.ifname) };
+    let device = event.device_label();
     let mut text = format!(
         "{} {} {} len {} {}",
         clock_text(context.wall_clock_ns(event)),
