@@ -137,46 +137,94 @@ static __always_inline int netcap_from_user(__u64 pkt, __u64 len, bool bursts)
 	return 0;
 }
 
-static __always_inline int netcap_uprobe_args(struct pt_regs *ctx, bool bursts)
+/* One mbuf of a burst, for kernels without bpf_loop (before 5.17). A
+ * global function: the verifier checks it once, on its own, instead of once
+ * per turn of the loop that calls it, which keeps a 1024-turn loop small. */
+__noinline int netcap_burst_entry(__u64 mbuf)
 {
-	return netcap_from_user(netcap_regs_arg(ctx, netcap_cfg.skb_arg),
-				netcap_optional_regs_arg(ctx, netcap_cfg.len_arg), bursts);
+	netcap_user_packet(mbuf, 0);
+	return 0;
 }
 
-static __always_inline int netcap_usdt_args(struct pt_regs *ctx, bool bursts)
+/* The burst walked by a loop with a constant bound (5.3 on). */
+static __always_inline int netcap_from_user_bounded(__u64 array, __u64 len)
+{
+	__u32 count = len & 0xffff;
+
+	for (__u32 i = 0; i < NETCAP_MBUF_BURST_MAX; i++) {
+		if (i >= count)
+			break;
+		netcap_burst_entry(netcap_user_value(array + i * 8, 8));
+	}
+	return 0;
+}
+
+/* How a program walks what it was handed. */
+enum netcap_walk {
+	NETCAP_WALK_ONE,	/* one buffer or one mbuf */
+	NETCAP_WALK_LOOP,	/* an mbuf array, by bpf_loop */
+	NETCAP_WALK_BOUNDED,	/* an mbuf array, by a bounded loop */
+};
+
+static __always_inline int netcap_walk(__u64 pkt, __u64 len, enum netcap_walk walk)
+{
+	if (walk == NETCAP_WALK_BOUNDED)
+		return netcap_from_user_bounded(pkt, len);
+	return netcap_from_user(pkt, len, walk == NETCAP_WALK_LOOP);
+}
+
+static __always_inline int netcap_uprobe_args(struct pt_regs *ctx, enum netcap_walk walk)
+{
+	return netcap_walk(netcap_regs_arg(ctx, netcap_cfg.skb_arg),
+			   netcap_optional_regs_arg(ctx, netcap_cfg.len_arg), walk);
+}
+
+static __always_inline int netcap_usdt_args(struct pt_regs *ctx, enum netcap_walk walk)
 {
 	long pkt = 0, len = 0;
 
 	bpf_usdt_arg(ctx, netcap_cfg.skb_arg, &pkt);
 	if (netcap_cfg.len_arg != NETCAP_NO_ARG)
 		bpf_usdt_arg(ctx, netcap_cfg.len_arg, &len);
-	return netcap_from_user(pkt, len, bursts);
+	return netcap_walk(pkt, len, walk);
 }
 
 /* One buffer or one mbuf (NETCAP_FORM_BUFFER, NETCAP_FORM_MBUF). */
 SEC("uprobe")
 int netcap_uprobe(struct pt_regs *ctx)
 {
-	return netcap_uprobe_args(ctx, false);
+	return netcap_uprobe_args(ctx, NETCAP_WALK_ONE);
 }
 
 /* An array of mbufs and its count (NETCAP_FORM_MBUF_ARRAY). */
 SEC("uprobe")
 int netcap_uprobe_burst(struct pt_regs *ctx)
 {
-	return netcap_uprobe_args(ctx, true);
+	return netcap_uprobe_args(ctx, NETCAP_WALK_LOOP);
+}
+
+SEC("uprobe")
+int netcap_uprobe_burst_bounded(struct pt_regs *ctx)
+{
+	return netcap_uprobe_args(ctx, NETCAP_WALK_BOUNDED);
 }
 
 SEC("usdt")
 int netcap_usdt(struct pt_regs *ctx)
 {
-	return netcap_usdt_args(ctx, false);
+	return netcap_usdt_args(ctx, NETCAP_WALK_ONE);
 }
 
 SEC("usdt")
 int netcap_usdt_burst(struct pt_regs *ctx)
 {
-	return netcap_usdt_args(ctx, true);
+	return netcap_usdt_args(ctx, NETCAP_WALK_LOOP);
+}
+
+SEC("usdt")
+int netcap_usdt_burst_bounded(struct pt_regs *ctx)
+{
+	return netcap_usdt_args(ctx, NETCAP_WALK_BOUNDED);
 }
 
 #endif /* NETCAP_ENTRY_USER_H */

@@ -33,6 +33,9 @@ pub enum Command {
     Raw(skb::RawArgs),
     /// List the tracepoints and kernel functions that take an sk_buff.
     List(ListArgs),
+    /// Say what this kernel lets netcap do: each BPF mechanism, whether it is
+    /// here, and what its absence costs.
+    Features(FeaturesArgs),
     /// Print netcap's version.
     Version,
     /// Benchmarks only: push N synthetic records through decoding and the
@@ -44,6 +47,13 @@ pub enum Command {
         /// The pcapng file to write.
         output: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FeaturesArgs {
+    /// One JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -2,6 +2,7 @@
 //! network namespaces, privileges, clocks, tracefs categories.
 
 pub mod btf;
+pub mod features;
 pub mod kallsyms;
 
 use std::ffi::CString;
@@ -14,7 +15,9 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 #[derive(Debug, Error)]
 pub enum KernelError {
-    #[error("this kernel has no BTF ({VMLINUX_BTF} is missing): netcap needs CONFIG_DEBUG_INFO_BTF=y")]
+    #[error(
+        "this kernel has no BTF ({VMLINUX_BTF} is missing): netcap needs Linux 5.8 or later built with CONFIG_DEBUG_INFO_BTF=y"
+    )]
     NoBtf,
     #[error(transparent)]
     Btf(#[from] btf::BtfError),
@@ -30,21 +33,6 @@ pub fn load_btf() -> Result<btf::Btf, KernelError> {
         return Err(KernelError::NoBtf);
     }
     Ok(btf::Btf::from_file(path)?)
-}
-
-/// Whether BPF programs may read any kernel address through a fault-tolerant
-/// load (`bpf_rdonly_cast(ptr, 0)`, 6.17 on): the kernel then lists
-/// `BPF_FEAT_RDONLY_CAST_TO_VOID` in its `enum bpf_features`.
-pub fn reads_any_address(btf: &btf::Btf) -> bool {
-    btf.enum_values("bpf_features")
-        .is_some_and(|values| values.iter().any(|(name, _)| *name == "BPF_FEAT_RDONLY_CAST_TO_VOID"))
-}
-
-/// Whether this kernel has the BPF helper `name` (e.g. "get_current_task_btf",
-/// 5.11 on): its `enum bpf_func_id` in BTF lists every helper it knows.
-pub fn has_helper(btf: &btf::Btf, name: &str) -> bool {
-    let wanted = format!("BPF_FUNC_{name}");
-    btf.enum_values("bpf_func_id").is_some_and(|values| values.iter().any(|(value, _)| *value == wanted))
 }
 
 /// A device as the `-i` option names it, resolved in netcap's own netns.
@@ -192,26 +180,6 @@ pub fn raise_open_files_limit() {
 /// Number of possible CPUs, as BPF per-CPU structures count them.
 pub fn possible_cpus() -> usize {
     libbpf_rs::num_possible_cpus().unwrap_or(1).max(1)
-}
-
-/// True when the kernel has uprobe-multi links (6.6+), as libbpf's own
-/// probe finds: the function that creates them is named in its BTF.
-pub fn has_uprobe_multi() -> bool {
-    let needle: &[u8] = b"\0bpf_uprobe_multi_link_attach\0";
-    std::fs::read("/sys/kernel/btf/vmlinux").is_ok_and(|btf| btf.windows(needle.len()).any(|w| w == needle))
-}
-
-#[cfg(test)]
-mod helper_tests {
-    use super::*;
-
-    #[test]
-    fn helpers_are_read_from_the_kernel_s_own_list() {
-        let btf = load_btf().unwrap();
-        assert!(has_helper(&btf, "map_lookup_elem"));
-        assert!(has_helper(&btf, "get_current_task_btf"), "6.x has it (5.11 on)");
-        assert!(!has_helper(&btf, "no_such_helper"));
-    }
 }
 
 #[cfg(test)]

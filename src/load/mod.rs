@@ -47,6 +47,10 @@ pub struct LoadOptions {
     pub user_struct: Option<u32>,
     /// The kernel has bpf_get_current_task_btf() (5.11 on).
     pub task_btf: bool,
+    /// The kernel has bpf_loop (5.17 on); without it mbuf bursts take a bounded loop.
+    pub bpf_loop: bool,
+    /// The kernel has uprobe-multi links (6.6 on), which libbpf's USDT support uses.
+    pub uprobe_multi: bool,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -66,6 +70,8 @@ pub struct Group {
     pub attached: usize,
     /// Functions the kernel refused one by one (with KprobeEach).
     pub refused: Vec<String>,
+    /// Better mechanisms the kernel lacks (the plan's `passed_over`), then
+    /// those that failed here.
     pub fallbacks: Vec<(Flavour, String)>,
 }
 
@@ -106,14 +112,14 @@ impl Session {
     ) -> Result<Session> {
         filter_hook::register_handlers()?;
         if targets.iter().any(|t| t.flavours.contains(&Flavour::Usdt)) {
-            filter_hook::set_usdt_uprobe_multi(crate::kernel::has_uprobe_multi());
+            filter_hook::set_usdt_uprobe_multi(options.uprobe_multi);
         }
         let mut session = Session { attached: Vec::new(), group: None, links: Default::default(), objects: Vec::new() };
         let (grouped, singles): (Vec<Indexed<'_>>, Vec<Indexed<'_>>) = targets
             .iter()
             .enumerate()
             .map(|(index, target)| (index as u16, target))
-            .partition(|(_, target)| target.flavours.first() == Some(&Flavour::KprobeMulti));
+            .partition(|(_, target)| target.flavours.first().is_some_and(|f| f.is_group()));
         // The first object creates the maps the others share; the others
         // load side by side (libbpf parses the kernel's BTF for each).
         let mut outcomes = Vec::with_capacity(singles.len());
@@ -212,11 +218,12 @@ fn attach_best<'a>(
     options: &LoadOptions,
     shared: Option<&Object>,
 ) -> Result<Loaded<'a>> {
-    let mut failures: Vec<(Flavour, String)> = Vec::new();
+    // Each note is whole: "no fentry here: …" or "fentry failed: …".
+    let mut failures = target.passed_over.clone();
     for &flavour in &target.flavours {
         match attach_one(target, index, flavour, options, shared) {
             Ok((object, links)) => return Ok(Loaded { target, object, flavour, links, fallbacks: failures }),
-            Err(err) => failures.push((flavour, format!("{err:#}"))),
+            Err(err) => failures.push((flavour, format!("{} failed: {err:#}", flavour.label()))),
         }
     }
     Err(attach_failure(target, &failures))
@@ -300,11 +307,13 @@ impl ObjectConfig {
 pub static EMBEDDED_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/netcap.bpf.o"));
 
 /// The program that implements a flavour for packets of this form (mbuf
-/// arrays need bpf_loop, which has programs of its own).
-fn program_for(flavour: Flavour, form: Option<PacketForm>) -> &'static str {
-    match (flavour, form) {
-        (Flavour::Uprobe, Some(PacketForm::MbufArray)) => "netcap_uprobe_burst",
-        (Flavour::Usdt, Some(PacketForm::MbufArray)) => "netcap_usdt_burst",
+/// arrays have programs of their own: by bpf_loop, else a bounded loop).
+fn program_for(flavour: Flavour, form: Option<PacketForm>, bpf_loop: bool) -> &'static str {
+    match (flavour, form, bpf_loop) {
+        (Flavour::Uprobe, Some(PacketForm::MbufArray), true) => "netcap_uprobe_burst",
+        (Flavour::Uprobe, Some(PacketForm::MbufArray), false) => "netcap_uprobe_burst_bounded",
+        (Flavour::Usdt, Some(PacketForm::MbufArray), true) => "netcap_usdt_burst",
+        (Flavour::Usdt, Some(PacketForm::MbufArray), false) => "netcap_usdt_burst_bounded",
         _ => program_name(flavour),
     }
 }
@@ -447,7 +456,7 @@ fn load_object(
         }
     }
 
-    let chosen = program_for(flavour, config.form.map(|(form, _)| form));
+    let chosen = program_for(flavour, config.form.map(|(form, _)| form), options.bpf_loop);
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
         prog.set_autoload(name == chosen || (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY));
@@ -477,13 +486,6 @@ fn attach_one(
     options: &LoadOptions,
     shared: Option<&Object>,
 ) -> Result<(Object, Vec<Link>)> {
-    if matches!(flavour, Flavour::Kprobe | Flavour::Kretprobe) && !kprobes_available() {
-        bail!("this kernel has no kprobes (CONFIG_KPROBES is off)");
-    }
-    // For tests of the fallback, and for kernels whose fentry misbehaves.
-    if matches!(flavour, Flavour::Fentry | Flavour::Fexit) && std::env::var_os("NETCAP_NO_FENTRY").is_some() {
-        bail!("disabled by NETCAP_NO_FENTRY");
-    }
     let name = target.spec.name.as_str();
     let needs_target =
         matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor);
@@ -492,7 +494,7 @@ fn attach_one(
         ..ObjectConfig::of(target, index)
     };
     let object = load_object(&config, flavour, needs_target.then_some(name), options, shared)?;
-    let prog = program_named(&object, program_for(flavour, target.user.as_ref().map(|u| u.form)))?;
+    let prog = program_named(&object, program_for(flavour, target.user.as_ref().map(|u| u.form), options.bpf_loop))?;
     let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
     let links = match flavour {
         Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor => {
@@ -529,22 +531,16 @@ fn cookie(index: u16, target: &Target) -> u64 {
     u64::from(index) | u64::from(target.skb_arg) << 16 | u64::from(target.reason_arg.unwrap_or(NO_ARG)) << 24
 }
 
-/// Attaches every function of the patterns with one program: one
-/// kprobe-multi link where the kernel has it, else one kprobe each
-/// (functions the kernel refuses are skipped and named).
+/// Attaches every function of the patterns with one program, by the first
+/// of the plan's flavours that works: one kprobe-multi link, else one kprobe
+/// each with its cookie, else one kprobe each told apart by address
+/// (functions the kernel refuses one by one are skipped and named).
 fn attach_group(
     grouped: &[(u16, &Target)],
     options: &LoadOptions,
     shared: Option<&Object>,
     progress: &mut impl FnMut(Progress<'_>),
 ) -> Result<(Object, Group, Vec<Link>)> {
-    if !kprobes_available() {
-        bail!(
-            "cannot trace the {} functions of the patterns: this kernel has no kprobes (CONFIG_KPROBES is off); \
-             tracepoints see the same packets (netcap list --tracepoints)",
-            grouped.len()
-        );
-    }
     let config = ObjectConfig {
         trace_index: 0,
         skb_arg: 0,
@@ -557,38 +553,61 @@ fn attach_group(
             .iter()
             .fold(0, |bits, (_, t)| bits | feature::sections(t, Flavour::KprobeMulti, options.stacks)),
     };
-    let mut fallbacks = Vec::new();
-    let multi = load_object(&config, Flavour::KprobeMulti, None, options, shared).and_then(|object| {
-        let opts = libbpf_rs::KprobeMultiOpts {
-            symbols: grouped.iter().map(|(_, t)| t.spec.name.clone()).collect(),
-            cookies: grouped.iter().map(|(index, t)| cookie(*index, t)).collect(),
-            retprobe: false,
-            ..Default::default()
+    let first = grouped.first().map(|(_, t)| *t).ok_or_else(|| anyhow!("no pattern functions"))?;
+    let mut fallbacks = first.passed_over.clone();
+    for &flavour in &first.flavours {
+        let attached = if flavour == Flavour::KprobeMulti {
+            attach_multi(grouped, &config, options, shared)
+        } else {
+            attach_each(grouped, flavour, &config, options, shared, progress)
         };
-        let link = program_named(&object, program_name(Flavour::KprobeMulti))?
-            .attach_kprobe_multi_with_opts(opts)
-            .map_err(|err| anyhow!("attaching: {}", root_cause(&err)))?;
-        Ok((object, link))
-    });
-    match multi {
-        Ok((object, link)) => {
-            let group =
-                Group { flavour: Flavour::KprobeMulti, attached: grouped.len(), refused: Vec::new(), fallbacks };
-            return Ok((object, group, vec![link]));
+        match attached {
+            Ok((object, links, refused)) => {
+                let group = Group { flavour, attached: grouped.len() - refused.len(), refused, fallbacks };
+                return Ok((object, group, links));
+            }
+            Err(err) => fallbacks.push((flavour, format!("{} failed: {err:#}", flavour.label()))),
         }
-        Err(err) => fallbacks.push((Flavour::KprobeMulti, format!("{err:#}"))),
     }
-    // One kprobe per function, its cookie carried by the link (5.15 on), else
-    // found by the function's address in a map netcap fills.
-    let (object, flavour) = match load_object(&config, Flavour::KprobeEach, None, options, shared) {
-        Ok(object) => (object, Flavour::KprobeEach),
-        Err(err) => {
-            fallbacks.push((Flavour::KprobeEach, format!("{err:#}")));
-            let object = load_object(&config, Flavour::KprobeByAddress, None, options, shared)?;
-            fill_cookies_by_address(&object, grouped)?;
-            (object, Flavour::KprobeByAddress)
-        }
+    let reasons: Vec<&str> = fallbacks.iter().map(|(_, why)| why.as_str()).collect();
+    bail!("cannot attach the {} functions of the patterns ({})", grouped.len(), reasons.join("; "))
+}
+
+type GroupLinks = (Object, Vec<Link>, Vec<String>);
+
+fn attach_multi(
+    grouped: &[(u16, &Target)],
+    config: &ObjectConfig,
+    options: &LoadOptions,
+    shared: Option<&Object>,
+) -> Result<GroupLinks> {
+    let object = load_object(config, Flavour::KprobeMulti, None, options, shared)?;
+    let opts = libbpf_rs::KprobeMultiOpts {
+        symbols: grouped.iter().map(|(_, t)| t.spec.name.clone()).collect(),
+        cookies: grouped.iter().map(|(index, t)| cookie(*index, t)).collect(),
+        retprobe: false,
+        ..Default::default()
     };
+    let link = program_named(&object, program_name(Flavour::KprobeMulti))?
+        .attach_kprobe_multi_with_opts(opts)
+        .map_err(|err| anyhow!("attaching: {}", root_cause(&err)))?;
+    Ok((object, vec![link], Vec::new()))
+}
+
+/// One kprobe per function, its cookie carried by the link (5.15 on), else
+/// found by the function's address in a map netcap fills.
+fn attach_each(
+    grouped: &[(u16, &Target)],
+    flavour: Flavour,
+    config: &ObjectConfig,
+    options: &LoadOptions,
+    shared: Option<&Object>,
+    progress: &mut impl FnMut(Progress<'_>),
+) -> Result<GroupLinks> {
+    let object = load_object(config, flavour, None, options, shared)?;
+    if flavour == Flavour::KprobeByAddress {
+        fill_cookies_by_address(&object, grouped)?;
+    }
     let prog = program_named(&object, program_name(flavour))?;
     let (mut links, mut refused) = (Vec::new(), Vec::new());
     for (done, (index, target)) in grouped.iter().enumerate() {
@@ -603,8 +622,7 @@ fn attach_group(
     if links.is_empty() {
         bail!("the kernel refused every function of the patterns ({} of them)", refused.len());
     }
-    let group = Group { flavour, attached: links.len(), refused, fallbacks };
-    Ok((object, group, links))
+    Ok((object, links, refused))
 }
 
 /// Entries the address → cookie map holds (static functions repeat names).
@@ -635,39 +653,14 @@ fn root_cause(err: &libbpf_rs::Error) -> String {
     text.rsplit(": ").next().unwrap_or(&text).to_string()
 }
 
-/// Kprobes are reachable through the perf PMU (4.17+) or tracefs.
-fn kprobes_available() -> bool {
-    [
-        "/sys/bus/event_source/devices/kprobe",
-        "/sys/kernel/tracing/kprobe_events",
-        "/sys/kernel/debug/tracing/kprobe_events",
-    ]
-    .iter()
-    .any(|path| std::path::Path::new(path).exists())
-}
-
-/// Tracepoints that see the same packets as a kernel function, by which
-/// way the function's name says it goes.
-fn tracepoints_near(function: &str) -> &'static str {
-    let receive = ["rcv", "recv", "receive", "deliver", "input", "gro", "napi"];
-    let transmit = ["xmit", "output", "send", "queue", "transmit", "finish_output"];
-    if transmit.iter().any(|w| function.contains(w)) {
-        "tracepoint:net:net_dev_queue, tracepoint:net:net_dev_start_xmit, tracepoint:net:net_dev_xmit"
-    } else if receive.iter().any(|w| function.contains(w)) {
-        "tracepoint:net:netif_receive_skb, tracepoint:net:napi_gro_receive_entry, tracepoint:skb:kfree_skb"
-    } else {
-        "tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:kfree_skb, tracepoint:skb:consume_skb"
-    }
-}
-
 fn attach_failure(target: &Target, failures: &[(Flavour, String)]) -> anyhow::Error {
-    let reasons: Vec<String> = failures.iter().map(|(f, why)| format!("{}: {why}", f.label())).collect();
+    let reasons: Vec<&str> = failures.iter().map(|(_, why)| why.as_str()).collect();
     if target.is_function() {
         anyhow!(
             "cannot trace kernel function {} on this kernel ({}); tracepoints that see the same packets: {}",
             target.spec.name,
             reasons.join("; "),
-            tracepoints_near(&target.spec.name)
+            crate::plan::tracepoints_near(&target.spec.name)
         )
     } else if let Some(user) = &target.user {
         anyhow!("cannot attach to {} in {} ({})", target.spec, user.binary.display(), reasons.join("; "))
@@ -679,6 +672,7 @@ fn attach_failure(target: &Target, failures: &[(Flavour, String)]) -> anyhow::Er
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::features::{Feature, Features};
     use crate::plan::spec;
 
     /// Root only; in CI (always root) a skip would be a failure.
@@ -699,7 +693,8 @@ mod tests {
         }
         let btf = crate::kernel::load_btf().unwrap();
         let specs = spec::parse_list("tp:net:netif_receive_skb").unwrap();
-        let targets = crate::plan::resolve(&specs, &btf, &|_| None, &|_| true).unwrap().targets;
+        let features = Features::probe(Some(&btf)).unwrap();
+        let targets = crate::plan::resolve(&specs, &btf, &features, &|_| None, &|_| true).unwrap().targets;
         let mut loaded = 0;
         for expression in crate::filter::tests::expressions() {
             let filter = match Filter::compile(&expression) {
@@ -718,9 +713,11 @@ mod tests {
                 skb_data: None,
                 mbuf: None,
                 // Where the kernel allows it the filter also runs on the packet in place.
-                filter_in_place: crate::kernel::reads_any_address(&btf),
+                filter_in_place: features.has(Feature::ReadAnyAddress),
                 user_struct: None,
-                task_btf: crate::kernel::has_helper(&btf, "get_current_task_btf"),
+                task_btf: features.has(Feature::CurrentTaskBtf),
+                bpf_loop: true,
+                uprobe_multi: false,
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));

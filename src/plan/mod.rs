@@ -10,6 +10,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::kernel::btf::{Btf, Kind};
+use crate::kernel::features::{Feature, Features};
 use spec::{FunctionMode, PointKind, PointSpec};
 
 /// How a target is attached, in the order tried.
@@ -40,6 +41,11 @@ pub enum Flavour {
 }
 
 impl Flavour {
+    /// Pattern functions: attached together, by one program.
+    pub fn is_group(self) -> bool {
+        matches!(self, Flavour::KprobeMulti | Flavour::KprobeEach | Flavour::KprobeByAddress)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Flavour::TpBtfPaged => "tp_btf (paged data)",
@@ -75,6 +81,8 @@ pub struct Target {
     pub ret_arg: Option<u32>,
     /// Attach mechanisms to try, best first.
     pub flavours: Vec<Flavour>,
+    /// Better mechanisms this kernel does not have, and why (from its features).
+    pub passed_over: Vec<(Flavour, String)>,
     /// Description of every argument, for --dry-run and `list`.
     pub signature: String,
     /// Where a user-space point is (netcap raw, mbuf); None for the kernel's.
@@ -121,6 +129,8 @@ pub enum PlanError {
     Duplicate(String),
     #[error("'{0}' matches no kernel function that takes a struct sk_buff * and can be traced")]
     EmptyPattern(String),
+    #[error("cannot trace {what} on this kernel ({why}); tracepoints that see the same packets: {}", tracepoints_near(.name))]
+    NoMechanism { what: String, name: String, why: String },
 }
 
 fn suggest(nearest: &[String]) -> String {
@@ -144,6 +154,7 @@ pub struct Resolved {
 pub fn resolve(
     specs: &[PointSpec],
     btf: &Btf,
+    features: &Features,
     category_of: &dyn Fn(&str) -> Option<String>,
     traceable: &dyn Fn(&str) -> bool,
 ) -> Result<Resolved, PlanError> {
@@ -151,7 +162,7 @@ pub fn resolve(
     let mut skipped = Vec::new();
     for spec in specs {
         if spec::is_pattern(&spec.name) {
-            let matched = expand_pattern(spec, btf, traceable, &mut skipped)?;
+            let matched = expand_pattern(spec, btf, features, traceable, &mut skipped)?;
             for target in matched {
                 // A function named explicitly (or by an earlier pattern) keeps that place.
                 if !targets.iter().any(|t| t.is_function() && t.spec.name == target.spec.name) {
@@ -160,7 +171,7 @@ pub fn resolve(
             }
             continue;
         }
-        let target = resolve_one(spec, btf, category_of)?;
+        let target = resolve_one(spec, btf, features, category_of)?;
         if targets.iter().any(|t| t.spec.name == target.spec.name && t.is_function() == target.is_function()) {
             return Err(PlanError::Duplicate(spec.to_string()));
         }
@@ -171,7 +182,13 @@ pub fn resolve(
     Ok(Resolved { targets, skipped })
 }
 
-fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option<String>) -> Result<Target, PlanError> {
+fn resolve_one(
+    spec: &PointSpec,
+    btf: &Btf,
+    features: &Features,
+    category_of: &dyn Fn(&str) -> Option<String>,
+) -> Result<Target, PlanError> {
+    let mut passed_over = Vec::new();
     let (params, mut flavours) = match &spec.kind {
         PointKind::Tracepoint { category, raw_only } => {
             let params = btf.tracepoint_params(&spec.name).ok_or_else(|| PlanError::UnknownTracepoint {
@@ -183,27 +200,41 @@ fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option
             {
                 return Err(PlanError::WrongCategory { name: spec.name.clone(), given: given.clone(), actual });
             }
-            let flavours = if *raw_only {
-                vec![Flavour::RawTp]
-            } else if btf.function("bpf_dynptr_from_skb").is_some() {
-                vec![Flavour::TpBtfPaged, Flavour::TpBtf, Flavour::RawTp]
+            let wanted: &[(Flavour, Option<Feature>)] = if *raw_only {
+                &[(Flavour::RawTp, None)]
             } else {
-                // Before 6.3 no kfunc reads paged skb data.
-                vec![Flavour::TpBtf, Flavour::RawTp]
+                &[
+                    (Flavour::TpBtfPaged, Some(Feature::DynptrFromSkb)),
+                    (Flavour::TpBtf, Some(Feature::TpBtf)),
+                    (Flavour::RawTp, None),
+                ]
             };
-            (params, flavours)
+            (params, available(wanted, features, &mut passed_over))
         }
         PointKind::Function(mode) => {
             let proto = btf.function(&spec.name).ok_or_else(|| PlanError::UnknownFunction {
                 name: spec.name.clone(),
                 nearest: nearest(&spec.name, skb_function_names(btf)),
             })?;
-            let flavours = match mode {
-                FunctionMode::Fentry => vec![Flavour::Fentry, Flavour::Kprobe],
-                FunctionMode::Kprobe => vec![Flavour::Kprobe],
-                FunctionMode::Fexit => vec![Flavour::Fexit, Flavour::Kretprobe],
-                FunctionMode::Kretprobe => vec![Flavour::Kretprobe],
+            let wanted: &[(Flavour, Option<Feature>)] = match mode {
+                FunctionMode::Fentry => {
+                    &[(Flavour::Fentry, Some(Feature::Fentry)), (Flavour::Kprobe, Some(Feature::Kprobes))]
+                }
+                FunctionMode::Kprobe => &[(Flavour::Kprobe, Some(Feature::Kprobes))],
+                FunctionMode::Fexit => {
+                    &[(Flavour::Fexit, Some(Feature::Fentry)), (Flavour::Kretprobe, Some(Feature::Kprobes))]
+                }
+                FunctionMode::Kretprobe => &[(Flavour::Kretprobe, Some(Feature::Kprobes))],
             };
+            let flavours = available(wanted, features, &mut passed_over);
+            if flavours.is_empty() {
+                let why: Vec<&str> = passed_over.iter().map(|(_, why)| why.as_str()).collect();
+                return Err(PlanError::NoMechanism {
+                    what: format!("kernel function {}", spec.name),
+                    name: spec.name.clone(),
+                    why: why.join("; "),
+                });
+            }
             (btf.params(proto), flavours)
         }
         PointKind::User => unreachable!("user-space points are resolved by plan::user"),
@@ -291,9 +322,41 @@ fn resolve_one(spec: &PointSpec, btf: &Btf, category_of: &dyn Fn(&str) -> Option
         ret_arg: matches!(spec.kind, PointKind::Function(FunctionMode::Fexit | FunctionMode::Kretprobe))
             .then_some(params.len() as u32),
         flavours,
+        passed_over,
         signature,
         user: None,
     })
+}
+
+/// The flavours whose feature this kernel has, in order; the others are
+/// noted in `passed_over` with the reason.
+fn available(
+    wanted: &[(Flavour, Option<Feature>)],
+    features: &Features,
+    passed_over: &mut Vec<(Flavour, String)>,
+) -> Vec<Flavour> {
+    let mut flavours = Vec::new();
+    for &(flavour, needs) in wanted {
+        match needs {
+            Some(feature) if !features.has(feature) => passed_over.push((flavour, features.why_missing(feature))),
+            _ => flavours.push(flavour),
+        }
+    }
+    flavours
+}
+
+/// Tracepoints that see the same packets as a kernel function, by which
+/// way the function's name says it goes.
+pub fn tracepoints_near(function: &str) -> &'static str {
+    let receive = ["rcv", "recv", "receive", "deliver", "input", "gro", "napi"];
+    let transmit = ["xmit", "output", "send", "queue", "transmit", "finish_output"];
+    if transmit.iter().any(|w| function.contains(w)) {
+        "tracepoint:net:net_dev_queue, tracepoint:net:net_dev_start_xmit, tracepoint:net:net_dev_xmit"
+    } else if receive.iter().any(|w| function.contains(w)) {
+        "tracepoint:net:netif_receive_skb, tracepoint:net:napi_gro_receive_entry, tracepoint:skb:kfree_skb"
+    } else {
+        "tracepoint:net:netif_receive_skb, tracepoint:net:net_dev_queue, tracepoint:skb:kfree_skb, tracepoint:skb:consume_skb"
+    }
 }
 
 /// Arguments a kprobe reads from registers (x86-64 passes six).
@@ -304,9 +367,29 @@ pub const REGISTER_ARGS: u32 = 6;
 fn expand_pattern(
     spec: &PointSpec,
     btf: &Btf,
+    features: &Features,
     traceable: &dyn Fn(&str) -> bool,
     skipped: &mut Vec<(String, String)>,
 ) -> Result<Vec<Target>, PlanError> {
+    if !features.has(Feature::Kprobes) {
+        return Err(PlanError::NoMechanism {
+            what: format!("the kernel functions of '{}'", spec.name),
+            name: spec.name.clone(),
+            why: format!("patterns attach by kprobes: {}", features.why_missing(Feature::Kprobes)),
+        });
+    }
+    // Best first: one kprobe-multi link; one kprobe each with its cookie;
+    // one kprobe each told apart by address (no cookies before 5.15).
+    let mut passed_over = Vec::new();
+    let group = available(
+        &[
+            (Flavour::KprobeMulti, Some(Feature::KprobeMulti)),
+            (Flavour::KprobeEach, Some(Feature::AttachCookie)),
+            (Flavour::KprobeByAddress, None),
+        ],
+        features,
+        &mut passed_over,
+    );
     let mut names: Vec<&str> = skb_function_names(btf)
         .into_iter()
         .filter(|name| spec::glob_matches(&spec.name, name) && traceable(name))
@@ -316,7 +399,7 @@ fn expand_pattern(
     for name in names {
         let one = PointSpec { name: name.to_string(), ..spec.clone() };
         // Ambiguous or too-far skb positions are skipped, and said: a pattern takes what it can.
-        let mut target = match resolve_one(&one, btf, &|_| None) {
+        let mut target = match resolve_one(&one, btf, features, &|_| None) {
             Ok(target) => target,
             Err(err) => {
                 skipped.push((name.to_string(), err.to_string()));
@@ -328,7 +411,8 @@ fn expand_pattern(
             skipped.push((name.to_string(), format!("its sk_buff or drop reason is past argument {REGISTER_ARGS}")));
             continue;
         }
-        target.flavours = vec![Flavour::KprobeMulti, Flavour::KprobeEach, Flavour::KprobeByAddress];
+        target.flavours = group.clone();
+        target.passed_over = passed_over.clone();
         targets.push(target);
     }
     if targets.is_empty() {
@@ -426,7 +510,14 @@ mod tests {
     fn plan(list: &str) -> Result<Vec<Target>, PlanError> {
         let btf = btf();
         let specs = spec::parse_list(list)?;
-        resolve(&specs, &btf, &|name| (name == "kfree_skb").then(|| "skb".to_string()), &|_| true).map(|r| r.targets)
+        resolve(
+            &specs,
+            &btf,
+            &Features::everything(),
+            &|name| (name == "kfree_skb").then(|| "skb".to_string()),
+            &|_| true,
+        )
+        .map(|r| r.targets)
     }
 
     #[test]
@@ -437,6 +528,38 @@ mod tests {
         assert_eq!(positions, [1, 1, 3, 1]);
         assert_eq!(targets[0].flavours, [Flavour::TpBtfPaged, Flavour::TpBtf, Flavour::RawTp]);
         assert_eq!(targets[1].flavours, [Flavour::Fentry, Flavour::Kprobe]);
+    }
+
+    #[test]
+    fn the_kernels_features_pick_the_mechanisms() {
+        let btf = btf();
+        let specs =
+            spec::parse_list("tp:net:netif_receive_skb,icmp_rcv,fexit:ip_rcv,'tcp_v4_*'".replace('\'', "").as_str())
+                .unwrap();
+        let resolve_with = |missing: &[Feature]| {
+            resolve(&specs, &btf, &Features::everything().without(missing), &|_| None, &|_| true).map(|r| r.targets)
+        };
+        // 5.10: no paged reads, no kprobe-multi, no cookies.
+        let old = resolve_with(&[Feature::DynptrFromSkb, Feature::KprobeMulti, Feature::AttachCookie]).unwrap();
+        assert_eq!(old[0].flavours, [Flavour::TpBtf, Flavour::RawTp]);
+        assert_eq!(old[0].passed_over, [(Flavour::TpBtfPaged, "no dynptr_from_skb here: absent in this test".into())]);
+        assert_eq!(old[1].flavours, [Flavour::Fentry, Flavour::Kprobe]);
+        assert!(old[3..].iter().all(|t| t.flavours == [Flavour::KprobeByAddress] && t.passed_over.len() == 2));
+        // This host: no fentry, no kprobes.
+        let host = resolve_with(&[Feature::Fentry, Feature::Kprobes, Feature::KprobeMulti]).unwrap_err().to_string();
+        assert!(host.starts_with("cannot trace kernel function icmp_rcv on this kernel (no fentry here"), "{host}");
+        assert!(host.contains("no kprobes here"), "{host}");
+        let fentry_only = resolve_with(&[Feature::Kprobes]).unwrap_err().to_string();
+        assert!(
+            fentry_only.contains("the kernel functions of 'tcp_v4_*'")
+                && fentry_only.contains("patterns attach by kprobes"),
+            "{fentry_only}"
+        );
+        let no_fentry = resolve_with(&[Feature::Fentry]).unwrap();
+        assert_eq!(
+            (no_fentry[1].flavours.as_slice(), no_fentry[2].flavours.as_slice()),
+            (&[Flavour::Kprobe][..], &[Flavour::Kretprobe][..])
+        );
     }
 
     #[test]
@@ -531,7 +654,7 @@ mod tests {
     fn functions_a_pattern_cannot_take_are_named_with_why() {
         let btf = btf();
         let specs = spec::parse_list("skb_*").unwrap();
-        let resolved = resolve(&specs, &btf, &|_| None, &|_| true).unwrap();
+        let resolved = resolve(&specs, &btf, &Features::everything(), &|_| None, &|_| true).unwrap();
         // skb_try_coalesce(struct sk_buff *to, struct sk_buff *from, ...): which one is the packet?
         let (_, why) = resolved.skipped.iter().find(|(name, _)| name == "skb_try_coalesce").expect("skipped");
         assert!(why.contains("arguments 1, 2"), "{why}");

@@ -19,6 +19,9 @@ pub enum Mode {
     Mbuf,
 }
 
+/// Mbufs of one burst netcap reads at most: NETCAP_MBUF_BURST_MAX in bpf/netcap.h.
+pub const MBUF_BURST_MAX: u32 = 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketForm {
     Buffer,
@@ -205,6 +208,7 @@ pub fn resolve(lists: &[String], mode: Mode, pid: Option<i32>) -> Result<Vec<Tar
             location_arg: None,
             ret_arg: None,
             flavours: vec![flavour],
+            passed_over: Vec::new(),
             signature: String::new(),
             user: Some(UserPoint { binary, pid, probe: spec.probe, form, packet_arg, len_arg }),
         });

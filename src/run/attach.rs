@@ -42,12 +42,12 @@ fn report(progress: Progress<'_>, terminal: bool) {
     }
 }
 
-/// " (tp_btf (paged data) failed: why)" for flavours tried before the one used.
+/// " (no fentry here: why; kprobe failed: why)": the better flavours passed over or tried first.
 fn fallback_note(fallbacks: &[(plan::Flavour, String)]) -> String {
     if fallbacks.is_empty() {
         return String::new();
     }
-    let notes: Vec<String> = fallbacks.iter().map(|(f, why)| format!("{} failed: {why}", f.label())).collect();
+    let notes: Vec<&str> = fallbacks.iter().map(|(_, why)| why.as_str()).collect();
     format!(" ({})", notes.join("; "))
 }
 

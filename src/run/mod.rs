@@ -18,6 +18,7 @@ use crate::cli::ListArgs;
 use crate::cli::skb::Color;
 use crate::cli::skb::{SkbArgs, UserArgs};
 use crate::kernel;
+use crate::kernel::features::{Feature, Features};
 use crate::load::mbuf;
 use crate::pipeline::{Annotator, DropReasons, Symbols};
 use crate::plan::{self, spec, user};
@@ -32,13 +33,15 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         specs.extend(spec::parse_list(list)?);
     }
     let btf = kernel::load_btf()?;
+    let features = Features::probe(Some(&btf))?;
+    features.require_minimum()?;
     let traceable = if specs.iter().any(|s| spec::is_pattern(&s.name)) {
         kernel::traceable_functions()
     } else {
         Default::default()
     };
     let plan::Resolved { mut targets, skipped } =
-        plan::resolve(&specs, &btf, &kernel::tracepoint_category, &|name| traceable.contains(name))?;
+        plan::resolve(&specs, &btf, &features, &kernel::tracepoint_category, &|name| traceable.contains(name))?;
     if !skipped.is_empty() {
         report::say(&format!(
             "netcap: the patterns leave out {} function(s) a kprobe cannot take{}",
@@ -52,8 +55,13 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         }
     }
     let reasons = DropReasons::from_btf(&btf);
-    let filter_in_place = kernel::reads_any_address(&btf);
-    let task_btf = kernel::has_helper(&btf, "get_current_task_btf");
+    if !features.has(Feature::DropReasons) && targets.iter().any(|t| t.location_arg.is_some()) {
+        report::say(&format!(
+            "netcap: this kernel ({}) reports drop locations only (reasons came in 5.17): drops are named \
+             NOT_SPECIFIED, and the summary groups them by location",
+            features.release
+        ));
+    }
     drop(btf);
     if args.bench_floor {
         for target in targets.iter_mut().filter(|t| !t.is_function()) {
@@ -73,8 +81,9 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
             .then(|| Duration::from_secs(args.drops.drop_summary_interval)),
         mbuf: None,
         watched_pid: None,
-        filter_in_place,
-        task_btf,
+        filter_in_place: features.has(Feature::ReadAnyAddress),
+        task_btf: features.has(Feature::CurrentTaskBtf),
+        features,
     };
     trace::trace(&args.capture, setup, verbose)
 }
@@ -87,7 +96,17 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
             std::process::id()
         );
     }
+    let features = Features::probe(kernel::load_btf().ok().as_ref())?;
+    features.require_minimum()?;
     let targets = user::resolve(&args.function, mode, args.pid)?;
+    let bursts = targets.iter().any(|t| t.user.as_ref().is_some_and(|u| u.form == user::PacketForm::MbufArray));
+    if bursts && !features.has(Feature::BpfLoop) {
+        report::say(&format!(
+            "netcap: {}: bursts are walked by a bounded loop of at most {} mbufs",
+            features.why_missing(Feature::BpfLoop),
+            user::MBUF_BURST_MAX
+        ));
+    }
     let mbuf = match mode {
         user::Mode::Mbuf => {
             let (offsets, source) = mbuf::offsets(mbuf_layout, &targets)?;
@@ -111,8 +130,25 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         filter_in_place: false,
         // User-space programs read the task through helpers every kernel has.
         task_btf: false,
+        features,
     };
     trace::trace(&args.capture, setup, verbose)
+}
+
+/// `netcap features`: the table the planner uses, for this kernel. It runs
+/// where netcap cannot (that is when it is most wanted) and says why.
+pub fn features(json: bool) -> Result<()> {
+    let btf = kernel::load_btf().ok();
+    let features = Features::probe(btf.as_ref())?;
+    if json {
+        println!("{}", features.json());
+    } else {
+        print!("{}", features.text());
+        if let Err(err) = features.require_minimum() {
+            println!("netcap cannot run here: {err}");
+        }
+    }
+    Ok(())
 }
 
 /// What a mode hands the common capture.
@@ -129,10 +165,12 @@ struct Setup {
     mbuf: Option<mbuf::MbufOffsets>,
     /// With -p: stop when this process exits.
     watched_pid: Option<i32>,
-    /// The kernel lets BPF read any address (see kernel::reads_any_address).
+    /// The kernel lets BPF read any address (`bpf_rdonly_cast(ptr, 0)`, 6.17 on).
     filter_in_place: bool,
-    /// The kernel has bpf_get_current_task_btf() (see kernel::has_helper).
+    /// The kernel has bpf_get_current_task_btf() (5.11 on).
     task_btf: bool,
+    /// What the kernel can do, probed at start.
+    features: Features,
 }
 
 /// `netcap bench-sink N FILE`: the user-space half of a capture on one

@@ -14,6 +14,7 @@ use crate::cli::skb::{CaptureArgs, Color};
 use crate::ext::Extensions;
 use crate::filter::Filter;
 use crate::kernel;
+use crate::kernel::features::Feature;
 use crate::kernel::kallsyms::Kallsyms;
 use crate::load::{self, LoadOptions};
 use crate::pipeline::gather::{Gather, Matching};
@@ -82,6 +83,8 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         filter_in_place: setup.filter_in_place,
         user_struct: user_layout.as_ref().map(|layout| layout.size.next_multiple_of(8) as u32),
         task_btf: setup.task_btf,
+        bpf_loop: setup.features.has(Feature::BpfLoop),
+        uprobe_multi: setup.features.has(Feature::UprobeMulti),
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 

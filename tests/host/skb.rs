@@ -231,7 +231,8 @@ fn kernel_functions_without_kprobes_or_fentry_name_tracepoints_instead() {
     }
     let stderr = usage_error(&["skb", "-f", "tp:net:netif_receive_skb,icmp_rcv@1"]);
     assert!(stderr.contains("cannot trace kernel function icmp_rcv on this kernel"), "{stderr}");
-    assert!(stderr.contains("kprobe: this kernel has no kprobes"), "{stderr}");
+    assert!(stderr.contains("no kprobes here: no kprobe PMU"), "{stderr}");
+    assert!(stderr.contains("no fentry here: "), "{stderr}");
     assert!(stderr.contains("tracepoints that see the same packets: tracepoint:net:netif_receive_skb"), "{stderr}");
     assert_eq!(stderr.lines().filter(|l| l.starts_with("netcap: cannot")).count(), 1, "{stderr}");
 }
@@ -286,4 +287,67 @@ fn skb_data_reads_from_skb_data_and_its_offset() {
         let seen = lines_with(&out.stdout, &format!("len {length} IP {ADDR_A} > {ADDR_B}: ICMP echo request"));
         assert_eq!(seen.len(), 2, "offset {offset}:\n{}", out.stdout);
     }
+}
+
+/// `netcap features` on this host (6.18 without kprobes and fentry), each
+/// row checked against what the kernel shows elsewhere; the planner follows
+/// the table: a feature NETCAP_WITHOUT removes is passed over, and no
+/// fallback is taken where the table says the better mechanism works.
+#[test]
+fn features_table_matches_the_kernel_and_drives_the_plan() {
+    let Some(_guard) = root_test("features_table_matches_the_kernel_and_drives_the_plan") else { return };
+    let output = netcap(&["features", "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let table: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let present = |key: &str| table["features"][key]["present"].as_bool().unwrap_or_else(|| panic!("{key}: {table}"));
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(table["kernel"], release.trim());
+    // Oracles outside netcap: the kprobe PMU, the BTF file, the tracepoint's format in tracefs.
+    assert_eq!(present("kprobes"), std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists());
+    assert!(!present("kprobes") && !present("kprobe_multi"), "this host has no kprobes: {table}");
+    assert!(!present("fentry"), "this host refuses fentry: {table}");
+    assert_eq!(table["features"]["fentry"]["how"], "probe");
+    for key in ["btf", "ring_buffer", "tp_btf", "bpf_loop", "attach_cookie", "dynptr_from_skb", "drop_reasons"] {
+        assert!(present(key), "{key}: {table}");
+    }
+    let format = std::fs::read_to_string("/sys/kernel/tracing/events/skb/kfree_skb/format").unwrap_or_default();
+    if !format.is_empty() {
+        assert!(format.contains("reason"), "kfree_skb has a reason here, as the table says");
+    }
+    let text = String::from_utf8_lossy(&netcap(&["features"]).stdout).into_owned();
+    let fentry: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("fentry ")).take(3).collect();
+    assert!(
+        fentry[0].contains(" no ")
+            && fentry[1].contains("why: ")
+            && fentry[2].contains("so: kernel functions attach by kprobe"),
+        "{text}"
+    );
+
+    let disabled = run_with_env(&["features", "--json"], &[("NETCAP_WITHOUT", "bpf_loop,dynptr_from_skb")]);
+    let table: serde_json::Value = serde_json::from_slice(&disabled.stdout).unwrap();
+    assert_eq!(table["features"]["bpf_loop"]["why"], "disabled by NETCAP_WITHOUT");
+    assert_eq!(table["features"]["dynptr_from_skb"]["present"], false);
+    let wrong = run_with_env(&["features"], &[("NETCAP_WITHOUT", "fentry,warp_drive")]);
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!((wrong.status.code(), stderr.lines().count()), (Some(2), 1), "{stderr}");
+    assert!(stderr.contains("unknown feature 'warp_drive' (known: btf, ring_buffer,"), "{stderr}");
+
+    // The plan: paged tp_btf where the table has it, with no fallback note;
+    // plain tp_btf, saying why, where NETCAP_WITHOUT takes the dynptr away.
+    let dir = scratch_dir("features");
+    for (env, expected) in [
+        (&[][..], "tracepoint:net:netif_receive_skb attached by tp_btf (paged data)\n"),
+        (
+            &[("NETCAP_WITHOUT", "dynptr_from_skb")][..],
+            "tracepoint:net:netif_receive_skb attached by tp_btf (no dynptr_from_skb here: disabled by NETCAP_WITHOUT)\n",
+        ),
+    ] {
+        let netcap = Netcap::start_with_env(None, &["skb", "-f", "tp:net:netif_receive_skb", "-i", "lo"], &dir, env);
+        let done = netcap.interrupt();
+        assert!(done.stderr.contains(expected), "{env:?}: {}", done.stderr);
+    }
+}
+
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(NETCAP).args(args).envs(env.iter().copied()).output().unwrap()
 }

@@ -175,6 +175,11 @@ pub fn scratch_dir(name: &str) -> Scratch {
 impl Netcap {
     /// Starts `netcap ARGS` in `ns` (None: this namespace) and waits until it traces.
     pub fn start(ns: Option<&str>, args: &[&str], dir: &Path) -> Netcap {
+        Netcap::start_with_env(ns, args, dir, &[])
+    }
+
+    /// `start`, with these environment variables set for netcap.
+    pub fn start_with_env(ns: Option<&str>, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Netcap {
         let stdout = dir.join("netcap.out");
         let stderr = dir.join("netcap.err");
         let mut command = match ns {
@@ -187,6 +192,7 @@ impl Netcap {
         };
         let child = command
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
