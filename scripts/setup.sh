@@ -12,6 +12,8 @@ packages=(
   gcc libc6-dev libdpdk-dev systemtap-sdt-dev
   # the VM tier: Debian kernels booted under qemu from a busybox initramfs
   qemu-system-x86 busybox-static cpio xz-utils gzip
+  # the release: a static build (glibc's libc.a is in libc6-dev), its package in a fresh chroot
+  debootstrap man-db binutils dpkg-dev
 )
 
 missing=()

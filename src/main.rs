@@ -55,9 +55,10 @@ fn main() {
         Command::Features(args) => run::features(args.json),
         Command::BenchSink { count, output } => run::bench_sink(*count, output),
         Command::Version => {
-            println!("netcap {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", run::version::text());
             Ok(())
         }
+        Command::GenerateDocs { dir } => run::version::generate_docs(dir),
     };
     if let Err(err) = result {
         let broken_pipe = err.chain().any(|cause| {

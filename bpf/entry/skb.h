@@ -294,6 +294,11 @@ int netcap_kretprobe(struct pt_regs *ctx)
  * NETCAP_COOKIE_* in netcap.h. Here the argument index is a run-time value,
  * which pt_regs allows (every case is a valid context offset).
  */
+/* Set by user space when a pattern's kprobes are left to a process that
+ * removes them in the background (the kernel takes a grace period for each):
+ * from then on they do nothing. */
+volatile __u32 netcap_group_stopped SEC(".data.stop") = 0;
+
 static __always_inline int netcap_from_cookie_value(struct pt_regs *ctx, __u64 cookie)
 {
 	__u32 skb_arg = (cookie >> NETCAP_COOKIE_SKB_SHIFT) & 0xff;
@@ -304,6 +309,8 @@ static __always_inline int netcap_from_cookie_value(struct pt_regs *ctx, __u64 c
 		.trace_index = cookie & NETCAP_COOKIE_INDEX_MASK,
 	};
 
+	if (netcap_group_stopped)
+		return 0;
 	return netcap_handle(ctx, skb, &extra, false, false);
 }
 

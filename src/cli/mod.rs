@@ -36,8 +36,15 @@ pub enum Command {
     /// Say what this kernel lets netcap do: each BPF mechanism, whether it is
     /// here, and what its absence costs.
     Features(FeaturesArgs),
-    /// Print netcap's version.
+    /// Print netcap's version, commit, build date and the libbpf and libpcap built in.
     Version,
+    /// Packaging only: write the man pages and the bash, zsh and fish
+    /// completions, generated from these very definitions, into DIR.
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Where to write them (created if missing).
+        dir: std::path::PathBuf,
+    },
     /// Benchmarks only: push N synthetic records through decoding and the
     /// pcapng writer, as a capture does after the ring buffer, and report events/s.
     #[command(hide = true)]

@@ -387,7 +387,7 @@ fn load(prog_type: u32, attach_type: u32, attach_btf_id: u32, insns: &[EbpfInsn]
         )
     };
     if fd < 0 {
-        return Err(format!("loading a test program failed: {}", errno_text(-fd)));
+        return Err(format!("the kernel refused to load a test program ({})", errno_text(-fd)));
     }
     // SAFETY: fd is a new descriptor this function owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -396,7 +396,7 @@ fn load(prog_type: u32, attach_type: u32, attach_btf_id: u32, insns: &[EbpfInsn]
 /// An attachment's fd (closed at once, detaching it) or the errno.
 fn attached(fd: i32) -> Outcome {
     if fd < 0 {
-        return Err(format!("attaching a test program failed: {}", errno_text(-fd)));
+        return Err(format!("the kernel refused to attach a test program ({})", errno_text(-fd)));
     }
     // SAFETY: fd is a new descriptor nothing else owns.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });

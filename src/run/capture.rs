@@ -15,7 +15,8 @@ use libbpf_rs::RingBufferBuilder;
 
 use crate::event::Event;
 use crate::kernel;
-use crate::load::Session;
+use crate::load::{Removal, Session};
+use crate::run::report::say;
 use crate::pipeline::gather::Gather;
 use crate::pipeline::{Annotator, DropSummary};
 use crate::signals::StopSignals;
@@ -230,7 +231,16 @@ pub fn read(
         }
     }
     // Nothing is written into the ring after this: what it holds is bounded.
-    session.detach();
+    match session.detach() {
+        Some(Removal { kprobes, by: Some(pid), .. }) => say(&format!(
+            "netcap: {kprobes} kprobes stopped; process {pid} removes them in the background \
+             (the kernel takes a grace period for each)"
+        )),
+        Some(Removal { kprobes, failed: Some(why), .. }) => {
+            say(&format!("netcap: {kprobes} kprobes removed in place ({why})"))
+        }
+        _ => {}
+    }
     let deadline = Instant::now() + DRAIN;
     while !capture.borrow().done() {
         let now = Instant::now();

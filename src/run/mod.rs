@@ -7,6 +7,7 @@ mod capture;
 mod output;
 mod report;
 mod trace;
+pub mod version;
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};

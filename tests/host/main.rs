@@ -6,6 +6,7 @@ mod ext;
 mod filter;
 mod gather;
 mod output;
+mod release;
 mod robust;
 mod skb;
 mod user;

@@ -145,7 +145,7 @@ pub struct Finished {
 }
 
 /// A directory for one test's files, removed when the test ends.
-pub struct Scratch(PathBuf);
+pub struct Scratch(pub PathBuf);
 
 impl std::ops::Deref for Scratch {
     type Target = Path;
