@@ -10,8 +10,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use libbpf_rs::{Link, Map, MapCore, MapFlags, Object, ObjectBuilder, ProgramMut};
 
 mod filter_hook;
-mod removal;
 pub mod mbuf;
+mod removal;
 
 use crate::bpf::types::netcap_config;
 use crate::feature;

@@ -28,7 +28,9 @@ fn report(progress: Progress<'_>, terminal: bool) {
             eprint!("\rnetcap: attaching {done}/{all} functions{}", if done == all { "\n" } else { "" });
         }
         // Into a log: a line at each quarter of a long attach.
-        Progress::Counting(done, all) if !terminal && all >= 200 && done < all && (done * 4 / all) != ((done - 1) * 4 / all) => {
+        Progress::Counting(done, all)
+            if !terminal && all >= 200 && done < all && (done * 4 / all) != ((done - 1) * 4 / all) =>
+        {
             eprintln!("netcap: attaching {done}/{all} functions");
         }
         Progress::Counting(..) => {}

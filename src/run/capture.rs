@@ -16,9 +16,9 @@ use libbpf_rs::RingBufferBuilder;
 use crate::event::Event;
 use crate::kernel;
 use crate::load::{Removal, Session};
-use crate::run::report::say;
 use crate::pipeline::gather::Gather;
 use crate::pipeline::{Annotator, DropSummary};
+use crate::run::report::say;
 use crate::signals::StopSignals;
 use crate::sink::{Context, Sink};
 

@@ -110,7 +110,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("netcap-docs-{}", std::process::id()));
         generate_docs(&dir).unwrap();
         let skb = std::fs::read_to_string(dir.join("netcap-skb.1")).unwrap();
-        assert!(skb.contains("\\-\\-gather") && skb.contains(".TH netcap\\-skb"), "{}", &skb[..200.min(skb.len())]);
+        assert!(skb.contains("\\-\\-gather") && skb.contains(".TH netcap-skb"), "{}", &skb[..200.min(skb.len())]);
         assert!(!dir.join("netcap-bench-sink.1").exists(), "hidden commands get no page");
         let bash = std::fs::read_to_string(dir.join("netcap.bash")).unwrap();
         assert!(bash.contains("--capture-max-size"), "every option completes");

@@ -57,7 +57,11 @@ fn the_static_binary_captures_with_no_library_no_environment_and_no_files() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&err).unwrap_or_default().contains("Ctrl-C to stop") {
-        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(&err).unwrap());
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "{}",
+            std::fs::read_to_string(&err).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     pair.ping(3, 56);

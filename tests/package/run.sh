@@ -48,14 +48,14 @@ chroot "$root" dpkg -s netcap | grep -q "^Status: install ok installed" || fail 
 # Inside, in a mount namespace of its own so nothing stays mounted: the
 # kernel's /sys and /proc for BTF and the BPF probes.
 inside() {
-  unshare -m sh -c 'mount --bind /sys "$0/sys" && mount -t proc proc "$0/proc" && shift && exec chroot "$0" "$@"' "$root" "$@"
+  unshare -m sh -c 'mount --bind /sys "$0/sys" && mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' "$root" "$@"
 }
 inside netcap version >"$work/version" 2>&1 || { cat "$work/version" >&2; fail "netcap version"; }
 grep -q "^netcap .* (commit " "$work/version" && grep -q "a static binary" "$work/version" || fail "version: $(cat "$work/version")"
 inside netcap features --json >"$work/features" 2>&1 || fail "netcap features: $(cat "$work/features")"
 grep -q '"ring_buffer":{[^}]*"present":true' "$work/features" || fail "features: $(cat "$work/features")"
 inside netcap list --tracepoints >"$work/list" 2>&1 || fail "netcap list"
-grep -q "^tracepoint:net:netif_receive_skb" "$work/list" || fail "list: $(head -n 3 "$work/list")"
+grep -q "^tp:\(net:\)\?netif_receive_skb@1 " "$work/list" || fail "list: $(head -n 3 "$work/list")"
 
 # The man pages render, and say what --help says.
 MANWIDTH=100 man -P cat -l "$root/usr/share/man/man1/netcap-skb.1.gz" >"$work/man" 2>"$work/man.err" || fail "man -l: $(cat "$work/man.err")"

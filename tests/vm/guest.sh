@@ -77,7 +77,11 @@ check() { # name, then a command that must succeed on /tmp/out and /tmp/err
   elif "$@"; then pass "$name"; else fail "$name" "$(tr '\n' '|' </tmp/err | cut -c1-400) || $(head -c 600 /tmp/out | tr '\n' '|')"; fi
 }
 
-# 0. The features table: each row this tier's kernel is known to have or lack.
+# 0. The binary is the release, static, here without any library of its own.
+/bin/netcap version >/tmp/out 2>/tmp/err
+check static_binary_alone grep -q "^a static binary" /tmp/out
+
+# The features table: each row this tier's kernel is known to have or lack.
 /bin/netcap features --json >/tmp/out 2>/tmp/err
 row_is() { grep -o "\"$1\":{[^}]*}" /tmp/out | grep -q "\"present\":$2"; }
 features_as_known() {

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The VM tier: boots the newest Debian cloud kernel of a series (6.1 or
-# 6.12: kernels with kprobes and fentry, unlike this machine's) in
+# The VM tier: boots the newest Debian cloud kernel of a series (5.10, 6.1
+# or 6.12: kernels with kprobes and fentry, unlike this machine's) in
 # qemu-system-x86_64 -accel tcg, from an initramfs holding busybox, the veth
-# module, netcap, tcpdump and ip with their libraries, runs tests/vm/guest.sh
-# there, and passes only on the guest's marker lines.
+# module, the released static netcap (scripts/release.sh) with no library
+# beside it, tcpdump and ip with theirs, runs tests/vm/guest.sh there, and
+# passes only on the guest's marker lines.
 # Usage (root): tests/vm/run.sh 5.10|6.1|6.12
 set -euo pipefail
 series=${1:?usage: $0 5.10|6.1|6.12}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-netcap=${NETCAP:-$root/target/release/netcap}
+netcap=${NETCAP:-$root/target/dist/netcap}
+[ -x "$netcap" ] || { echo "vm: no $netcap: run scripts/release.sh first (or set NETCAP)" >&2; exit 2; }
 cache=${NETCAP_VM_CACHE:-/var/cache/netcap-vm}
 boot_limit=${NETCAP_VM_TIMEOUT:-900}
 
@@ -84,7 +86,13 @@ with_libraries() {
     cp -L "$library" "$image$library"
   done
 }
-with_libraries "$netcap" /bin/netcap
+# The release is static: it goes in alone, as it would onto a bare host.
+if readelf -l "$netcap" | grep -q "program interpreter"; then
+  with_libraries "$netcap" /bin/netcap
+  echo "vm: $netcap is dynamic: copied with its libraries" >&2
+else
+  mkdir -p "$image/bin" && cp "$netcap" "$image/bin/netcap"
+fi
 with_libraries "$(command -v tcpdump)" /bin/tcpdump
 with_libraries "$(command -v ip)" /sbin/ip
 # A user-space program for netcap raw: a function and a USDT probe that take frames.
