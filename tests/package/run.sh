@@ -22,11 +22,9 @@ fail() { echo "package: FAIL $1" >&2; exit 1; }
 mkdir -p "$cache"
 tarball=$cache/$suite-minbase.tar.gz
 if [ ! -s "$tarball" ]; then
-  mirror=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
-    awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\//) { print $i; exit } }')
-  [ -n "$mirror" ] || mirror=$({ cat /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
-    awk '$1 == "URIs:" && $2 ~ /debian\/?$/ { print $2; exit }')
-  [ -n "$mirror" ] || fail "no Debian mirror in this machine's apt sources"
+  # shellcheck source=../../scripts/debian_mirror.sh
+  source "$here/../../scripts/debian_mirror.sh"
+  mirror=$(debian_mirror) || fail "no mirror"
   echo "package: debootstrap $suite (once; cached in $cache)" >&2
   debootstrap --variant=minbase "$suite" "$work/make" "$mirror" >"$work/debootstrap.log" 2>&1 ||
     { tail -n 20 "$work/debootstrap.log" >&2; fail "debootstrap"; }

@@ -29,12 +29,9 @@ mkdir -p "$cache"
 # state of their own under $cache: the machine's apt configuration is never
 # touched, and the mirror is the one the machine's own sources already name.
 if [ -n "${suite:-}" ]; then
-  # Either file may be missing: a failed cat must not end the script (pipefail).
-  mirror=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
-    awk '$1 == "deb" && $2 !~ /security/ { print ($2 ~ /^\[/ ? $3 : $2); exit }')
-  [ -n "$mirror" ] || mirror=$({ cat /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
-    awk '/^URIs:/ && $2 !~ /security/ { print $2; exit }')
-  [ -n "$mirror" ] || { echo "vm: no Debian mirror in this machine's apt sources" >&2; exit 1; }
+  # shellcheck source=../../scripts/debian_mirror.sh
+  source "$root/scripts/debian_mirror.sh"
+  mirror=$(debian_mirror) || exit 1
   state=$cache/apt-$suite
   mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/parts"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$state/sources.list"
