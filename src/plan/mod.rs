@@ -226,16 +226,7 @@ fn resolve_one(
                 }
                 FunctionMode::Kretprobe => &[(Flavour::Kretprobe, Some(Feature::Kprobes))],
             };
-            let flavours = available(wanted, features, &mut passed_over);
-            if flavours.is_empty() {
-                let why: Vec<&str> = passed_over.iter().map(|(_, why)| why.as_str()).collect();
-                return Err(PlanError::NoMechanism {
-                    what: format!("kernel function {}", spec.name),
-                    name: spec.name.clone(),
-                    why: why.join("; "),
-                });
-            }
-            (btf.params(proto), flavours)
+            (btf.params(proto), available(wanted, features, &mut passed_over))
         }
         PointKind::User => unreachable!("user-space points are resolved by plan::user"),
     };
@@ -291,11 +282,20 @@ fn resolve_one(
     }
     // Kprobes and kretprobes read the six register arguments (x86-64's
     // calling convention): a later skb leaves fentry/fexit as the only way.
-    if skb_arg > REGISTER_ARGS {
+    if skb_arg > REGISTER_ARGS && !flavours.is_empty() {
         flavours.retain(|f| !matches!(f, Flavour::Kprobe | Flavour::Kretprobe));
         if flavours.is_empty() {
             return Err(PlanError::PastRegisters { name: spec.name.clone(), given: skb_arg, signature });
         }
+    }
+    // A mistake in what was typed is said first; then whether this kernel can attach it at all.
+    if flavours.is_empty() {
+        let why: Vec<&str> = passed_over.iter().map(|(_, why)| why.as_str()).collect();
+        return Err(PlanError::NoMechanism {
+            what: format!("kernel function {}", spec.name),
+            name: spec.name.clone(),
+            why: why.join("; "),
+        });
     }
     // Drop points say why: the argument typed `enum skb_drop_reason`; the
     // kfree_skb tracepoint also says where, in its `void *location`.

@@ -322,7 +322,7 @@ fn user_space_mistakes_are_explained() {
         (vec!["raw", "-p", &pid, "-f", "f@1"], "needs the buffer and its length"),
         (vec!["raw", "-f", "f"], "give the process with -p PID"),
         (vec!["raw", "-p", "2147483646", "-f", "f"], "no process 2147483646"),
-        (vec!["mbuf", "-p", &pid, "-f", "usdt:netcap_test:rx"], "USDT probe netcap_test:rx is not in process"),
+        (vec!["mbuf", "-p", &pid, "-f", "usdt:netcap_test:tx"], "USDT probe netcap_test:tx is not in process"),
         (vec!["mbuf", "-p", &pid, "-f", "f", "--mbuf-layout", "nxt=8"], "unknown field 'nxt'"),
         (vec!["raw", "-p", &pid, "-f", "f@9@2"], "write @1 to @6"),
     ] {
