@@ -76,7 +76,8 @@ enum netcap_counter {
 	NETCAP_COUNTER_NO_HEADER = 2,  /* neither MAC nor network header set */
 	NETCAP_COUNTER_READ_FAULT = 3, /* packet bytes could not be read */
 	NETCAP_COUNTER_OUTSIDE = 4,    /* the packet's start lay outside the skb's data */
-	NETCAP_COUNTER_MAX = 5,
+	NETCAP_COUNTER_TRACK_FULL = 5, /* --track: a matched packet not followed, the map being full */
+	NETCAP_COUNTER_MAX = 6,
 };
 
 /* Largest struct xcap_user_extend (--ext-action). */
@@ -120,7 +121,8 @@ enum netcap_section_kind {
 	NETCAP_SECTION_RETVAL = 3,  /* struct netcap_section_value: fexit, kretprobe */
 	NETCAP_SECTION_EXT_ARG = 4, /* struct netcap_section_value: the @p2 argument */
 	NETCAP_SECTION_USER = 5,    /* struct netcap_section_user, then the user's struct (--ext-action) */
-	NETCAP_SECTION_END = 6,
+	NETCAP_SECTION_TRACK = 6,   /* struct netcap_section_value: the followed packet's track id (--track) */
+	NETCAP_SECTION_END = 7,
 };
 
 struct netcap_section {
@@ -172,6 +174,9 @@ struct netcap_config {
 	__u32 len_arg;     /* buffer length or mbuf count argument, or NETCAP_NO_ARG */
 	__u32 filter_in_place; /* 1: the kernel allows bpf_rdonly_cast(ptr, 0) */
 	__u32 task_btf;    /* 1: the kernel has bpf_get_current_task_btf() (5.11 on) */
+	__u32 track;       /* 1: --track: a matched skb is followed, filters or not, until freed */
+	__u32 frees;       /* 1: the skb is freed here (kfree_skb, consume_skb): its track ends */
+	__u32 silent;      /* 1: attached only to end tracks; emits nothing */
 	__u32 sections;    /* bit (1 << kind) for each enum netcap_section_kind emitted */
 	__u32 sections_len; /* bytes of all of them */
 	__u16 section_at[NETCAP_SECTION_END]; /* where each starts after the header */

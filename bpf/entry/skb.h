@@ -127,11 +127,36 @@ static __always_inline void netcap_emit_in_place(void *ctx, struct sk_buff *skb,
 	bpf_ringbuf_submit(event, netcap_wakeup(event->ts_ns));
 }
 
-/* Every kernel skb point comes here: device, where the packet is, the
- * filter in place, then the record written in place or through a copy. */
-static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
-					 struct netcap_args *args, bool direct,
-					 bool paged_reads)
+/* --track: the id of a followed skb, or 0. */
+static __always_inline __u64 netcap_followed(struct sk_buff *skb)
+{
+	__u64 key = (__u64)skb, *id;
+
+	id = bpf_map_lookup_elem(&netcap_tracks_map, &key);
+	return id ? *id : 0;
+}
+
+/* --track: starts following a packet that just matched. The id needs no
+ * shared counter: the first sight's time in 16 ns steps, and the CPU (one
+ * CPU never matches two packets within 16 ns). */
+static __always_inline void netcap_follow(struct sk_buff *skb, struct netcap_args *args)
+{
+	__u64 key = (__u64)skb, id;
+
+	if (!netcap_cfg.track || args->track)
+		return;
+	id = ((bpf_ktime_get_ns() >> 4) << 10) | (bpf_get_smp_processor_id() & 0x3ff);
+	if (bpf_map_update_elem(&netcap_tracks_map, &key, &id, BPF_NOEXIST))
+		netcap_count(NETCAP_COUNTER_TRACK_FULL);
+	else
+		args->track = id;
+}
+
+/* Device, where the packet is, the filter in place (a followed packet
+ * passes them all), then the record written in place or through a copy. */
+static __always_inline void netcap_handle_packet(void *ctx, struct sk_buff *skb,
+						 struct netcap_args *args, bool direct,
+						 bool paged_reads)
 {
 	struct net_device *dev;
 	struct netcap_scratch *scratch;
@@ -140,8 +165,6 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 	__u32 ifindex = 0, netns = 0, *depth;
 	int verdict;
 
-	if (!skb)
-		return 0;
 	dev = netcap_read(direct, skb, dev);
 	if (dev) {
 		struct net *net = netcap_read(direct, dev, nd_net.net);
@@ -149,32 +172,54 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 		ifindex = netcap_read(direct, dev, ifindex);
 		netns = net ? netcap_read(direct, net, ns.inum) : 0;
 	}
-	if (netcap_cfg.ifindex &&
+	if (netcap_cfg.ifindex && !args->track &&
 	    (ifindex != netcap_cfg.ifindex || netns != netcap_cfg.netns))
-		return 0;
+		return;
 	if (!netcap_locate(skb, direct, &frame))
-		return 0;
-	verdict = netcap_filter_in_place(&frame);
+		return;
+	verdict = args->track ? 1 : netcap_filter_in_place(&frame);
 	if (!verdict)
-		return 0;
+		return;
 
 #ifndef NETCAP_EXT
 	if (verdict > 0 && !frame.made && frame.want <= frame.linear_end) {
+		netcap_follow(skb, args);
 		netcap_emit_in_place(ctx, skb, &frame, args, dev, ifindex, netns, direct);
-		return 0;
+		return;
 	}
 #endif
 	scratch = netcap_enter(&depth);
 	if (!scratch)
-		return 0;
+		return;
 	event = netcap_scratch_event(scratch);
 	if (netcap_copy_frame(skb, &frame, scratch, event, paged_reads) &&
 	    netcap_wanted(event, scratch->data, skb, args->ext, args->trace_index,
-			  verdict > 0)) {
+			  verdict > 0, args->track != 0)) {
+		netcap_follow(skb, args);
 		netcap_fill_skb(event, skb, dev, ifindex, netns, direct);
 		netcap_submit(event, ctx, skb, args, direct);
 	}
 	*depth -= 1;
+}
+
+/* Every kernel skb point comes here. With --track, a point that frees the
+ * skb ends its track after showing it (or silently, where netcap attached
+ * the point only for that). */
+static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
+					 struct netcap_args *args, bool direct,
+					 bool paged_reads)
+{
+	if (!skb)
+		return 0;
+	if (netcap_cfg.track)
+		args->track = netcap_followed(skb);
+	if (!netcap_cfg.silent)
+		netcap_handle_packet(ctx, skb, args, direct, paged_reads);
+	if (netcap_cfg.track && netcap_cfg.frees && args->track) {
+		__u64 key = (__u64)skb;
+
+		bpf_map_delete_elem(&netcap_tracks_map, &key);
+	}
 	return 0;
 }
 

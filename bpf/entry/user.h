@@ -98,7 +98,7 @@ static __always_inline void netcap_user_packet(__u64 pkt, __u64 len)
 	else
 		copied = netcap_copy_mbuf(scratch, event, pkt);
 	if (copied && netcap_wanted(event, scratch->data, (void *)pkt, 0,
-				    netcap_cfg.trace_index, false)) {
+				    netcap_cfg.trace_index, false, false)) {
 		struct netcap_args args = { .trace_index = netcap_cfg.trace_index };
 
 		event->flags |= netcap_cfg.packet_form == NETCAP_FORM_BUFFER ?

@@ -10,12 +10,13 @@
  */
 static __always_inline bool netcap_wanted(struct netcap_event *event, __u8 *data,
 					  void *pkt, __u64 ext,
-					  __u32 trace_index, bool filtered)
+					  __u32 trace_index, bool filtered, bool followed)
 {
-	if (!filtered && !netcap_keep_copy(event, data))
+	/* A followed packet (--track) is wanted whatever the filters say now. */
+	if (!followed && !filtered && !netcap_keep_copy(event, data))
 		return false;
 #ifdef NETCAP_EXT_FILTER
-	if (!xcap_ext_filter((void *)ext, pkt, trace_index))
+	if (!followed && !xcap_ext_filter((void *)ext, pkt, trace_index))
 		return false;
 #endif
 #ifdef NETCAP_EXT_ACTION

@@ -71,6 +71,16 @@ struct {
 	__type(value, __u64);
 } netcap_cookies_map SEC(".maps");
 
+/* --track: skbs being followed, by address, to their track id. An entry
+ * goes when the kernel frees the skb; a full map is counted
+ * (NETCAP_COUNTER_TRACK_FULL), never silent. Sized by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, __u64);
+} netcap_tracks_map SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NETCAP_COUNTER_MAX);

@@ -22,6 +22,7 @@ static __always_inline __u32 netcap_section_size(__u32 kind)
 		return sizeof(struct netcap_section_drop);
 	case NETCAP_SECTION_RETVAL:
 	case NETCAP_SECTION_EXT_ARG:
+	case NETCAP_SECTION_TRACK:
 		return sizeof(struct netcap_section_value);
 	case NETCAP_SECTION_USER:
 		return sizeof(struct netcap_section_user) + NETCAP_USER_SIZE;
@@ -59,6 +60,7 @@ struct netcap_args {
 	__u64 location;
 	__u64 reason;
 	__u64 retval;
+	__u64 track;	/* --track: the followed skb's id, 0 if none */
 	__u32 trace_index;
 };
 
@@ -90,6 +92,12 @@ static __always_inline void netcap_fill_sections(struct netcap_event *event, voi
 
 		ext->pad = 0;
 		ext->value = args->ext;
+	}
+	if (netcap_has_section(NETCAP_SECTION_TRACK)) {
+		struct netcap_section_value *track = netcap_section(event, NETCAP_SECTION_TRACK);
+
+		track->pad = 0;
+		track->value = args->track;
 	}
 	if (netcap_has_section(NETCAP_SECTION_USER)) {
 		struct netcap_section_user *user = netcap_section(event, NETCAP_SECTION_USER);

@@ -9,6 +9,7 @@ use crate::feature::drop::DropArgs;
 use crate::feature::fake_headers::FakeHeaderArgs;
 use crate::feature::gather::GatherArgs;
 use crate::feature::stack::StackArgs;
+use crate::feature::track::TrackArgs;
 use crate::feature::user::ExtArgs;
 
 pub use crate::feature::Color;
@@ -44,6 +45,9 @@ pub struct SkbArgs {
 
     #[command(flatten)]
     pub fake_headers: FakeHeaderArgs,
+
+    #[command(flatten)]
+    pub track: TrackArgs,
 
     /// Read the packet from skb->data.
     #[arg(long = "skb-data")]

@@ -88,6 +88,9 @@ pub struct Event {
     pub journey: Option<Vec<Hop>>,
     /// With --ext-action, when it returned non-zero: the bytes of the user's struct.
     pub user: Option<Box<[u8]>>,
+    /// --track: the followed packet's id as the kernel made it (0: not
+    /// followed); `pipeline` renumbers it 1, 2, 3… in order of first sight.
+    pub track: u64,
     /// 1 for the first event read, then counting (netcap's "No N's pkt").
     pub number: u64,
 }
@@ -150,6 +153,7 @@ struct Sections<'a> {
     location: u64,
     retval: Option<i64>,
     ext_arg: u64,
+    track: u64,
     user: Option<&'a [u8]>,
 }
 
@@ -162,7 +166,8 @@ fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
 
 impl<'a> Sections<'a> {
     fn decode(bytes: &'a [u8]) -> Result<Sections<'a>, DecodeError> {
-        let mut sections = Sections { stack_id: -1, reason: 0, location: 0, retval: None, ext_arg: 0, user: None };
+        let mut sections =
+            Sections { stack_id: -1, reason: 0, location: 0, retval: None, ext_arg: 0, track: 0, user: None };
         let mut at = 0;
         while at < bytes.len() {
             let malformed = |kind: u16, len: usize| DecodeError::Section { kind, len, at, room: bytes.len() };
@@ -186,6 +191,9 @@ impl<'a> Sections<'a> {
                 }
                 Kind::NETCAP_SECTION_EXT_ARG => {
                     sections.ext_arg = read::<netcap_section_value>(body).ok_or_else(short)?.value;
+                }
+                Kind::NETCAP_SECTION_TRACK => {
+                    sections.track = read::<netcap_section_value>(body).ok_or_else(short)?.value;
                 }
                 Kind::NETCAP_SECTION_USER => {
                     sections.user = Some(body.get(std::mem::size_of::<netcap_section_user>()..).ok_or_else(short)?);
@@ -249,6 +257,7 @@ impl Event {
             stack: None,
             journey: None,
             user: sections.user.filter(|_| raw.flags & FLAG_USER != 0).map(Into::into),
+            track: sections.track,
             number: 0,
         })
     }
@@ -304,6 +313,7 @@ pub mod tests {
             stack: None,
             journey: None,
             user: None,
+            track: 0,
             number: 1,
         }
     }
@@ -400,8 +410,10 @@ pub mod tests {
             section(Kind::NETCAP_SECTION_RETVAL, &value(-22i64 as u64)),
             section(Kind::NETCAP_SECTION_EXT_ARG, &value(0xabcd)),
             section(Kind::NETCAP_SECTION_USER, &[[0u8; 4], [5u8; 4], [6u8; 4]].concat()),
+            section(Kind::NETCAP_SECTION_TRACK, &value(0x1234_5678_9abc)),
         ];
         let event = Event::decode(&record_with(&raw, &sections, &[1, 2, 3])).unwrap();
+        assert_eq!(event.track, 0x1234_5678_9abc);
         assert_eq!((event.stack_id, event.reason, event.location), (7, 9, 0xffff_ffff_8100_0010));
         assert_eq!((event.retval, event.ext_arg), (Some(-22), 0xabcd));
         assert_eq!(event.user.as_deref(), Some(&[5, 5, 5, 5, 6, 6, 6, 6][..]));

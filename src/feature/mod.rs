@@ -22,6 +22,7 @@ pub mod fake_headers;
 pub mod gather;
 pub mod retval;
 pub mod stack;
+pub mod track;
 pub mod user;
 
 use clap::ValueEnum;
@@ -74,8 +75,9 @@ pub fn colored_line(text: &mut String, color: Option<&str>, line: &str) {
 /// What one trace point's records carry (netcap_config.sections): each
 /// feature says whether it wants its section there. The user's struct is
 /// there whenever an action was compiled in (`layout`).
-pub fn sections(target: &Target, flavour: Flavour, stacks: bool) -> u32 {
+pub fn sections(target: &Target, flavour: Flavour, stacks: bool, track: bool) -> u32 {
     let wanted = [
+        (Section::NETCAP_SECTION_TRACK, track::wants_section(track)),
         (Section::NETCAP_SECTION_STACK, stack::wants_section(stacks)),
         (Section::NETCAP_SECTION_DROP, drop::wants_section(target)),
         (Section::NETCAP_SECTION_RETVAL, retval::wants_section(flavour)),
@@ -107,7 +109,7 @@ pub fn layout(bits: u32, user_struct: Option<u32>) -> SectionLayout {
         let size = match Section(kind) {
             Section::NETCAP_SECTION_STACK => size_of::<types::netcap_section_stack>(),
             Section::NETCAP_SECTION_DROP => size_of::<types::netcap_section_drop>(),
-            Section::NETCAP_SECTION_RETVAL | Section::NETCAP_SECTION_EXT_ARG => {
+            Section::NETCAP_SECTION_RETVAL | Section::NETCAP_SECTION_EXT_ARG | Section::NETCAP_SECTION_TRACK => {
                 size_of::<types::netcap_section_value>()
             }
             _ => size_of::<types::netcap_section_user>() + user_struct.unwrap_or(0) as usize,

@@ -52,6 +52,8 @@ pub struct LoadOptions {
     pub bpf_loop: bool,
     /// The kernel has uprobe-multi links (6.6 on), which libbpf's USDT support uses.
     pub uprobe_multi: bool,
+    /// --track: follow each matched skb until the kernel frees it.
+    pub track: bool,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -183,7 +185,14 @@ impl Session {
                 .map(|cpus| cpus.iter().map(|v| u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8]))).sum())
                 .unwrap_or(0)
         };
-        Counters { lost: read(0), nested: read(1), no_header: read(2), read_fault: read(3), outside: read(4) }
+        Counters {
+            lost: read(0),
+            nested: read(1),
+            no_header: read(2),
+            read_fault: read(3),
+            outside: read(4),
+            track_full: read(5),
+        }
     }
 
     /// The return addresses of stack `id`, innermost first.
@@ -308,6 +317,8 @@ pub struct Counters {
     pub read_fault: u64,
     /// skbs whose packet start lay outside their data (e.g. a --skb-data-offset past the end).
     pub outside: u64,
+    /// Matched packets --track could not follow: its map was full.
+    pub track_full: u64,
 }
 
 /// Per-object settings written into `.rodata`.
@@ -322,6 +333,10 @@ struct ObjectConfig {
     form: Option<(PacketForm, Option<u32>)>,
     /// The record sections its events carry (feature::sections).
     sections: u32,
+    /// The skb is freed here: with --track, its track ends.
+    frees: bool,
+    /// Attached only to end tracks (--track at a free point not asked for).
+    silent: bool,
 }
 
 impl ObjectConfig {
@@ -335,6 +350,8 @@ impl ObjectConfig {
             location_arg: target.location_arg,
             ret_arg: target.ret_arg,
             sections: 0,
+            frees: target.frees,
+            silent: target.hidden,
         }
     }
 }
@@ -377,14 +394,18 @@ fn program_name(flavour: Flavour) -> &'static str {
 const KRETPROBE_ENTRY: &str = "netcap_kretprobe_entry";
 
 /// Maps every opened copy shares with the first.
-const SHARED_MAPS: [&str; 6] = [
+const SHARED_MAPS: [&str; 7] = [
     "netcap_events_map",
     "netcap_scratch_map",
     "netcap_nest_map",
     "netcap_counters_map",
     "netcap_stacks_map",
     "netcap_entries_map",
+    "netcap_tracks_map",
 ];
+
+/// Packets --track follows at once (their skbs, until each is freed).
+const TRACKS: u32 = 65536;
 
 fn map_named<'a>(object: &'a Object, name: &str) -> Result<Map<'a>> {
     object.maps().find(|m| m.name() == name).ok_or_else(|| anyhow!("BPF object has no map {name}"))
@@ -415,6 +436,9 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
         skb_data_offset: options.skb_data.unwrap_or(0),
         filter_in_place: u32::from(options.filter_in_place),
         task_btf: u32::from(options.task_btf),
+        track: u32::from(options.track),
+        frees: u32::from(config.frees),
+        silent: u32::from(config.silent),
         // User space also polls on a timer; wake it early when an eighth is full.
         wakeup_bytes: options.ring_bytes / 8,
         ..Default::default()
@@ -487,6 +511,7 @@ fn load_object(
                 "netcap_scratch_map" => map.set_max_entries(crate::kernel::possible_cpus() as u32 * NEST_MAX)?,
                 "netcap_events_map" => map.set_max_entries(options.ring_bytes)?,
                 "netcap_stacks_map" => map.set_max_entries(if options.stacks { STACK_ENTRIES } else { 1 })?,
+                "netcap_tracks_map" => map.set_max_entries(if options.track { TRACKS } else { 1 })?,
                 _ => {}
             },
         }
@@ -526,7 +551,7 @@ fn attach_one(
     let needs_target =
         matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor);
     let config = ObjectConfig {
-        sections: feature::sections(target, flavour, options.stacks),
+        sections: feature::sections(target, flavour, options.stacks, options.track),
         ..ObjectConfig::of(target, index)
     };
     let object = load_object(&config, flavour, needs_target.then_some(name), options, shared)?;
@@ -585,9 +610,11 @@ fn attach_group(
         location_arg: None,
         ret_arg: None,
         form: None,
+        frees: false,
+        silent: false,
         sections: grouped
             .iter()
-            .fold(0, |bits, (_, t)| bits | feature::sections(t, Flavour::KprobeMulti, options.stacks)),
+            .fold(0, |bits, (_, t)| bits | feature::sections(t, Flavour::KprobeMulti, options.stacks, options.track)),
     };
     let first = grouped.first().map(|(_, t)| *t).ok_or_else(|| anyhow!("no pattern functions"))?;
     let mut fallbacks = first.passed_over.clone();
@@ -757,6 +784,7 @@ mod tests {
                 task_btf: features.has(Feature::CurrentTaskBtf),
                 bpf_loop: true,
                 uprobe_multi: false,
+                track: false,
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));

@@ -83,7 +83,35 @@ impl Symbols {
 }
 
 /// Fills in the named parts of events.
+/// Kernel track ids (time of first sight and CPU) to short numbers, in order
+/// of first sight. Bounded: past `LIMIT` ids it starts over, from 1 again,
+/// and says so (pcapng and JSON then hold repeats, never a mix-up within a window).
+#[derive(Debug, Default)]
+pub struct Renumber {
+    numbers: std::collections::HashMap<u64, u64>,
+    next: u64,
+}
+
+const LIMIT: usize = 1 << 20;
+
+impl Renumber {
+    pub fn apply(&mut self, event: &mut Event) {
+        if event.track == 0 {
+            return;
+        }
+        if self.numbers.len() >= LIMIT && !self.numbers.contains_key(&event.track) {
+            self.numbers.clear();
+        }
+        let next = &mut self.next;
+        event.track = *self.numbers.entry(event.track).or_insert_with(|| {
+            *next += 1;
+            *next
+        });
+    }
+}
+
 pub struct Annotator {
+    tracks: Renumber,
     reasons: DropReasons,
     /// Points whose events carry a drop reason, by trace index.
     drop_points: Vec<bool>,
@@ -95,7 +123,14 @@ pub struct Annotator {
 
 impl Annotator {
     pub fn new(reasons: DropReasons, drop_points: Vec<bool>, symbols: Symbols) -> Annotator {
-        Annotator { reasons, drop_points, symbols, stacks: HashMap::new(), missing_stacks: 0 }
+        Annotator {
+            tracks: Renumber::default(),
+            reasons,
+            drop_points,
+            symbols,
+            stacks: HashMap::new(),
+            missing_stacks: 0,
+        }
     }
 
     fn symbol(&mut self, address: u64) -> String {
@@ -107,6 +142,7 @@ impl Annotator {
 
     /// Names the drop and the stack of one event; `stack` reads a stack by id.
     pub fn annotate(&mut self, event: &mut Event, stack: impl FnOnce(i32) -> Option<Vec<u64>>) {
+        self.tracks.apply(event);
         if self.drop_points.get(usize::from(event.trace_index)).copied().unwrap_or(false) {
             let location = (event.location != 0).then(|| self.symbol(event.location));
             // A kernel without drop reasons (before 5.17) never says why.
@@ -204,6 +240,19 @@ mod tests {
         annotator.annotate(&mut event, |_| None);
         let drop = event.drop.unwrap();
         assert_eq!((drop.reason.as_str(), drop.location.as_deref()), ("NOT_SPECIFIED", Some("tcp_v4_rcv+0x62")));
+    }
+
+    #[test]
+    fn tracks_are_numbered_in_order_of_first_sight() {
+        let mut renumber = Renumber::default();
+        let mut seen = Vec::new();
+        for kernel_id in [0x5000_0001u64, 0x4000_0002, 0x5000_0001, 0, 0x4000_0002] {
+            let mut event = crate::event::tests::sample_event();
+            event.track = kernel_id;
+            renumber.apply(&mut event);
+            seen.push(event.track);
+        }
+        assert_eq!(seen, [1, 2, 1, 0, 2]);
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub struct Target {
     pub flavours: Vec<Flavour>,
     /// Better mechanisms this kernel does not have, and why (from its features).
     pub passed_over: Vec<(Flavour, String)>,
+    /// The kernel frees the skb here: a followed packet's track ends (--track).
+    pub frees: bool,
+    /// Attached by netcap itself, not asked for: emits nothing (--track's free points).
+    pub hidden: bool,
     /// Description of every argument, for --dry-run and `list`.
     pub signature: String,
     /// Where a user-space point is (netcap raw, mbuf); None for the kernel's.
@@ -323,9 +327,42 @@ fn resolve_one(
             .then_some(params.len() as u32),
         flavours,
         passed_over,
+        frees: frees_the_skb(spec),
+        hidden: false,
         signature,
         user: None,
     })
+}
+
+/// Where the kernel frees an skb: the tracepoints both ways out, and the
+/// functions under them.
+fn frees_the_skb(spec: &PointSpec) -> bool {
+    match spec.kind {
+        PointKind::Tracepoint { .. } => matches!(spec.name.as_str(), "kfree_skb" | "consume_skb"),
+        PointKind::Function(_) => matches!(
+            spec.name.as_str(),
+            "kfree_skb_reason" | "sk_skb_reason_drop" | "__kfree_skb" | "kfree_skbmem" | "consume_skb"
+        ),
+        PointKind::User => false,
+    }
+}
+
+/// --track: the free points the user did not list, added hidden, so that
+/// every followed skb's track ends when the kernel frees it.
+pub fn with_track_ends(targets: &mut Vec<Target>, btf: &Btf, features: &Features) -> Result<Vec<String>, PlanError> {
+    let mut added = Vec::new();
+    for name in ["kfree_skb", "consume_skb"] {
+        let listed = targets.iter().any(|t| matches!(t.spec.kind, PointKind::Tracepoint { .. }) && t.spec.name == name);
+        if listed {
+            continue;
+        }
+        let spec = spec::parse_list(&format!("tracepoint:skb:{name}"))?.remove(0);
+        let mut target = resolve_one(&spec, btf, features, &|_| None)?;
+        target.hidden = true;
+        targets.push(target);
+        added.push(format!("skb:{name}"));
+    }
+    Ok(added)
 }
 
 /// The flavours whose feature this kernel has, in order; the others are

@@ -209,6 +209,8 @@ pub fn resolve(lists: &[String], mode: Mode, pid: Option<i32>) -> Result<Vec<Tar
             ret_arg: None,
             flavours: vec![flavour],
             passed_over: Vec::new(),
+            frees: false,
+            hidden: false,
             signature: String::new(),
             user: Some(UserPoint { binary, pid, probe: spec.probe, form, packet_arg, len_arg }),
         });

@@ -63,6 +63,15 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
             features.release
         ));
     }
+    if args.track.track {
+        let added = plan::with_track_ends(&mut targets, &btf, &features)?;
+        if !added.is_empty() {
+            report::say(&format!(
+                "netcap: --track: matched packets are followed until the kernel frees them ({} attached for that, not shown)",
+                added.join(", ")
+            ));
+        }
+    }
     drop(btf);
     if args.bench_floor {
         for target in targets.iter_mut().filter(|t| !t.is_function()) {
@@ -84,6 +93,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         watched_pid: None,
         filter_in_place: features.has(Feature::ReadAnyAddress),
         task_btf: features.has(Feature::CurrentTaskBtf),
+        track: args.track.track,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -131,6 +141,7 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         filter_in_place: false,
         // User-space programs read the task through helpers every kernel has.
         task_btf: false,
+        track: false,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -172,6 +183,8 @@ struct Setup {
     task_btf: bool,
     /// What the kernel can do, probed at start.
     features: Features,
+    /// --track: follow each matched skb until the kernel frees it.
+    track: bool,
 }
 
 /// `netcap bench-sink N FILE`: the user-space half of a capture on one

@@ -29,7 +29,7 @@ pub struct Totals {
 
 impl Totals {
     /// (JSON key, the sentence's words after the number, when shown, value), in sentence order.
-    fn table(&self) -> [(&'static str, &'static str, Shown, u64); 10] {
+    fn table(&self) -> [(&'static str, &'static str, Shown, u64); 11] {
         let c = &self.counters;
         [
             ("captured", "packets captured", Shown::Always, self.captured),
@@ -39,6 +39,7 @@ impl Totals {
             ("unreadable", "unreadable", Shown::NonZero, c.read_fault),
             ("skipped_without_headers", "skipped without headers", Shown::NonZero, c.no_header),
             ("skipped_outside_packet", "skipped (start outside the packet)", Shown::NonZero, c.outside),
+            ("not_followed_track_map_full", "not followed (--track map full)", Shown::NonZero, c.track_full),
             ("malformed_records", "malformed records", Shown::NonZero, self.malformed),
             ("stacks_unavailable", "stacks unavailable", Shown::NonZero, self.stacks_unavailable),
             ("unread_at_exit", "left unread in the ring buffer at exit", Shown::NonZero, self.unread),
@@ -112,6 +113,6 @@ mod tests {
         assert_eq!(json["captured"], 4);
         assert_eq!(json["lost_ring_buffer_full"], 3);
         assert_eq!(json["unread_at_exit"], 0);
-        assert_eq!(json.as_object().unwrap().len(), 10);
+        assert_eq!(json.as_object().unwrap().len(), 11);
     }
 }

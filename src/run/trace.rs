@@ -85,6 +85,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         task_btf: setup.task_btf,
         bpf_loop: setup.features.has(Feature::BpfLoop),
         uprobe_multi: setup.features.has(Feature::UprobeMulti),
+        track: setup.track,
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, Link};
-use crate::feature::{drop, fake_headers, gather, retval, stack, user};
+use crate::feature::{drop, fake_headers, gather, retval, stack, track, user};
 use crate::packet;
 
 pub struct JsonSink<W: Write> {
@@ -82,6 +82,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "stack": stack::json(event),
         "journey": gather::json(event, point),
         "retval": retval::json(event),
+        "track": track::json(event),
         "ext_arg": ext_arg,
         "user": user,
         "data": hex(&event.data),

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, Link};
-use crate::feature::{drop, fake_headers, gather, retval, stack, user};
+use crate::feature::{drop, fake_headers, gather, retval, stack, track, user};
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE_DESCRIPTION: u32 = 1;
@@ -21,6 +21,8 @@ const LINKTYPE_ETHERNET: u16 = 1;
 
 const OPT_END: u16 = 0;
 const OPT_COMMENT: u16 = 1;
+/// Enhanced Packet Block option: a 64-bit packet id (pcapng spec, epb_packetid).
+const EPB_PACKETID: u16 = 5;
 const SHB_USERAPPL: u16 = 4;
 const IF_NAME: u16 = 2;
 const IF_DESCRIPTION: u16 = 3;
@@ -104,6 +106,7 @@ pub fn write_comment(text: &mut String, event: &Event, context: &Context) {
     }
     drop::comment(text, event);
     retval::comment(text, event);
+    track::comment(text, event);
     user::comment(text, event, context.user_layout.as_deref());
     stack::comment(text, event);
     gather::comment(text, event, |index| context.point_name(index));
@@ -154,6 +157,10 @@ impl<W: Write> Sink for PcapngSink<W> {
         block.extend_from_slice(&frame);
         block.resize(block.len().next_multiple_of(4), 0);
         option(block, OPT_COMMENT, self.comment.as_bytes());
+        if event.track != 0 {
+            // epb_packetid: the same id on every event of one followed packet.
+            option(block, EPB_PACKETID, &event.track.to_le_bytes());
+        }
         end_options(block);
         let total = (block.len() + 4) as u32;
         block[4..8].copy_from_slice(&total.to_le_bytes());

@@ -17,7 +17,7 @@ use super::pcap;
 use super::text::lines_after;
 use super::{Context, Sink};
 use crate::event::Event;
-use crate::feature::{drop, retval};
+use crate::feature::{drop, retval, track};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FlagsError {
@@ -169,6 +169,7 @@ impl<W: Write> Sink for TcpdumpSink<W> {
         let mut text = format!("{} {}", context.point(event), device);
         drop::suffix(&mut text, event);
         retval::suffix(&mut text, event);
+        track::suffix(&mut text, event);
         for line in &lines {
             text.push('\n');
             text.push_str(line);

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_PAGED_MISSED};
-use crate::feature::{drop, fake_headers, gather, retval, stack, user};
+use crate::feature::{drop, fake_headers, gather, retval, stack, track, user};
 use crate::packet;
 
 pub struct TextSink<W: Write> {
@@ -45,6 +45,7 @@ pub fn line(event: &Event, context: &Context) -> String {
     fake_headers::marker(&mut text, event);
     drop::suffix(&mut text, event);
     retval::suffix(&mut text, event);
+    track::suffix(&mut text, event);
     lines_after(&mut text, event, context);
     text
 }

@@ -9,5 +9,6 @@ mod output;
 mod release;
 mod robust;
 mod skb;
+mod track;
 mod user;
 mod util;

@@ -1,0 +1,160 @@
+//! Issue 17: --track follows a matched packet through NAT.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::util::*;
+
+/// A (198.18.1.1) — router R — B (198.18.2.2); R DNATs 198.18.1.100:80 to
+/// 198.18.2.2:8080 (iptables). Removed on drop.
+struct Routed {
+    a: String,
+    r: String,
+    b: String,
+    dev_b: String,
+    dev_r_to_b: String,
+}
+
+impl Routed {
+    fn new() -> Routed {
+        let id = std::process::id() % 100_000;
+        let net = Routed {
+            a: format!("tk{id}a"),
+            r: format!("tk{id}r"),
+            b: format!("tk{id}b"),
+            dev_b: format!("tk{id}b0"),
+            dev_r_to_b: format!("tk{id}r1"),
+        };
+        let (dev_a, dev_r_to_a) = (format!("tk{id}a0"), format!("tk{id}r0"));
+        for ns in [&net.a, &net.r, &net.b] {
+            must("ip", &["netns", "add", ns]);
+            must("ip", &["-n", ns, "link", "set", "lo", "up"]);
+            must("ip", &["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        }
+        must(
+            "ip",
+            &["link", "add", &dev_a, "netns", &net.a, "type", "veth", "peer", "name", &dev_r_to_a, "netns", &net.r],
+        );
+        let (dev_r_to_b, dev_b) = (&net.dev_r_to_b, &net.dev_b);
+        must(
+            "ip",
+            &["link", "add", dev_r_to_b, "netns", &net.r, "type", "veth", "peer", "name", dev_b, "netns", &net.b],
+        );
+        for (ns, dev, addr) in [
+            (&net.a, &dev_a, "198.18.1.1/24"),
+            (&net.r, &dev_r_to_a, "198.18.1.254/24"),
+            (&net.r, dev_r_to_b, "198.18.2.254/24"),
+            (&net.b, dev_b, "198.18.2.2/24"),
+        ] {
+            must("ip", &["-n", ns, "addr", "add", addr, "dev", dev]);
+            must("ip", &["-n", ns, "link", "set", dev, "up"]);
+        }
+        must("ip", &["-n", &net.a, "route", "add", "198.18.1.100/32", "via", "198.18.1.254"]);
+        must("ip", &["-n", &net.b, "route", "add", "default", "via", "198.18.2.254"]);
+        must("ip", &["netns", "exec", &net.r, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        let dnat = "-d 198.18.1.100 -p tcp --dport 80 -j DNAT --to-destination 198.18.2.2:8080";
+        let mut args = vec!["netns", "exec", &net.r, "iptables", "-t", "nat", "-A", "PREROUTING"];
+        args.extend(dnat.split(' '));
+        must("ip", &args);
+        net
+    }
+
+    /// One TCP connection attempt from A to 198.18.1.100:80 (B listens on 8080).
+    fn connect(&self) {
+        let mut listener = Command::new("ip")
+            .args(["netns", "exec", &self.b, "timeout", "5", "nc", "-l", "-p", "8080"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        run("ip", &["netns", "exec", &self.a, "timeout", "3", "nc", "-w", "1", "198.18.1.100", "80"]);
+        let _ = listener.kill();
+        let _ = listener.wait();
+    }
+}
+
+impl Drop for Routed {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.r, &self.b] {
+            let _ = run("ip", &["netns", "delete", ns]);
+        }
+    }
+}
+
+fn tcpdump_in(ns: &str, dev: &str, file: &str) -> Child {
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "tcpdump",
+            "-Z",
+            "root",
+            "-i",
+            dev,
+            "-U",
+            "-c",
+            "1",
+            "-w",
+            file,
+            "tcp[tcpflags] == tcp-syn",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    child
+}
+
+#[test]
+fn track_follows_a_syn_through_dnat_with_one_id_that_tshark_reads() {
+    let Some(_guard) = root_test("track_follows_a_syn_through_dnat_with_one_id_that_tshark_reads") else { return };
+    let net = Routed::new();
+    let dir = scratch_dir("track");
+    let points = "tp:net:net_dev_queue,tp:net:netif_receive_skb";
+    let syn_to_vip = "host 198.18.1.100 and tcp[tcpflags] == tcp-syn";
+
+    // Without --track the filter loses the SYN once R rewrites it.
+    let netcap = Netcap::start(None, &["skb", "-f", points, "-e", syn_to_vip], &dir);
+    net.connect();
+    let plain = netcap.interrupt();
+    let plain_lines = lines_with(&plain.stdout, " Flags [S]");
+    assert_eq!(plain_lines.len(), 2, "A's transmit and R's receive only: {}", plain.stdout);
+    assert!(!plain.stdout.contains("198.18.2.2"), "{}", plain.stdout);
+
+    // With it: four sightings of the one SYN, the last two rewritten, one id.
+    let out = dir.join("track.pcapng");
+    let b_saw = dir.join("b.pcap");
+    let mut dump = tcpdump_in(&net.b, &net.dev_b, b_saw.to_str().unwrap());
+    let netcap = Netcap::start(
+        None,
+        &["skb", "-f", points, "-e", syn_to_vip, "--track", "-w", out.to_str().unwrap(), "-c", "4"],
+        &dir,
+    );
+    net.connect();
+    let done = netcap.wait(Duration::from_secs(10));
+    let _ = dump.wait();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(done.stderr.contains("skb:kfree_skb, skb:consume_skb attached for that, not shown"), "{}", done.stderr);
+    let packets = tcpdump_packets(out.to_str().unwrap(), None);
+    assert_eq!(packets.len(), 4, "{packets:?}");
+    let summary = |p: &String| p.lines().next().unwrap_or("").to_string();
+    assert!(summary(&packets[0]).contains("> 198.18.1.100.80: Flags [S]"), "{packets:?}");
+    assert!(summary(&packets[3]).contains("> 198.18.2.2.8080: Flags [S]"), "{packets:?}");
+    // The rewritten bytes are the ones B received (tcpdump in B, the oracle).
+    let in_b = tcpdump_packets(b_saw.to_str().unwrap(), None);
+    assert_eq!(in_b.len(), 1, "{in_b:?}");
+    assert_eq!(packets[3], in_b[0], "netcap's last sighting is B's packet, byte for byte");
+    // One id, in the comment and in epb_packetid, which tshark reads and filters on.
+    let fields =
+        must("tshark", &["-r", out.to_str().unwrap(), "-T", "fields", "-e", "frame.packet_id", "-e", "frame.comment"]);
+    let ids: Vec<&str> = fields.lines().map(|l| l.split('\t').next().unwrap_or("")).collect();
+    assert_eq!(ids, ["1", "1", "1", "1"], "{fields}");
+    assert!(fields.lines().all(|l| l.contains(" track=1")), "{fields}");
+    let one = must("tshark", &["-r", out.to_str().unwrap(), "-Y", "frame.packet_id == 1"]);
+    assert_eq!(one.lines().count(), 4, "{one}");
+    assert!(must("tshark", &["-r", out.to_str().unwrap(), "-Y", "frame.packet_id == 2"]).trim().is_empty());
+    assert!(netcap_programs_loaded().is_empty());
+}
