@@ -31,9 +31,30 @@ pub struct GatherArgs {
     #[arg(long = "gather-buffer-size", default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=2048))]
     pub gather_buffer_size: u32,
 
+    /// With --gather: show only journeys whose first-to-last delay is at least this long
+    /// (e.g. 500us, 2ms, 1s): the slow packets. Hop statistics still count every journey.
+    #[arg(long = "gather-min-latency", value_parser = parse_duration, requires = "gather")]
+    pub gather_min_latency: Option<u64>,
+
     /// With --gather: color of the journey lines.
     #[arg(long = "gather-output-color", value_enum, default_value = "green")]
     pub gather_output_color: Color,
+}
+
+/// "250ns", "500us", "2ms", "1s" (or plain nanoseconds) as nanoseconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "" | "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => return Err(format!("'{text}': give a duration such as 250ns, 500us, 2ms or 1s")),
+    };
+    let value: f64 =
+        number.parse().map_err(|_| format!("'{text}': give a duration such as 250ns, 500us, 2ms or 1s"))?;
+    Ok((value * scale).round() as u64)
 }
 
 /// One line per later trace point, each after a newline.
@@ -69,5 +90,19 @@ pub fn comment<'a>(text: &mut String, event: &Event, point: impl Fn(u16) -> &'a 
                 None => write!(text, "{separator}{}:not_seen", point(hop.trace_index)),
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_their_units() {
+        assert_eq!(parse_duration("250ns"), Ok(250));
+        assert_eq!(parse_duration("1.5ms"), Ok(1_500_000));
+        assert_eq!(parse_duration("2s"), Ok(2_000_000_000));
+        assert_eq!(parse_duration("700"), Ok(700));
+        assert!(parse_duration("3 weeks").unwrap_err().contains("such as 250ns"));
     }
 }

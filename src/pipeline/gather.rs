@@ -184,6 +184,10 @@ pub struct Gather {
     order: VecDeque<u64>,
     by_skb: HashMap<u64, u64>,
     by_identity: HashMap<Identity, u64>,
+    /// --track ids: the same packet whatever NAT or encapsulation did to it.
+    by_track: HashMap<u64, u64>,
+    /// --gather-min-latency: journeys quicker than this are not shown.
+    min_latency_ns: u64,
     next_id: u64,
     /// Delays between consecutive points, over complete journeys.
     pub hops: Vec<HopDelays>,
@@ -200,14 +204,29 @@ impl Gather {
             order: VecDeque::new(),
             by_skb: HashMap::new(),
             by_identity: HashMap::new(),
+            by_track: HashMap::new(),
+            min_latency_ns: 0,
             next_id: 0,
             hops: vec![HopDelays::default(); points.saturating_sub(1)],
         }
     }
 
+    /// Shows only journeys whose first-to-last delay is at least `ns` (the
+    /// hop statistics still count every complete one).
+    pub fn with_min_latency(mut self, ns: u64) -> Gather {
+        self.min_latency_ns = ns;
+        self
+    }
+
     fn find(&self, event: &Event, identity: Option<&Identity>) -> Option<u64> {
         let point = usize::from(event.trace_index);
         let open = |id: &u64| self.journeys.get(id).is_some_and(|j| j.seen[point].is_none());
+        // A followed packet's track joins first: its bytes may have changed.
+        if event.track != 0
+            && let Some(id) = self.by_track.get(&event.track).filter(|id| open(id))
+        {
+            return Some(*id);
+        }
         if let Some(id) = self.by_skb.get(&event.skb).filter(|id| open(id)) {
             return Some(*id);
         }
@@ -230,12 +249,20 @@ impl Gather {
         {
             self.by_identity.remove(identity);
         }
+        if self.by_track.get(&journey.first.track) == Some(&id) {
+            self.by_track.remove(&journey.first.track);
+        }
         if journey.complete() {
             for (hop, pair) in journey.seen.windows(2).enumerate() {
                 if let (Some((a, _)), Some((b, _))) = (&pair[0], &pair[1]) {
                     self.hops[hop].add(b.saturating_sub(*a));
                 }
             }
+        }
+        let first = journey.first.time_ns;
+        let last = journey.seen.iter().flatten().map(|(time, _)| *time).max().unwrap_or(first);
+        if last.saturating_sub(first) < self.min_latency_ns {
+            return None;
         }
         Some(journey.into_event())
     }
@@ -260,6 +287,9 @@ impl Gather {
                     journey.skbs.push(event.skb);
                 }
                 self.by_skb.insert(event.skb, id);
+                if event.track != 0 {
+                    self.by_track.insert(event.track, id);
+                }
                 id
             }
             None => {
@@ -275,6 +305,9 @@ impl Gather {
                 self.by_skb.insert(event.skb, id);
                 if let Some(identity) = &identity {
                     self.by_identity.insert(identity.clone(), id);
+                }
+                if event.track != 0 {
+                    self.by_track.insert(event.track, id);
                 }
                 self.journeys.insert(id, Journey { skbs: vec![event.skb], identity, seen, first: event });
                 self.order.push_back(id);
@@ -368,6 +401,26 @@ mod tests {
         assert_eq!(gather.hops[0].samples, [50]);
         assert_eq!(gather.hops[1].samples, [250]);
         assert_eq!((gather.hops[0].count(), gather.hops[1].count()), (1, 1));
+    }
+
+    #[test]
+    fn a_track_joins_a_packet_whose_bytes_and_skb_changed_and_slow_ones_can_be_singled_out() {
+        let mut gather = Gather::new(2, Matching::Content, 1_000_000, 64);
+        let mut first = sighting(0, 100, 0xa, 1);
+        first.track = 5;
+        let mut rewritten = sighting(1, 900, 0xb, 2);
+        rewritten.track = 5;
+        assert!(gather.add(first).is_empty());
+        let done = gather.add(rewritten);
+        assert_eq!(done.len(), 1);
+        assert_eq!(delays(&done[0]), [Some(800)]);
+
+        let mut gather = Gather::new(2, Matching::Content, 1_000_000, 64).with_min_latency(500);
+        assert!(gather.add(sighting(0, 100, 0xa, 1)).is_empty());
+        assert!(gather.add(sighting(1, 200, 0xa, 1)).is_empty(), "100 ns: quicker than 500, not shown");
+        assert!(gather.add(sighting(0, 300, 0xc, 3)).is_empty());
+        assert_eq!(gather.add(sighting(1, 900, 0xc, 3)).len(), 1, "600 ns: shown");
+        assert_eq!(gather.hops[0].count(), 2, "both counted in the hop statistics");
     }
 
     #[test]

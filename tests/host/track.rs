@@ -158,3 +158,85 @@ fn track_follows_a_syn_through_dnat_with_one_id_that_tshark_reads() {
     assert!(must("tshark", &["-r", out.to_str().unwrap(), "-Y", "frame.packet_id == 2"]).trim().is_empty());
     assert!(netcap_programs_loaded().is_empty());
 }
+
+/// VXLAN between two namespaces: the inner echo request, followed, is the
+/// same skb after encapsulation, whose outer UDP/4789 header the filter
+/// never matched.
+#[test]
+fn track_follows_a_ping_into_its_vxlan_encapsulation() {
+    let Some(_guard) = root_test("track_follows_a_ping_into_its_vxlan_encapsulation") else { return };
+    let pair = Pair::new();
+    for (ns, dev, local, remote, overlay) in [
+        (&pair.a, &pair.dev_a, ADDR_A, ADDR_B, "198.18.10.1/24"),
+        (&pair.b, &pair.dev_b, ADDR_B, ADDR_A, "198.18.10.2/24"),
+    ] {
+        must(
+            "ip",
+            &[
+                "-n", ns, "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "4789", "local", local,
+                "remote", remote, "dev", dev,
+            ],
+        );
+        must("ip", &["-n", ns, "addr", "add", overlay, "dev", "vx0"]);
+        must("ip", &["-n", ns, "link", "set", "vx0", "up"]);
+    }
+    let dir = scratch_dir("track-vxlan");
+    let args =
+        ["skb", "-f", "tp:net:net_dev_queue", "-e", "icmp[icmptype] == icmp-echo and dst host 198.18.10.2", "--json"];
+    let run_with = |extra: &[&str]| {
+        let netcap = Netcap::start(Some(&pair.a), &[&args[..], extra].concat(), &dir);
+        pair.exec(&pair.a, &["ping", "-c", "3", "-i", "0.2", "-W", "1", "198.18.10.2"]);
+        json_events(&netcap.interrupt().stdout)
+    };
+    let untracked = run_with(&[]);
+    assert_eq!(untracked.len(), 3, "the inner request on vx0 only: {untracked:?}");
+    assert!(untracked.iter().all(|e| e["device"] == "vx0"), "{untracked:?}");
+
+    let tracked = run_with(&["--track"]);
+    assert_eq!(tracked.len(), 6, "each request on vx0, then encapsulated on the veth: {tracked:?}");
+    for request in tracked.chunks(2) {
+        let (inner, outer) = (&request[0], &request[1]);
+        assert_eq!((inner["device"].as_str(), outer["device"].as_str()), (Some("vx0"), Some(pair.dev_a.as_str())));
+        assert!(inner["track"].as_u64().is_some_and(|t| t > 0) && inner["track"] == outer["track"], "{request:?}");
+        assert!(outer["summary"].as_str().unwrap_or("").contains("198.18.0.2.4789"), "the outer UDP header: {outer}");
+    }
+    let ids: std::collections::HashSet<u64> = tracked.iter().filter_map(|e| e["track"].as_u64()).collect();
+    assert_eq!(ids.len(), 3, "one id per request: {tracked:?}");
+}
+
+/// A flood: every echo request gets a track of its own at both ends of the
+/// veth, and a track never spans two requests — which it would if an id
+/// outlived its skb, whose address the next packets reuse.
+#[test]
+fn under_a_flood_each_packet_has_its_own_track_and_tracks_end_at_free() {
+    let Some(_guard) = root_test("under_a_flood_each_packet_has_its_own_track_and_tracks_end_at_free") else { return };
+    let pair = Pair::new();
+    let dir = scratch_dir("track-flood");
+    let filter = "icmp[icmptype] == icmp-echo and dst host 198.18.0.2";
+    let netcap = Netcap::start(
+        None,
+        &["skb", "-f", "tp:net:net_dev_queue,tp:net:netif_receive_skb", "-e", filter, "--track", "--json"],
+        &dir,
+    );
+    let flood = pair.flood(2000);
+    let _ = flood.join();
+    let done = netcap.interrupt();
+    let events = json_events(&done.stdout);
+    let seq_of = |e: &serde_json::Value| {
+        let summary = e["summary"].as_str().unwrap_or("");
+        summary.split("seq ").nth(1).and_then(|rest| rest.split(',').next()).map(str::to_string)
+    };
+    let mut by_track: std::collections::HashMap<u64, Vec<String>> = Default::default();
+    for event in &events {
+        let track = event["track"].as_u64().unwrap_or_else(|| panic!("every event is followed: {event}"));
+        by_track.entry(track).or_default().push(seq_of(event).unwrap_or_else(|| panic!("{event}")));
+    }
+    assert!(by_track.len() >= 1500, "most of 2000 requests seen: {} tracks; {}", by_track.len(), done.stderr);
+    let mut seqs = std::collections::HashSet::new();
+    for (track, seen) in &by_track {
+        assert!(seen.len() <= 2 && seen.iter().all(|s| *s == seen[0]), "track {track} spans {seen:?}");
+        assert!(seqs.insert(seen[0].clone()), "seq {} has two tracks", seen[0]);
+    }
+    let both_ends = by_track.values().filter(|seen| seen.len() == 2).count();
+    assert!(both_ends * 10 >= by_track.len() * 9, "{both_ends} of {} seen at both ends", by_track.len());
+}
