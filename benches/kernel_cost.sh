@@ -63,6 +63,24 @@ measure_bpftrace() {
   awk -v t="$time" -v c="$count" 'BEGIN { printf "%.1f\n", (c ? t / c : 0) }'
 }
 
+# --track adds netcap's own programs at skb:kfree_skb and skb:consume_skb.
+# The measured point's program is loaded first, so listed first: "first"
+# reports it alone (ns per event at the same tracepoint), "rest" the others
+# (ns per run: per skb freed anywhere on the machine while netcap runs).
+measure_track() {
+  local which=$1
+  shift
+  start_netcap "$@" >/dev/null
+  ip netns exec "$a" ping -f -q -c "$pings" -w 60 198.18.0.2 >/dev/null
+  read -r time count < <(bpftool prog show | awk -v which="$which" '/name netcap_/ {
+      n++; for (i = 1; i <= NF; i++) {
+        if ($i == "run_time_ns" && ((which == "first") == (n == 1))) t += $(i + 1)
+        if ($i == "run_cnt" && ((which == "first") == (n == 1))) c += $(i + 1) } }
+    END { print t + 0, c + 0 }')
+  stop_netcap
+  awk -v t="$time" -v c="$count" 'BEGIN { printf "%.1f\n", (c ? t / c : 0) }'
+}
+
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 point=tp:net:netif_receive_skb
@@ -90,7 +108,10 @@ run_variant() {
     match) measure skb -f $point -i veth-b -e 'icmp';;
     capture) measure skb -f $point -i veth-b;;
     capture1500) measure skb -f $point -i veth-b --capture-max-size 1500;;
-    *) echo "kernel_cost.sh: unknown variant '$1' (floor nomatch bpftrace match capture capture1500)" >&2; exit 2;;
+    nomatch_track) measure_track first skb -f $point -i veth-b -e 'tcp port 1' --track;;
+    match_track) measure_track first skb -f $point -i veth-b -e 'icmp' --track;;
+    track_ends) measure_track rest skb -f $point -i veth-b -e 'icmp' --track;;
+    *) echo "kernel_cost.sh: unknown variant '$1' (floor nomatch bpftrace match capture capture1500 nomatch_track match_track track_ends)" >&2; exit 2;;
   esac
 }
 for round in $(seq "$rounds"); do
@@ -113,6 +134,9 @@ describe() {
     match) echo "-i veth-b -e 'icmp' (matches all), 256 bytes to the ring buffer";;
     capture) echo "-i veth-b, no filter, 256 bytes to the ring buffer";;
     capture1500) echo "-i veth-b, no filter, --capture-max-size 1500";;
+    nomatch_track) echo "nomatch with --track: one map lookup more";;
+    match_track) echo "match with --track: every packet starts a track";;
+    track_ends) echo "--track's programs at kfree_skb/consume_skb, per skb freed";;
   esac
 }
 for v in "${variants[@]}"; do

@@ -67,7 +67,8 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         let added = plan::with_track_ends(&mut targets, &btf, &features)?;
         if !added.is_empty() {
             report::say(&format!(
-                "netcap: --track: matched packets are followed until the kernel frees them ({} attached for that, not shown)",
+                "netcap: --track: matched packets are followed until the kernel frees them ({} attached for that, not \
+                 shown); clones, copies and GSO segments are new skbs and are not followed",
                 added.join(", ")
             ));
         }
