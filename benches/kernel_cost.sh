@@ -111,7 +111,8 @@ run_variant() {
     nomatch_track) measure_track first skb -f $point -i veth-b -e 'tcp port 1' --track;;
     match_track) measure_track first skb -f $point -i veth-b -e 'icmp' --track;;
     track_ends) measure_track rest skb -f $point -i veth-b -e 'icmp' --track;;
-    *) echo "kernel_cost.sh: unknown variant '$1' (floor nomatch bpftrace match capture capture1500 nomatch_track match_track track_ends)" >&2; exit 2;;
+    track_ends_idle) measure_track rest skb -f $point -i veth-b -e 'tcp port 1' --track;;
+    *) echo "kernel_cost.sh: unknown variant '$1' (floor nomatch bpftrace match capture capture1500 nomatch_track match_track track_ends track_ends_idle)" >&2; exit 2;;
   esac
 }
 for round in $(seq "$rounds"); do
@@ -137,6 +138,7 @@ describe() {
     nomatch_track) echo "nomatch with --track: one map lookup more";;
     match_track) echo "match with --track: every packet starts a track";;
     track_ends) echo "--track's programs at kfree_skb/consume_skb, per skb freed";;
+    track_ends_idle) echo "the same while nothing is followed (-e 'tcp port 1')";;
   esac
 }
 for v in "${variants[@]}"; do

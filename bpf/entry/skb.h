@@ -127,11 +127,22 @@ static __always_inline void netcap_emit_in_place(void *ctx, struct sk_buff *skb,
 	bpf_ringbuf_submit(event, netcap_wakeup(event->ts_ns));
 }
 
+/* --track: the count of followed skbs (netcap_live_map). */
+static __always_inline __s64 *netcap_live(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&netcap_live_map, &zero);
+}
+
 /* --track: the id of a followed skb, or 0. */
 static __always_inline __u64 netcap_followed(struct sk_buff *skb)
 {
 	__u64 key = (__u64)skb, *id;
+	__s64 *live = netcap_live();
 
+	if (!live || *live <= 0)
+		return 0;
 	id = bpf_map_lookup_elem(&netcap_tracks_map, &key);
 	return id ? *id : 0;
 }
@@ -142,14 +153,19 @@ static __always_inline __u64 netcap_followed(struct sk_buff *skb)
 static __always_inline void netcap_follow(struct sk_buff *skb, struct netcap_args *args)
 {
 	__u64 key = (__u64)skb, id;
+	__s64 *live;
 
 	if (!netcap_cfg.track || args->track)
 		return;
 	id = ((bpf_ktime_get_ns() >> 4) << 10) | (bpf_get_smp_processor_id() & 0x3ff);
-	if (bpf_map_update_elem(&netcap_tracks_map, &key, &id, BPF_NOEXIST))
+	if (bpf_map_update_elem(&netcap_tracks_map, &key, &id, BPF_NOEXIST)) {
 		netcap_count(NETCAP_COUNTER_TRACK_FULL);
-	else
-		args->track = id;
+		return;
+	}
+	args->track = id;
+	live = netcap_live();
+	if (live)
+		__sync_fetch_and_add(live, 1);
 }
 
 /* Device, where the packet is, the filter in place (a followed packet
@@ -217,8 +233,10 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 		netcap_handle_packet(ctx, skb, args, direct, paged_reads);
 	if (netcap_cfg.track && netcap_cfg.frees && args->track) {
 		__u64 key = (__u64)skb;
+		__s64 *live = netcap_live();
 
-		bpf_map_delete_elem(&netcap_tracks_map, &key);
+		if (!bpf_map_delete_elem(&netcap_tracks_map, &key) && live)
+			__sync_fetch_and_add(live, -1);
 	}
 	return 0;
 }

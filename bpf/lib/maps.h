@@ -81,6 +81,17 @@ struct {
 	__type(value, __u64);
 } netcap_tracks_map SEC(".maps");
 
+/* --track: how many entries netcap_tracks_map holds, kept beside it so that
+ * while nothing is followed no point pays for a lookup. A hint, updated with
+ * atomic adds: an skb is handled by one CPU at a time, so the one it counts
+ * is never missed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} netcap_live_map SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, NETCAP_COUNTER_MAX);

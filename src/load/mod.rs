@@ -394,7 +394,7 @@ fn program_name(flavour: Flavour) -> &'static str {
 const KRETPROBE_ENTRY: &str = "netcap_kretprobe_entry";
 
 /// Maps every opened copy shares with the first.
-const SHARED_MAPS: [&str; 7] = [
+const SHARED_MAPS: [&str; 8] = [
     "netcap_events_map",
     "netcap_scratch_map",
     "netcap_nest_map",
@@ -402,6 +402,7 @@ const SHARED_MAPS: [&str; 7] = [
     "netcap_stacks_map",
     "netcap_entries_map",
     "netcap_tracks_map",
+    "netcap_live_map",
 ];
 
 /// Packets --track follows at once (their skbs, until each is freed).
