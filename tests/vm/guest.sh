@@ -174,6 +174,16 @@ check seed_gather sh -c 'grep -qx "netcap: tracepoint:net:netif_receive_skb atta
   [ "$(grep -c "  seen .* later at ip_local_deliver_finish$" /tmp/out)" = 2 ] &&
   [ "$(grep -c "  seen .* later at icmp_rcv$" /tmp/out)" = 2 ]'
 
+# 6b. --track at a tracepoint and a function (fentry here): each echo request
+# matched at netif_receive_skb on vb keeps its id at icmp_rcv.
+if start skb -f tracepoint:net:netif_receive_skb,icmp_rcv -i vb -e "icmp[icmptype] = icmp-echo" --track -c 4; then
+  ping -c 2 -i 0.3 198.18.0.2 >/dev/null
+  finish
+fi
+check track_across_a_function sh -c '[ "$(grep -c "^[0-9:.]* netif_receive_skb vb len 98 .*ICMP echo request.* #1$" /tmp/out)" = 1 ] &&
+  [ "$(grep -c "^[0-9:.]* icmp_rcv vb len 98 .*ICMP echo request.* #1$" /tmp/out)" = 1 ] &&
+  [ "$(grep -c " #2$" /tmp/out)" = 2 ]'
+
 # 7. A filter and pcapng at a function, read back by tcpdump.
 if start skb -f ip_rcv -i vb -e "icmp[icmptype] = icmp-echo" -w /tmp/ip_rcv.pcapng -c 3; then
   ping -c 3 -i 0.3 198.18.0.2 >/dev/null
