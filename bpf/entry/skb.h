@@ -351,17 +351,17 @@ int netcap_kretprobe(struct pt_regs *ctx)
 	return netcap_handle(ctx, skb, &extra, false, false);
 }
 
+/* Set by user space when a pattern's kprobes are left to a process that
+ * removes them in the background (the kernel takes a grace period for each):
+ * from then on they do nothing. */
+volatile __u32 netcap_group_stopped SEC(".data.stop") = 0;
+
 /*
  * One program for many kernel functions (-f 'tcp_v4_*'): each attachment's
  * cookie says which trace point it is and where its arguments are, see
  * NETCAP_COOKIE_* in netcap.h. Here the argument index is a run-time value,
  * which pt_regs allows (every case is a valid context offset).
  */
-/* Set by user space when a pattern's kprobes are left to a process that
- * removes them in the background (the kernel takes a grace period for each):
- * from then on they do nothing. */
-volatile __u32 netcap_group_stopped SEC(".data.stop") = 0;
-
 static __always_inline int netcap_from_cookie_value(struct pt_regs *ctx, __u64 cookie)
 {
 	__u32 skb_arg = (cookie >> NETCAP_COOKIE_SKB_SHIFT) & 0xff;
@@ -372,13 +372,13 @@ static __always_inline int netcap_from_cookie_value(struct pt_regs *ctx, __u64 c
 		.trace_index = cookie & NETCAP_COOKIE_INDEX_MASK,
 	};
 
-	if (netcap_group_stopped)
-		return 0;
 	return netcap_handle(ctx, skb, &extra, false, false);
 }
 
 static __always_inline int netcap_from_cookie(struct pt_regs *ctx)
 {
+	if (netcap_group_stopped)
+		return 0;
 	return netcap_from_cookie_value(ctx, bpf_get_attach_cookie(ctx));
 }
 
@@ -405,8 +405,11 @@ SEC("kprobe")
 int netcap_kprobe_addr(struct pt_regs *ctx)
 {
 	__u64 address = PT_REGS_IP(ctx) - 1;
-	__u64 *cookie = bpf_map_lookup_elem(&netcap_cookies_map, &address);
+	__u64 *cookie;
 
+	if (netcap_group_stopped)
+		return 0;
+	cookie = bpf_map_lookup_elem(&netcap_cookies_map, &address);
 	if (!cookie)
 		return 0;
 	return netcap_from_cookie_value(ctx, *cookie);

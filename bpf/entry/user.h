@@ -119,24 +119,6 @@ static long netcap_mbuf_entry(__u64 index, void *array)
 	return 0;
 }
 
-/* pkt: the buffer, the mbuf, or the array of mbufs; len: the buffer's
- * length, or the array's count. `bursts` is a constant per program: only
- * the *_burst programs hold bpf_loop and its callback, which kernels before
- * 5.17 refuse at load even where the call is never reached. */
-static __always_inline int netcap_from_user(__u64 pkt, __u64 len, bool bursts)
-{
-	if (bursts) {
-		__u64 count = len & 0xffff;
-
-		if (count > NETCAP_MBUF_BURST_MAX)
-			count = NETCAP_MBUF_BURST_MAX;
-		bpf_loop(count, netcap_mbuf_entry, &pkt, 0);
-		return 0;
-	}
-	netcap_user_packet(pkt, len);
-	return 0;
-}
-
 /* One mbuf of a burst, for kernels without bpf_loop (before 5.17). A
  * global function: the verifier checks it once, on its own, instead of once
  * per turn of the loop that calls it, which keeps a 1024-turn loop small. */
@@ -146,31 +128,39 @@ __noinline int netcap_burst_entry(__u64 mbuf)
 	return 0;
 }
 
-/* The burst walked by a loop with a constant bound (5.3 on). */
-static __always_inline int netcap_from_user_bounded(__u64 array, __u64 len)
-{
-	__u32 count = len & 0xffff;
-
-	for (__u32 i = 0; i < NETCAP_MBUF_BURST_MAX; i++) {
-		if (i >= count)
-			break;
-		netcap_burst_entry(netcap_user_value(array + i * 8, 8));
-	}
-	return 0;
-}
-
 /* How a program walks what it was handed. */
 enum netcap_walk {
 	NETCAP_WALK_ONE,	/* one buffer or one mbuf */
 	NETCAP_WALK_LOOP,	/* an mbuf array, by bpf_loop */
-	NETCAP_WALK_BOUNDED,	/* an mbuf array, by a bounded loop */
+	NETCAP_WALK_BOUNDED,	/* an mbuf array, by a loop with a constant bound (5.3 on) */
 };
 
+/* pkt: the buffer, the mbuf, or the array of mbufs; len: the buffer's
+ * length, or the array's count. `walk` is a constant per program: only the
+ * *_burst programs hold bpf_loop and its callback, which kernels before 5.17
+ * refuse at load even where the call is never reached. */
 static __always_inline int netcap_walk(__u64 pkt, __u64 len, enum netcap_walk walk)
 {
-	if (walk == NETCAP_WALK_BOUNDED)
-		return netcap_from_user_bounded(pkt, len);
-	return netcap_from_user(pkt, len, walk == NETCAP_WALK_LOOP);
+	__u32 count = len & 0xffff;
+
+	if (count > NETCAP_MBUF_BURST_MAX)
+		count = NETCAP_MBUF_BURST_MAX;
+	switch (walk) {
+	case NETCAP_WALK_ONE:
+		netcap_user_packet(pkt, len);
+		break;
+	case NETCAP_WALK_LOOP:
+		bpf_loop(count, netcap_mbuf_entry, &pkt, 0);
+		break;
+	case NETCAP_WALK_BOUNDED:
+		for (__u32 i = 0; i < NETCAP_MBUF_BURST_MAX; i++) {
+			if (i >= count)
+				break;
+			netcap_burst_entry(netcap_user_value(pkt + i * 8, 8));
+		}
+		break;
+	}
+	return 0;
 }
 
 static __always_inline int netcap_uprobe_args(struct pt_regs *ctx, enum netcap_walk walk)

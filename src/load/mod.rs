@@ -91,12 +91,11 @@ pub struct Session {
 }
 
 /// What `Session::detach` did with many per-function kprobes.
-pub struct Removal {
-    pub kprobes: usize,
-    /// The process removing them (None: removed already, in place).
-    pub by: Option<i32>,
-    /// Why it could not be done in the background.
-    pub failed: Option<String>,
+pub enum Removal {
+    /// Process `pid` removes them.
+    InBackground { kprobes: usize, pid: i32 },
+    /// Removed already, in place, because the background could not be had.
+    InPlace { kprobes: usize, why: String },
 }
 
 /// libbpf's own messages (verifier logs among them), kept for --verbose.
@@ -223,10 +222,10 @@ impl Session {
         }
         let object = self.group_object.and_then(|i| self.objects.get(i))?;
         // On failure the links were dropped, and so detached in place.
-        match removal::remove_in_background(object, links) {
-            Ok(pid) => Some(Removal { kprobes, by: Some(pid), failed: None }),
-            Err(err) => Some(Removal { kprobes, by: None, failed: Some(format!("{err:#}")) }),
-        }
+        Some(match removal::remove_in_background(object, links) {
+            Ok(pid) => Removal::InBackground { kprobes, pid },
+            Err(err) => Removal::InPlace { kprobes, why: format!("{err:#}") },
+        })
     }
 
     pub fn events_map(&self) -> Result<Map<'_>> {
@@ -361,8 +360,8 @@ pub static EMBEDDED_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ne
 
 /// The program that implements a flavour for packets of this form (mbuf
 /// arrays have programs of their own: by bpf_loop, else a bounded loop).
-fn program_for(flavour: Flavour, form: Option<PacketForm>, bpf_loop: bool) -> &'static str {
-    match (flavour, form, bpf_loop) {
+fn program_for(flavour: Flavour, config: &ObjectConfig, bpf_loop: bool) -> &'static str {
+    match (flavour, config.form.map(|(form, _)| form), bpf_loop) {
         (Flavour::Uprobe, Some(PacketForm::MbufArray), true) => "netcap_uprobe_burst",
         (Flavour::Uprobe, Some(PacketForm::MbufArray), false) => "netcap_uprobe_burst_bounded",
         (Flavour::Usdt, Some(PacketForm::MbufArray), true) => "netcap_usdt_burst",
@@ -518,7 +517,7 @@ fn load_object(
         }
     }
 
-    let chosen = program_for(flavour, config.form.map(|(form, _)| form), options.bpf_loop);
+    let chosen = program_for(flavour, config, options.bpf_loop);
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
         prog.set_autoload(name == chosen || (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY));
@@ -556,7 +555,7 @@ fn attach_one(
         ..ObjectConfig::of(target, index)
     };
     let object = load_object(&config, flavour, needs_target.then_some(name), options, shared)?;
-    let prog = program_named(&object, program_for(flavour, target.user.as_ref().map(|u| u.form), options.bpf_loop))?;
+    let prog = program_named(&object, program_for(flavour, &config, options.bpf_loop))?;
     let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
     let links = match flavour {
         Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor => {
@@ -723,12 +722,12 @@ fn root_cause(err: &libbpf_rs::Error) -> String {
 fn attach_failure(target: &Target, failures: &[(Flavour, String)]) -> anyhow::Error {
     let reasons: Vec<&str> = failures.iter().map(|(_, why)| why.as_str()).collect();
     if target.is_function() {
-        anyhow!(
-            "cannot trace kernel function {} on this kernel ({}); tracepoints that see the same packets: {}",
-            target.spec.name,
-            reasons.join("; "),
-            crate::plan::tracepoints_near(&target.spec.name)
-        )
+        // The plan's own sentence, for when every mechanism it chose failed here.
+        anyhow!(crate::plan::PlanError::NoMechanism {
+            what: format!("kernel function {}", target.spec.name),
+            name: target.spec.name.clone(),
+            why: reasons.join("; "),
+        })
     } else if let Some(user) = &target.user {
         anyhow!("cannot attach to {} in {} ({})", target.spec, user.binary.display(), reasons.join("; "))
     } else {

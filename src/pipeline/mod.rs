@@ -84,8 +84,9 @@ impl Symbols {
 
 /// Fills in the named parts of events.
 /// Kernel track ids (time of first sight and CPU) to short numbers, in order
-/// of first sight. Bounded: past `LIMIT` ids it starts over, from 1 again,
-/// and says so (pcapng and JSON then hold repeats, never a mix-up within a window).
+/// of first sight. Bounded: past `LIMIT` ids it forgets them and goes on
+/// counting, so a number is never given twice; a packet followed across
+/// that moment gets a second number.
 #[derive(Debug, Default)]
 pub struct Renumber {
     numbers: std::collections::HashMap<u64, u64>,

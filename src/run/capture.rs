@@ -232,14 +232,12 @@ pub fn read(
     }
     // Nothing is written into the ring after this: what it holds is bounded.
     match session.detach() {
-        Some(Removal { kprobes, by: Some(pid), .. }) => say(&format!(
+        Some(Removal::InBackground { kprobes, pid }) => say(&format!(
             "netcap: {kprobes} kprobes stopped; process {pid} removes them in the background \
              (the kernel takes a grace period for each)"
         )),
-        Some(Removal { kprobes, failed: Some(why), .. }) => {
-            say(&format!("netcap: {kprobes} kprobes removed in place ({why})"))
-        }
-        _ => {}
+        Some(Removal::InPlace { kprobes, why }) => say(&format!("netcap: {kprobes} kprobes removed in place ({why})")),
+        None => {}
     }
     let deadline = Instant::now() + DRAIN;
     while !capture.borrow().done() {

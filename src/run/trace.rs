@@ -98,18 +98,18 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         Symbols::none()
     };
     let annotator = Annotator::new(setup.reasons, drop_points, symbols);
+    // Points netcap added for --track (emitting nothing) come last: neither counted nor part of journeys.
+    let shown = setup.targets.iter().filter(|t| !t.hidden).count();
     let journeys = &args.gather;
     let gather = journeys.gather.then(|| {
         let matching = if journeys.gather_distinguish_by_pointer { Matching::Pointer } else { Matching::Content };
         let timeout = u64::from(journeys.gather_timeout) * 1_000_000_000;
-        // Points netcap added for --track (emitting nothing) come last: not part of journeys.
-        let shown = setup.targets.iter().filter(|t| !t.hidden).count();
         Gather::new(shown, matching, timeout, journeys.gather_buffer_size as usize)
             .with_min_latency(journeys.gather_min_latency.unwrap_or(0))
     });
     let capture = RefCell::new(Capture::new(sink, annotator, gather, args.count));
 
-    say(&format!("netcap: tracing {} point(s); Ctrl-C to stop", setup.targets.iter().filter(|t| !t.hidden).count()));
+    say(&format!("netcap: tracing {shown} point(s); Ctrl-C to stop"));
     let chores = Chores { watched_pid: setup.watched_pid, summary_every: setup.drop_summary_every, say: &say };
     capture::read(&session, &capture, &context, &stop, &chores)?;
 
