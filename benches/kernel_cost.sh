@@ -112,7 +112,9 @@ run_variant() {
     match_track) measure_track first skb -f $point -i veth-b -e 'icmp' --track;;
     track_ends) measure_track rest skb -f $point -i veth-b -e 'icmp' --track;;
     track_ends_idle) measure_track rest skb -f $point -i veth-b -e 'tcp port 1' --track;;
-    *) echo "kernel_cost.sh: unknown variant '$1' (floor nomatch bpftrace match capture capture1500 nomatch_track match_track track_ends track_ends_idle)" >&2; exit 2;;
+    # Every packet matched at net_dev_queue before: each event at the measured point is a later sighting.
+    followed_track) measure_track first skb -f $point,tp:net:net_dev_queue -e 'icmp' --track;;
+    *) echo "kernel_cost.sh: unknown variant '$1' (floor nomatch bpftrace match capture capture1500 nomatch_track match_track track_ends track_ends_idle followed_track)" >&2; exit 2;;
   esac
 }
 for round in $(seq "$rounds"); do
@@ -139,6 +141,7 @@ describe() {
     match_track) echo "match with --track: every packet starts a track";;
     track_ends) echo "--track's programs at kfree_skb/consume_skb, per skb freed";;
     track_ends_idle) echo "the same while nothing is followed (-e 'tcp port 1')";;
+    followed_track) echo "--track, a packet followed since net_dev_queue: a later sighting, 256 bytes to the ring buffer";;
   esac
 }
 for v in "${variants[@]}"; do

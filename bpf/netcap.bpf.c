@@ -25,6 +25,7 @@
  *   lib/record.h    slots, common fields, wakeups, submit, size classes
  *   lib/ext.h       whether a copied packet is wanted (-e, --ext-*)
  *   lib/args.h      a trace point's arguments
+ *   lib/track.h     --track: following skbs, and the skbs made from them
  *   entry/skb.h     kernel skb points: every attach flavour
  *   entry/user.h    user-space packets: uprobes and USDT
  */
@@ -54,5 +55,6 @@
 #include "lib/record.h"
 #include "lib/ext.h"
 #include "lib/args.h"
+#include "lib/track.h"
 #include "entry/skb.h"
 #include "entry/user.h"

@@ -76,8 +76,29 @@ enum netcap_counter {
 	NETCAP_COUNTER_NO_HEADER = 2,  /* neither MAC nor network header set */
 	NETCAP_COUNTER_READ_FAULT = 3, /* packet bytes could not be read */
 	NETCAP_COUNTER_OUTSIDE = 4,    /* the packet's start lay outside the skb's data */
-	NETCAP_COUNTER_TRACK_FULL = 5, /* --track: a matched packet not followed, the map being full */
-	NETCAP_COUNTER_MAX = 6,
+	NETCAP_COUNTER_TRACK_FULL = 5, /* --track: a packet not followed, its insert refused */
+	NETCAP_COUNTER_TRACK_STARTED = 6, /* --track: entries put in netcap_tracks_map */
+	NETCAP_COUNTER_TRACK_ENDED = 7,   /* --track: entries taken out (freed, merged, stale) */
+	NETCAP_COUNTER_TRACK_INHERITED = 8, /* --track: clones, copies, segments given a parent's id */
+	NETCAP_COUNTER_TRACK_MERGED = 9,  /* --track: followed packets GRO merged into another */
+	NETCAP_COUNTER_MAX = 10,
+};
+
+/* --track: how a followed skb came to carry its track id (the TRACK
+ * section's pad, and what identity hooks give the skbs they make). */
+enum netcap_lineage {
+	NETCAP_LINEAGE_MATCHED = 0, /* it matched the filters itself */
+	NETCAP_LINEAGE_CLONE = 1,   /* made by skb_clone from a followed skb */
+	NETCAP_LINEAGE_COPY = 2,    /* skb_copy, pskb_copy, skb_copy_expand of one */
+	NETCAP_LINEAGE_SEGMENT = 3, /* a GSO segment of one (skb_segment) */
+	NETCAP_LINEAGE_MERGED = 4,  /* a GRO packet that a followed one was merged into */
+};
+
+/* --track: a followed skb's entry in netcap_tracks_map. */
+struct netcap_track {
+	__u64 id;
+	__u32 lineage;   /* enum netcap_lineage */
+	__u32 pad;
 };
 
 /* Largest struct xcap_user_extend (--ext-action). */
@@ -177,6 +198,7 @@ struct netcap_config {
 	__u32 track;       /* 1: --track: a matched skb is followed, filters or not, until freed */
 	__u32 frees;       /* 1: the skb is freed here (kfree_skb, consume_skb): its track ends */
 	__u32 silent;      /* 1: attached only to end tracks; emits nothing */
+	__u32 inherit;     /* an identity hook (--track): the enum netcap_lineage it gives; 0: none */
 	__u32 sections;    /* bit (1 << kind) for each enum netcap_section_kind emitted */
 	__u32 sections_len; /* bytes of all of them */
 	__u16 section_at[NETCAP_SECTION_END]; /* where each starts after the header */

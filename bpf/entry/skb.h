@@ -127,47 +127,6 @@ static __always_inline void netcap_emit_in_place(void *ctx, struct sk_buff *skb,
 	bpf_ringbuf_submit(event, netcap_wakeup(event->ts_ns));
 }
 
-/* --track: the count of followed skbs (netcap_live_map). */
-static __always_inline __s64 *netcap_live(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&netcap_live_map, &zero);
-}
-
-/* --track: the id of a followed skb, or 0. */
-static __always_inline __u64 netcap_followed(struct sk_buff *skb)
-{
-	__u64 key = (__u64)skb, *id;
-	__s64 *live = netcap_live();
-
-	if (!live || *live <= 0)
-		return 0;
-	id = bpf_map_lookup_elem(&netcap_tracks_map, &key);
-	return id ? *id : 0;
-}
-
-/* --track: starts following a packet that just matched. The id needs no
- * shared counter: the first sight's time in 16 ns steps, and the CPU (one
- * CPU never matches two packets within 16 ns). */
-static __always_inline void netcap_follow(struct sk_buff *skb, struct netcap_args *args)
-{
-	__u64 key = (__u64)skb, id;
-	__s64 *live;
-
-	if (!netcap_cfg.track || args->track)
-		return;
-	id = ((bpf_ktime_get_ns() >> 4) << 10) | (bpf_get_smp_processor_id() & 0x3ff);
-	if (bpf_map_update_elem(&netcap_tracks_map, &key, &id, BPF_NOEXIST)) {
-		netcap_count(NETCAP_COUNTER_TRACK_FULL);
-		return;
-	}
-	args->track = id;
-	live = netcap_live();
-	if (live)
-		__sync_fetch_and_add(live, 1);
-}
-
 /* Device, where the packet is, the filter in place (a followed packet
  * passes them all), then the record written in place or through a copy. */
 static __always_inline void netcap_handle_packet(void *ctx, struct sk_buff *skb,
@@ -227,17 +186,18 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 {
 	if (!skb)
 		return 0;
-	if (netcap_cfg.track)
-		args->track = netcap_followed(skb);
+	if (netcap_cfg.track) {
+		struct netcap_track *track = netcap_track_of((__u64)skb);
+
+		if (track) {
+			args->track = track->id;
+			args->lineage = track->lineage;
+		}
+	}
 	if (!netcap_cfg.silent)
 		netcap_handle_packet(ctx, skb, args, direct, paged_reads);
-	if (netcap_cfg.track && netcap_cfg.frees && args->track) {
-		__u64 key = (__u64)skb;
-		__s64 *live = netcap_live();
-
-		if (!bpf_map_delete_elem(&netcap_tracks_map, &key) && live)
-			__sync_fetch_and_add(live, -1);
-	}
+	if (netcap_cfg.track && netcap_cfg.frees && args->track)
+		netcap_track_end((__u64)skb);
 	return 0;
 }
 
@@ -292,7 +252,12 @@ SEC("fexit")
 int netcap_fexit(__u64 *ctx)
 {
 	struct sk_buff *skb = (void *)netcap_array_arg(ctx, netcap_cfg.skb_arg);
-	struct netcap_args extra = {
+	struct netcap_args extra;
+
+	if (netcap_cfg.inherit)
+		return netcap_inherit((__u64)skb, netcap_array_arg(ctx, netcap_cfg.ret_arg),
+				      netcap_optional_array_arg(ctx, netcap_cfg.ext_arg));
+	extra = (struct netcap_args){
 		.ext = netcap_optional_array_arg(ctx, netcap_cfg.ext_arg),
 		.reason = netcap_optional_array_arg(ctx, netcap_cfg.reason_arg),
 		.retval = netcap_array_arg(ctx, netcap_cfg.ret_arg),
@@ -317,26 +282,35 @@ int netcap_kprobe(struct pt_regs *ctx)
 }
 
 /* kretprobe: registers hold no arguments at return, so the entry keeps
- * them per task (a function re-entered by the same task before it
- * returns loses its first entry). */
+ * them per task and trace point (a function re-entered by the same task
+ * before it returns loses its first entry). tgid takes 22 bits of the
+ * upper half, so the trace point goes above them. */
+static __always_inline __u64 netcap_entry_key(void)
+{
+	return bpf_get_current_pid_tgid() ^ ((__u64)netcap_cfg.trace_index << 54);
+}
+
 SEC("kprobe")
 int netcap_kretprobe_entry(struct pt_regs *ctx)
 {
-	__u64 task = bpf_get_current_pid_tgid();
+	__u64 key = netcap_entry_key();
 	struct netcap_entry entry = {
 		.skb = netcap_regs_arg(ctx, netcap_cfg.skb_arg),
 		.ext = netcap_optional_regs_arg(ctx, netcap_cfg.ext_arg),
 	};
 
-	bpf_map_update_elem(&netcap_entries_map, &task, &entry, BPF_ANY);
+	/* An identity hook has nothing to hand down while nothing is followed. */
+	if (netcap_cfg.inherit && !netcap_tracking())
+		return 0;
+	bpf_map_update_elem(&netcap_entries_map, &key, &entry, BPF_ANY);
 	return 0;
 }
 
 SEC("kretprobe")
 int netcap_kretprobe(struct pt_regs *ctx)
 {
-	__u64 task = bpf_get_current_pid_tgid();
-	struct netcap_entry *entry = bpf_map_lookup_elem(&netcap_entries_map, &task);
+	__u64 key = netcap_entry_key();
+	struct netcap_entry *entry = bpf_map_lookup_elem(&netcap_entries_map, &key);
 	struct netcap_args extra = {
 		.retval = PT_REGS_RC_CORE(ctx),
 		.trace_index = netcap_cfg.trace_index,
@@ -347,7 +321,9 @@ int netcap_kretprobe(struct pt_regs *ctx)
 		return 0;
 	skb = (void *)entry->skb;
 	extra.ext = entry->ext;
-	bpf_map_delete_elem(&netcap_entries_map, &task);
+	bpf_map_delete_elem(&netcap_entries_map, &key);
+	if (netcap_cfg.inherit)
+		return netcap_inherit((__u64)skb, extra.retval, extra.ext);
 	return netcap_handle(ctx, skb, &extra, false, false);
 }
 

@@ -71,14 +71,17 @@ struct {
 	__type(value, __u64);
 } netcap_cookies_map SEC(".maps");
 
-/* --track: skbs being followed, by address, to their track id. An entry
- * goes when the kernel frees the skb; a full map is counted
- * (NETCAP_COUNTER_TRACK_FULL), never silent. Sized by user space. */
+/* --track: skbs being followed, by address, to their track. An entry goes
+ * when the kernel frees the skb. Some frees fire no tracepoint (TCP's
+ * acknowledged clones, GRO's stolen heads), so the map is an LRU: a full
+ * map drops its oldest entries rather than refusing new packets. User space
+ * counts what it dropped (started - ended - left at exit), never silent.
+ * Sized by user space. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct netcap_track);
 } netcap_tracks_map SEC(".maps");
 
 /* --track: how many entries netcap_tracks_map holds, kept beside it so that

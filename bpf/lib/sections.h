@@ -61,6 +61,7 @@ struct netcap_args {
 	__u64 reason;
 	__u64 retval;
 	__u64 track;	/* --track: the followed skb's id, 0 if none */
+	__u32 lineage;	/* --track: enum netcap_lineage of the followed skb */
 	__u32 trace_index;
 };
 
@@ -96,7 +97,7 @@ static __always_inline void netcap_fill_sections(struct netcap_event *event, voi
 	if (netcap_has_section(NETCAP_SECTION_TRACK)) {
 		struct netcap_section_value *track = netcap_section(event, NETCAP_SECTION_TRACK);
 
-		track->pad = 0;
+		track->pad = args->lineage;
 		track->value = args->track;
 	}
 	if (netcap_has_section(NETCAP_SECTION_USER)) {

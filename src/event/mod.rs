@@ -91,8 +91,57 @@ pub struct Event {
     /// --track: the followed packet's id as the kernel made it (0: not
     /// followed); `pipeline` renumbers it 1, 2, 3… in order of first sight.
     pub track: u64,
+    /// --track: how this skb came to carry the track.
+    pub lineage: Lineage,
     /// 1 for the first event read, then counting (netcap's "No N's pkt").
     pub number: u64,
+}
+
+/// --track: how a followed skb came to carry its track id (enum
+/// netcap_lineage): it matched, or the kernel made it from a followed skb.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lineage {
+    #[default]
+    Matched,
+    Clone,
+    Copy,
+    Segment,
+    /// A GRO packet a followed packet was merged into.
+    Merged,
+}
+
+impl Lineage {
+    pub fn from_kernel(value: u32) -> Lineage {
+        match value {
+            1 => Lineage::Clone,
+            2 => Lineage::Copy,
+            3 => Lineage::Segment,
+            4 => Lineage::Merged,
+            _ => Lineage::Matched,
+        }
+    }
+
+    /// The value the kernel side uses (enum netcap_lineage).
+    pub fn to_kernel(self) -> u32 {
+        match self {
+            Lineage::Matched => 0,
+            Lineage::Clone => 1,
+            Lineage::Copy => 2,
+            Lineage::Segment => 3,
+            Lineage::Merged => 4,
+        }
+    }
+
+    /// How it is shown after the track id; empty for a packet that matched.
+    pub fn label(self) -> &'static str {
+        match self {
+            Lineage::Matched => "",
+            Lineage::Clone => "clone",
+            Lineage::Copy => "copy",
+            Lineage::Segment => "segment",
+            Lineage::Merged => "merged",
+        }
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -154,6 +203,7 @@ struct Sections<'a> {
     retval: Option<i64>,
     ext_arg: u64,
     track: u64,
+    lineage: u32,
     user: Option<&'a [u8]>,
 }
 
@@ -166,8 +216,16 @@ fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
 
 impl<'a> Sections<'a> {
     fn decode(bytes: &'a [u8]) -> Result<Sections<'a>, DecodeError> {
-        let mut sections =
-            Sections { stack_id: -1, reason: 0, location: 0, retval: None, ext_arg: 0, track: 0, user: None };
+        let mut sections = Sections {
+            stack_id: -1,
+            reason: 0,
+            location: 0,
+            retval: None,
+            ext_arg: 0,
+            track: 0,
+            lineage: 0,
+            user: None,
+        };
         let mut at = 0;
         while at < bytes.len() {
             let malformed = |kind: u16, len: usize| DecodeError::Section { kind, len, at, room: bytes.len() };
@@ -193,7 +251,8 @@ impl<'a> Sections<'a> {
                     sections.ext_arg = read::<netcap_section_value>(body).ok_or_else(short)?.value;
                 }
                 Kind::NETCAP_SECTION_TRACK => {
-                    sections.track = read::<netcap_section_value>(body).ok_or_else(short)?.value;
+                    let track: netcap_section_value = read(body).ok_or_else(short)?;
+                    (sections.track, sections.lineage) = (track.value, track.pad);
                 }
                 Kind::NETCAP_SECTION_USER => {
                     sections.user = Some(body.get(std::mem::size_of::<netcap_section_user>()..).ok_or_else(short)?);
@@ -258,6 +317,7 @@ impl Event {
             journey: None,
             user: sections.user.filter(|_| raw.flags & FLAG_USER != 0).map(Into::into),
             track: sections.track,
+            lineage: Lineage::from_kernel(sections.lineage),
             number: 0,
         })
     }
@@ -314,6 +374,7 @@ pub mod tests {
             journey: None,
             user: None,
             track: 0,
+            lineage: Lineage::Matched,
             number: 1,
         }
     }
@@ -410,10 +471,13 @@ pub mod tests {
             section(Kind::NETCAP_SECTION_RETVAL, &value(-22i64 as u64)),
             section(Kind::NETCAP_SECTION_EXT_ARG, &value(0xabcd)),
             section(Kind::NETCAP_SECTION_USER, &[[0u8; 4], [5u8; 4], [6u8; 4]].concat()),
-            section(Kind::NETCAP_SECTION_TRACK, &value(0x1234_5678_9abc)),
+            section(
+                Kind::NETCAP_SECTION_TRACK,
+                &[&3u32.to_ne_bytes()[..], &0x1234_5678_9abcu64.to_ne_bytes()].concat(),
+            ),
         ];
         let event = Event::decode(&record_with(&raw, &sections, &[1, 2, 3])).unwrap();
-        assert_eq!(event.track, 0x1234_5678_9abc);
+        assert_eq!((event.track, event.lineage), (0x1234_5678_9abc, Lineage::Segment));
         assert_eq!((event.stack_id, event.reason, event.location), (7, 9, 0xffff_ffff_8100_0010));
         assert_eq!((event.retval, event.ext_arg), (Some(-22), 0xabcd));
         assert_eq!(event.user.as_deref(), Some(&[5, 5, 5, 5, 6, 6, 6, 6][..]));

@@ -14,6 +14,7 @@ pub mod mbuf;
 mod removal;
 
 use crate::bpf::types::netcap_config;
+use crate::event::Lineage;
 use crate::feature;
 use crate::filter::Filter;
 use crate::kernel::Device;
@@ -54,6 +55,8 @@ pub struct LoadOptions {
     pub uprobe_multi: bool,
     /// --track: follow each matched skb until the kernel frees it.
     pub track: bool,
+    /// --track: most skbs followed at once (the LRU table's size).
+    pub track_entries: u32,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -191,7 +194,20 @@ impl Session {
             read_fault: read(3),
             outside: read(4),
             track_full: read(5),
+            track_started: read(6),
+            track_ended: read(7),
+            track_inherited: read(8),
+            track_merged: read(9),
+            track_left: self.tracks_left(),
         }
+    }
+
+    /// --track: skbs still followed (entries left in the map).
+    fn tracks_left(&self) -> u64 {
+        self.objects
+            .first()
+            .and_then(|o| map_named(o, "netcap_tracks_map").ok())
+            .map_or(0, |map| map.keys().count() as u64)
     }
 
     /// The return addresses of stack `id`, innermost first.
@@ -316,8 +332,25 @@ pub struct Counters {
     pub read_fault: u64,
     /// skbs whose packet start lay outside their data (e.g. a --skb-data-offset past the end).
     pub outside: u64,
-    /// Matched packets --track could not follow: its map was full.
+    /// Packets --track could not follow: the map refused them.
     pub track_full: u64,
+    /// --track: skbs put in the map, and taken out (freed, merged, stale).
+    pub track_started: u64,
+    pub track_ended: u64,
+    /// --track: clones, copies and segments given their parent's id.
+    pub track_inherited: u64,
+    /// --track: followed packets GRO merged into another.
+    pub track_merged: u64,
+    /// --track: skbs still followed when the counters were read.
+    pub track_left: u64,
+}
+
+impl Counters {
+    /// --track: entries the full map dropped to make room (LRU), so packets
+    /// no longer followed: whatever went in and neither came out nor is left.
+    pub fn track_evicted(&self) -> u64 {
+        self.track_started.saturating_sub(self.track_ended).saturating_sub(self.track_left)
+    }
 }
 
 /// Per-object settings written into `.rodata`.
@@ -336,6 +369,8 @@ struct ObjectConfig {
     frees: bool,
     /// Attached only to end tracks (--track at a free point not asked for).
     silent: bool,
+    /// --track's identity hook: what the function's result is to its skb.
+    inherit: Option<Lineage>,
 }
 
 impl ObjectConfig {
@@ -351,6 +386,7 @@ impl ObjectConfig {
             sections: 0,
             frees: target.frees,
             silent: target.hidden,
+            inherit: target.inherit,
         }
     }
 }
@@ -404,9 +440,6 @@ const SHARED_MAPS: [&str; 8] = [
     "netcap_live_map",
 ];
 
-/// Packets --track follows at once (their skbs, until each is freed).
-const TRACKS: u32 = 65536;
-
 fn map_named<'a>(object: &'a Object, name: &str) -> Result<Map<'a>> {
     object.maps().find(|m| m.name() == name).ok_or_else(|| anyhow!("BPF object has no map {name}"))
 }
@@ -439,6 +472,7 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
         track: u32::from(options.track),
         frees: u32::from(config.frees),
         silent: u32::from(config.silent),
+        inherit: config.inherit.map_or(0, Lineage::to_kernel),
         // User space also polls on a timer; wake it early when an eighth is full.
         wakeup_bytes: options.ring_bytes / 8,
         ..Default::default()
@@ -511,7 +545,7 @@ fn load_object(
                 "netcap_scratch_map" => map.set_max_entries(crate::kernel::possible_cpus() as u32 * NEST_MAX)?,
                 "netcap_events_map" => map.set_max_entries(options.ring_bytes)?,
                 "netcap_stacks_map" => map.set_max_entries(if options.stacks { STACK_ENTRIES } else { 1 })?,
-                "netcap_tracks_map" => map.set_max_entries(if options.track { TRACKS } else { 1 })?,
+                "netcap_tracks_map" => map.set_max_entries(if options.track { options.track_entries } else { 1 })?,
                 _ => {}
             },
         }
@@ -612,6 +646,7 @@ fn attach_group(
         form: None,
         frees: false,
         silent: false,
+        inherit: None,
         sections: grouped
             .iter()
             .fold(0, |bits, (_, t)| bits | feature::sections(t, Flavour::KprobeMulti, options.stacks, options.track)),
@@ -785,6 +820,7 @@ mod tests {
                 bpf_loop: true,
                 uprobe_multi: false,
                 track: false,
+                track_entries: 0,
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));

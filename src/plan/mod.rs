@@ -9,6 +9,7 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::event::Lineage;
 use crate::kernel::btf::{Btf, Kind};
 use crate::kernel::features::{Feature, Features};
 use spec::{FunctionMode, PointKind, PointSpec};
@@ -87,6 +88,9 @@ pub struct Target {
     pub frees: bool,
     /// Attached by netcap itself, not asked for: emits nothing (--track's free points).
     pub hidden: bool,
+    /// --track's identity hooks: the function makes new skbs from a followed
+    /// one, which carry its id on with this lineage.
+    pub inherit: Option<Lineage>,
     /// Description of every argument, for --dry-run and `list`.
     pub signature: String,
     /// Where a user-space point is (netcap raw, mbuf); None for the kernel's.
@@ -329,6 +333,7 @@ fn resolve_one(
         passed_over,
         frees: frees_the_skb(spec),
         hidden: false,
+        inherit: None,
         signature,
         user: None,
     })
@@ -363,6 +368,62 @@ pub fn with_track_ends(targets: &mut Vec<Target>, btf: &Btf, features: &Features
         added.push(format!("skb:{name}"));
     }
     Ok(added)
+}
+
+/// --track: the kernel functions that make new skbs from one, how what
+/// they make is related to it, and how each is attached (fexit or
+/// kretprobe: the result is what counts). skb_gro_receive(p, skb) merges
+/// skb (@2) into p (@1); pskb_expand_head keeps the skb, so its track.
+const IDENTITY_HOOKS: [(&str, Lineage); 6] = [
+    ("fexit:skb_clone", Lineage::Clone),
+    ("fexit:skb_copy", Lineage::Copy),
+    ("fexit:__pskb_copy_fclone", Lineage::Copy),
+    ("fexit:skb_copy_expand", Lineage::Copy),
+    ("fexit:skb_segment", Lineage::Segment),
+    ("fexit:skb_gro_receive@2@1", Lineage::Merged),
+];
+
+/// What --track's identity hooks could and could not be attached to.
+#[derive(Debug, Default)]
+pub struct IdentityHooks {
+    /// The functions hooked, each with how its result is related.
+    pub hooked: Vec<(String, Lineage)>,
+    /// The others: the function, how its result is related, why it cannot be hooked.
+    pub missing: Vec<(String, Lineage, String)>,
+}
+
+/// --track: hidden fexit (or kretprobe) hooks on the functions that make
+/// new skbs from one, so clones, copies, GSO segments and GRO merges keep
+/// the track. Where the kernel has neither fentry nor kprobes, or a
+/// function cannot be traced, it says what will not be followed.
+pub fn with_identity_hooks(
+    targets: &mut Vec<Target>,
+    btf: &Btf,
+    features: &Features,
+    traceable: &dyn Fn(&str) -> bool,
+) -> IdentityHooks {
+    let mut hooks = IdentityHooks::default();
+    for (text, lineage) in IDENTITY_HOOKS {
+        let spec = match spec::parse_list(text) {
+            Ok(mut specs) => specs.remove(0),
+            Err(error) => unreachable!("identity hook '{text}' does not parse: {error}"),
+        };
+        let resolved = resolve_one(&spec, btf, features, &|_| None);
+        match resolved {
+            Ok(_) if !traceable(&spec.name) => {
+                hooks.missing.push((spec.name.clone(), lineage, "not in available_filter_functions".into()));
+            }
+            Ok(mut target) => {
+                target.hidden = true;
+                target.inherit = Some(lineage);
+                hooks.hooked.push((spec.name.clone(), lineage));
+                targets.push(target);
+            }
+            Err(PlanError::NoMechanism { why, .. }) => hooks.missing.push((spec.name.clone(), lineage, why)),
+            Err(error) => hooks.missing.push((spec.name.clone(), lineage, error.to_string())),
+        }
+    }
+    hooks
 }
 
 /// The flavours whose feature this kernel has, in order; the others are

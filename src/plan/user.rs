@@ -211,6 +211,7 @@ pub fn resolve(lists: &[String], mode: Mode, pid: Option<i32>) -> Result<Vec<Tar
             passed_over: Vec::new(),
             frees: false,
             hidden: false,
+            inherit: None,
             signature: String::new(),
             user: Some(UserPoint { binary, pid, probe: spec.probe, form, packet_arg, len_arg }),
         });

@@ -18,6 +18,7 @@ use anyhow::{Context as _, Result};
 use crate::cli::ListArgs;
 use crate::cli::skb::Color;
 use crate::cli::skb::{SkbArgs, UserArgs};
+use crate::event::Lineage;
 use crate::kernel;
 use crate::kernel::features::{Feature, Features};
 use crate::load::mbuf;
@@ -65,13 +66,9 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     }
     if args.track.track {
         let added = plan::with_track_ends(&mut targets, &btf, &features)?;
-        if !added.is_empty() {
-            report::say(&format!(
-                "netcap: --track: matched packets are followed until the kernel frees them ({} attached for that, not \
-                 shown); clones, copies and GSO segments are new skbs and are not followed",
-                added.join(", ")
-            ));
-        }
+        let all_functions = kernel::traceable_functions();
+        let hooks = plan::with_identity_hooks(&mut targets, &btf, &features, &|name| all_functions.contains(name));
+        report::say(&track_start_line(&added, &hooks));
     }
     drop(btf);
     if args.bench_floor {
@@ -95,9 +92,45 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         filter_in_place: features.has(Feature::ReadAnyAddress),
         task_btf: features.has(Feature::CurrentTaskBtf),
         track: args.track.track,
+        track_entries: args.track.track_max_packets,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
+}
+
+/// What --track attached besides the user's points, and what it cannot
+/// follow on this kernel.
+fn track_start_line(free_points: &[String], hooks: &plan::IdentityHooks) -> String {
+    let mut line = String::from("netcap: --track: matched packets are followed until the kernel frees them");
+    if !free_points.is_empty() {
+        line += &format!(" ({} attached for that, not shown)", free_points.join(", "));
+    }
+    let kinds = |lineages: Vec<Lineage>| {
+        let mut kinds: Vec<&str> = lineages.into_iter().map(lineage_plural).collect();
+        kinds.dedup();
+        kinds.join(", ")
+    };
+    if !hooks.hooked.is_empty() {
+        line += &format!(", and into the {} made from them", kinds(hooks.hooked.iter().map(|h| h.1).collect()));
+    }
+    if !hooks.missing.is_empty() {
+        let mut why: Vec<&str> = hooks.missing.iter().map(|(_, _, why)| why.as_str()).collect();
+        why.dedup();
+        let names: Vec<&str> = hooks.missing.iter().map(|(name, _, _)| name.as_str()).collect();
+        let missing = kinds(hooks.missing.iter().map(|h| h.1).collect());
+        line += &format!("; not followed here: {missing} ({}: {})", names.join(", "), why.join("; "));
+    }
+    line
+}
+
+fn lineage_plural(lineage: Lineage) -> &'static str {
+    match lineage {
+        Lineage::Matched => "packets",
+        Lineage::Clone => "clones",
+        Lineage::Copy => "copies",
+        Lineage::Segment => "GSO segments",
+        Lineage::Merged => "GRO merges",
+    }
 }
 
 /// `netcap raw` and `netcap mbuf`: packets inside a process.
@@ -143,6 +176,7 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         // User-space programs read the task through helpers every kernel has.
         task_btf: false,
         track: false,
+        track_entries: 0,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -186,6 +220,8 @@ struct Setup {
     features: Features,
     /// --track: follow each matched skb until the kernel frees it.
     track: bool,
+    /// --track: most skbs followed at once.
+    track_entries: u32,
 }
 
 /// `netcap bench-sink N FILE`: the user-space half of a capture on one

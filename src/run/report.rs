@@ -29,7 +29,7 @@ pub struct Totals {
 
 impl Totals {
     /// (JSON key, the sentence's words after the number, when shown, value), in sentence order.
-    fn table(&self) -> [(&'static str, &'static str, Shown, u64); 11] {
+    fn table(&self) -> [(&'static str, &'static str, Shown, u64); 15] {
         let c = &self.counters;
         [
             ("captured", "packets captured", Shown::Always, self.captured),
@@ -39,7 +39,16 @@ impl Totals {
             ("unreadable", "unreadable", Shown::NonZero, c.read_fault),
             ("skipped_without_headers", "skipped without headers", Shown::NonZero, c.no_header),
             ("skipped_outside_packet", "skipped (start outside the packet)", Shown::NonZero, c.outside),
-            ("not_followed_track_map_full", "not followed (--track map full)", Shown::NonZero, c.track_full),
+            ("followed", "followed (--track)", Shown::NonZero, c.track_started.saturating_sub(c.track_inherited)),
+            ("followed_made_from_followed", "clones, copies or segments followed", Shown::NonZero, c.track_inherited),
+            ("followed_merged_by_gro", "followed merged by GRO", Shown::NonZero, c.track_merged),
+            (
+                "no_longer_followed_track_map_full",
+                "no longer followed (--track map full)",
+                Shown::NonZero,
+                c.track_evicted(),
+            ),
+            ("not_followed_track_map_refused", "not followed (--track map refused)", Shown::NonZero, c.track_full),
             ("malformed_records", "malformed records", Shown::NonZero, self.malformed),
             ("stacks_unavailable", "stacks unavailable", Shown::NonZero, self.stacks_unavailable),
             ("unread_at_exit", "left unread in the ring buffer at exit", Shown::NonZero, self.unread),
@@ -106,6 +115,19 @@ mod tests {
     }
 
     #[test]
+    fn what_the_track_map_dropped_is_counted() {
+        let mut tracked = totals();
+        tracked.to_file = false;
+        (tracked.counters.track_started, tracked.counters.track_inherited) = (10, 3);
+        (tracked.counters.track_ended, tracked.counters.track_left) = (4, 2);
+        assert_eq!(
+            tracked.sentence(),
+            "netcap: 4 packets captured, 0 lost (ring buffer full), 7 followed (--track), \
+             3 clones, copies or segments followed, 4 no longer followed (--track map full)"
+        );
+    }
+
+    #[test]
     fn json_carries_every_total_including_zeros() {
         let mut some = totals();
         some.counters.lost = 3;
@@ -113,6 +135,6 @@ mod tests {
         assert_eq!(json["captured"], 4);
         assert_eq!(json["lost_ring_buffer_full"], 3);
         assert_eq!(json["unread_at_exit"], 0);
-        assert_eq!(json.as_object().unwrap().len(), 11);
+        assert_eq!(json.as_object().unwrap().len(), 15);
     }
 }

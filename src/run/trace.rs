@@ -86,6 +86,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         bpf_loop: setup.features.has(Feature::BpfLoop),
         uprobe_multi: setup.features.has(Feature::UprobeMulti),
         track: setup.track,
+        track_entries: setup.track_entries,
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 

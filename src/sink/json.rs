@@ -83,6 +83,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "journey": gather::json(event, point),
         "retval": retval::json(event),
         "track": track::json(event),
+        "lineage": track::lineage_json(event),
         "ext_arg": ext_arg,
         "user": user,
         "data": hex(&event.data),

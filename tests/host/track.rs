@@ -240,3 +240,151 @@ fn under_a_flood_each_packet_has_its_own_track_and_tracks_end_at_free() {
     let both_ends = by_track.values().filter(|seen| seen.len() == 2).count();
     assert!(both_ends * 10 >= by_track.len() * 9, "{both_ends} of {} seen at both ends", by_track.len());
 }
+
+/// More packets followed at once than --track-max-packets allows: a token
+/// bucket on a's veth holds hundreds of echo requests, each followed, and the
+/// table (an LRU) drops the least recently seen. The summary counts them, at
+/// least as many as the queue held beyond the table, as `tc -s` reports it.
+#[test]
+fn a_full_track_table_drops_the_least_recently_seen_and_counts_them() {
+    let Some(_guard) = root_test("a_full_track_table_drops_the_least_recently_seen_and_counts_them") else { return };
+    let pair = Pair::new();
+    let tbf =
+        ["tc", "qdisc", "add", "dev", &pair.dev_a, "root", "tbf", "rate", "8kbit", "burst", "1600", "limit", "1000000"];
+    assert!(pair.exec(&pair.a, &tbf).status.success());
+    let dir = scratch_dir("track-full");
+    let table = 64;
+    let netcap = Netcap::start(
+        None,
+        &[
+            "skb",
+            "-f",
+            "tp:net:net_dev_queue",
+            "-e",
+            "icmp[icmptype] == icmp-echo and dst host 198.18.0.2",
+            "--track",
+            "--track-max-packets",
+            &table.to_string(),
+            "--json",
+        ],
+        &dir,
+    );
+    // ping's socket buffer bounds what it has queued: room for hundreds.
+    pair.exec(&pair.a, &["ping", "-c", "400", "-i", "0.005", "-w", "4", "-q", "-S", "400000", ADDR_B]);
+    let stats = pair.exec(&pair.a, &["tc", "-s", "qdisc", "show", "dev", &pair.dev_a]);
+    let stats = String::from_utf8_lossy(&stats.stdout).to_string();
+    let queued: u64 = stats
+        .split_whitespace()
+        .skip_while(|w| *w != "backlog")
+        .nth(2)
+        .and_then(|p| p.trim_end_matches('p').parse().ok())
+        .unwrap_or_else(|| panic!("no backlog in {stats}"));
+    assert!(queued > 2 * table, "the queue holds more than the table: {stats}");
+    let done = netcap.interrupt();
+    let summary: serde_json::Value = done
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v.get("summary").filter(|s| s.is_object()).cloned())
+        .unwrap_or_else(|| panic!("a summary: {}", done.stderr));
+    let evicted = summary["no_longer_followed_track_map_full"].as_u64().unwrap_or(0);
+    assert!(evicted >= queued - table, "{evicted} dropped, {queued} queued beyond a table of {table}: {}", done.stderr);
+    assert!(done.stderr.contains(&format!("{evicted} no longer followed (--track map full)")), "{}", done.stderr);
+    let followed = summary["followed"].as_u64().unwrap_or(0);
+    assert!(followed >= queued, "every queued request was followed once: {followed} of {queued}");
+}
+
+/// A SYN DNAT'd in a router namespace onto a bridge, through a veth into a
+/// container namespace whose firewall drops it: followed from A's transmit
+/// across the bridge to the drop, one track per SYN, and the drop summary
+/// counts each dropped SYN once.
+#[test]
+fn track_follows_a_syn_across_a_bridge_to_its_drop_after_nat() {
+    let Some(_guard) = root_test("track_follows_a_syn_across_a_bridge_to_its_drop_after_nat") else { return };
+    let id = std::process::id() % 100_000;
+    let (a, r, c) = (format!("tb{id}a"), format!("tb{id}r"), format!("tb{id}c"));
+    struct Namespaces(Vec<String>);
+    impl Drop for Namespaces {
+        fn drop(&mut self) {
+            for ns in &self.0 {
+                let _ = run("ip", &["netns", "delete", ns]);
+            }
+        }
+    }
+    let _cleanup = Namespaces(vec![a.clone(), r.clone(), c.clone()]);
+    for ns in [&a, &r, &c] {
+        must("ip", &["netns", "add", ns]);
+        must("ip", &["-n", ns, "link", "set", "lo", "up"]);
+        must("ip", &["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+    }
+    let (dev_a, dev_ra, dev_rc, dev_c) = ("a0", "ra", "rc", "c0");
+    must("ip", &["link", "add", dev_a, "netns", &a, "type", "veth", "peer", "name", dev_ra, "netns", &r]);
+    must("ip", &["link", "add", dev_rc, "netns", &r, "type", "veth", "peer", "name", dev_c, "netns", &c]);
+    must("ip", &["-n", &r, "link", "add", "br0", "type", "bridge"]);
+    must("ip", &["-n", &r, "link", "set", dev_rc, "master", "br0"]);
+    for (ns, dev, addr) in [
+        (&a, dev_a, Some("198.18.1.1/24")),
+        (&r, dev_ra, Some("198.18.1.254/24")),
+        (&r, "br0", Some("198.18.3.254/24")),
+        (&r, dev_rc, None),
+        (&c, dev_c, Some("198.18.3.2/24")),
+    ] {
+        if let Some(addr) = addr {
+            must("ip", &["-n", ns, "addr", "add", addr, "dev", dev]);
+        }
+        must("ip", &["-n", ns, "link", "set", dev, "up"]);
+    }
+    must("ip", &["-n", &a, "route", "add", "198.18.1.100/32", "via", "198.18.1.254"]);
+    must("ip", &["-n", &c, "route", "add", "default", "via", "198.18.3.254"]);
+    must("ip", &["netns", "exec", &r, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let dnat = "-d 198.18.1.100 -p tcp --dport 80 -j DNAT --to-destination 198.18.3.2:8080";
+    let mut rule = vec!["netns", "exec", &r, "iptables", "-t", "nat", "-A", "PREROUTING"];
+    rule.extend(dnat.split(' '));
+    must("ip", &rule);
+    must("ip", &["netns", "exec", &c, "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"]);
+
+    let dir = scratch_dir("track-bridge");
+    let netcap = Netcap::start(
+        None,
+        &[
+            "skb",
+            "-f",
+            "tp:net:net_dev_queue,tp:net:netif_receive_skb,tp:skb:kfree_skb",
+            "-e",
+            "dst host 198.18.1.100 and tcp[tcpflags] == tcp-syn",
+            "--track",
+            "--json",
+        ],
+        &dir,
+    );
+    // Two SYNs (the first and its retransmission a second later), both dropped in c.
+    run("ip", &["netns", "exec", &a, "timeout", "3", "nc", "-w", "2", "198.18.1.100", "80"]);
+    let done = netcap.interrupt();
+    let events = json_events(&done.stdout);
+    let mut journeys: std::collections::BTreeMap<u64, Vec<&serde_json::Value>> = Default::default();
+    for event in &events {
+        let track = event["track"].as_u64().unwrap_or_else(|| panic!("every event is followed: {event}"));
+        journeys.entry(track).or_default().push(event);
+    }
+    assert!(journeys.len() >= 2, "the SYN and its retransmission: {}", done.stdout);
+    for (track, seen) in &journeys {
+        let at: Vec<String> = seen
+            .iter()
+            .map(|e| format!("{}@{}", e["point"].as_str().unwrap_or("?"), e["device"].as_str().unwrap_or("?")))
+            .collect();
+        let expected = [
+            format!("net_dev_queue@{dev_a}"),
+            format!("netif_receive_skb@{dev_ra}"),
+            "net_dev_queue@br0".to_string(),
+            format!("net_dev_queue@{dev_rc}"),
+            format!("netif_receive_skb@{dev_c}"),
+            format!("kfree_skb@{dev_c}"),
+        ];
+        assert_eq!(at, expected, "track {track}: {seen:?}");
+        let last = seen.last().unwrap();
+        assert!(last["summary"].as_str().unwrap_or("").contains("> 198.18.3.2.8080"), "rewritten: {last}");
+        assert_eq!(last["drop"]["reason"], "NETFILTER_DROP", "{last}");
+    }
+    let row = done.stderr.lines().find(|l| l.contains("NETFILTER_DROP")).unwrap_or_else(|| panic!("{}", done.stderr));
+    assert_eq!(row.split_whitespace().next(), Some(journeys.len().to_string().as_str()), "{row}\n{}", done.stderr);
+}

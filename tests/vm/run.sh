@@ -92,9 +92,13 @@ else
 fi
 with_libraries "$(command -v tcpdump)" /bin/tcpdump
 with_libraries "$(command -v ip)" /sbin/ip
+# GSO in software (TSO off) and GRO on a veth, for --track's segment and merge hooks.
+with_libraries "$(command -v ethtool)" /sbin/ethtool
 # A user-space program for netcap raw: a function and a USDT probe that take frames.
 cc -O2 -g -o "$work/raw_feeder" "$here/../user/raw_feeder.c"
 with_libraries "$work/raw_feeder" /bin/raw_feeder
+cc -O2 -o "$work/tcp_sender" "$here/../user/tcp_sender.c"
+with_libraries "$work/tcp_sender" /bin/tcp_sender
 # glibc also looks for its loader at /lib64.
 mkdir -p "$image/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$image/lib64/"
 # veth, and 802.1Q with what it needs, in load order.
