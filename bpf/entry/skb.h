@@ -147,9 +147,18 @@ static __always_inline void netcap_handle_packet(void *ctx, struct sk_buff *skb,
 		ifindex = netcap_read(direct, dev, ifindex);
 		netns = net ? netcap_read(direct, net, ns.inum) : 0;
 	}
-	if (netcap_cfg.ifindex && !args->track &&
-	    (ifindex != netcap_cfg.ifindex || netns != netcap_cfg.netns))
-		return;
+	/* Where it is and its mark decide first matches; a followed packet
+	 * passes them all. */
+	if (!args->track) {
+		if (netcap_cfg.ifindex &&
+		    (ifindex != netcap_cfg.ifindex || netns != netcap_cfg.netns))
+			return;
+		if (netcap_cfg.netns_only && netns != netcap_cfg.netns)
+			return;
+		if (netcap_cfg.mark_mask &&
+		    (netcap_read(direct, skb, mark) & netcap_cfg.mark_mask) != netcap_cfg.mark_value)
+			return;
+	}
 	if (!netcap_locate(skb, direct, &frame))
 		return;
 	verdict = args->track ? 1 : netcap_filter_in_place(&frame);

@@ -8,6 +8,7 @@ use clap::Args;
 use crate::feature::drop::DropArgs;
 use crate::feature::fake_headers::FakeHeaderArgs;
 use crate::feature::gather::GatherArgs;
+use crate::feature::scope::ScopeArgs;
 use crate::feature::stack::StackArgs;
 use crate::feature::track::TrackArgs;
 use crate::feature::user::ExtArgs;
@@ -33,9 +34,13 @@ pub struct SkbArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
 
-    /// Device of the skb, by name or index, in netcap's network namespace; `any` for all.
+    /// Device of the skb, by name or index, in netcap's network namespace (or the one --netns
+    /// names); `any` for all.
     #[arg(short = 'i', long, default_value = "any")]
     pub interface: String,
+
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 
     #[command(flatten)]
     pub stack: StackArgs,

@@ -21,6 +21,7 @@ pub mod drop;
 pub mod fake_headers;
 pub mod gather;
 pub mod retval;
+pub mod scope;
 pub mod stack;
 pub mod track;
 pub mod user;

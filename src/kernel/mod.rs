@@ -4,6 +4,7 @@
 pub mod btf;
 pub mod features;
 pub mod kallsyms;
+pub mod netns;
 
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
@@ -25,6 +26,8 @@ pub enum KernelError {
     UnknownDevice { name: String, available: String },
     #[error("netcap needs root, or CAP_BPF with CAP_PERFMON, to load BPF programs: run it with sudo")]
     NotPrivileged,
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
 }
 
 pub fn load_btf() -> Result<btf::Btf, KernelError> {
@@ -35,7 +38,8 @@ pub fn load_btf() -> Result<btf::Btf, KernelError> {
     Ok(btf::Btf::from_file(path)?)
 }
 
-/// A device as the `-i` option names it, resolved in netcap's own netns.
+/// A device as the `-i` option names it, resolved in netcap's own netns
+/// or the one --netns names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     pub ifindex: u32,
@@ -44,21 +48,37 @@ pub struct Device {
     pub netns: u32,
 }
 
-/// Resolves `-i NAME|IFINDEX|any`; `any` is None.
-pub fn resolve_device(wanted: &str) -> Result<Option<Device>, KernelError> {
+/// Resolves `-i NAME|IFINDEX|any` (inside `netns` when given); `any` is None.
+pub fn resolve_device(wanted: &str, netns: Option<(&str, &netns::Netns)>) -> Result<Option<Device>, KernelError> {
     if wanted == "any" {
         return Ok(None);
     }
-    let by_index = wanted.parse::<u32>().ok().and_then(|index| index_to_name(index).map(|name| (index, name)));
-    let found = by_index.or_else(|| {
-        let c_name = CString::new(wanted).ok()?;
-        // SAFETY: c_name is a valid NUL-terminated string.
-        let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-        (index != 0).then(|| (index, wanted.to_string()))
-    });
-    match found {
-        Some((ifindex, name)) => Ok(Some(Device { ifindex, name, netns: own_netns() })),
-        None => Err(KernelError::UnknownDevice { name: wanted.to_string(), available: device_names().join(", ") }),
+    let lookup = || {
+        let found = wanted.parse::<u32>().ok().and_then(|index| index_to_name(index).map(|name| (index, name)));
+        let found = found.or_else(|| {
+            let c_name = CString::new(wanted).ok()?;
+            // SAFETY: c_name is a valid NUL-terminated string.
+            let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+            (index != 0).then(|| (index, wanted.to_string()))
+        });
+        (found, device_names())
+    };
+    match netns {
+        None => match lookup() {
+            (Some((ifindex, name)), _) => Ok(Some(Device { ifindex, name, netns: own_netns() })),
+            (None, available) => {
+                Err(KernelError::UnknownDevice { name: wanted.to_string(), available: available.join(", ") })
+            }
+        },
+        Some((given, netns)) => match netns.inside(given, wanted, lookup)? {
+            (Some((ifindex, name)), _) => Ok(Some(Device { ifindex, name, netns: netns.inode })),
+            (None, available) => Err(netns::NetnsError::UnknownDevice {
+                device: wanted.to_string(),
+                netns: netns.label(),
+                available: available.join(", "),
+            }
+            .into()),
+        },
     }
 }
 
@@ -73,10 +93,24 @@ fn index_to_name(index: u32) -> Option<String> {
     Some(unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) }.to_string_lossy().into_owned())
 }
 
+/// The devices of this thread's network namespace (by netlink, as /sys
+/// shows the namespace it was mounted in).
 fn device_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
-        .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
+    let mut names = Vec::new();
+    // SAFETY: if_nameindex returns an array ended by a zero entry, or NULL;
+    // it is freed once read.
+    unsafe {
+        let list = libc::if_nameindex();
+        if list.is_null() {
+            return names;
+        }
+        let mut at = list;
+        while (*at).if_index != 0 && !(*at).if_name.is_null() {
+            names.push(std::ffi::CStr::from_ptr((*at).if_name).to_string_lossy().into_owned());
+            at = at.add(1);
+        }
+        libc::if_freenameindex(list);
+    }
     names.sort();
     names
 }
@@ -188,11 +222,11 @@ mod tests {
 
     #[test]
     fn resolves_loopback_by_name_and_index_and_refuses_unknown_devices() {
-        let lo = resolve_device("lo").unwrap().unwrap();
+        let lo = resolve_device("lo", None).unwrap().unwrap();
         assert_eq!(lo.ifindex, 1);
-        assert_eq!(resolve_device("1").unwrap().unwrap().name, "lo");
-        assert!(resolve_device("any").unwrap().is_none());
-        let message = resolve_device("nosuchdev0").unwrap_err().to_string();
+        assert_eq!(resolve_device("1", None).unwrap().unwrap().name, "lo");
+        assert!(resolve_device("any", None).unwrap().is_none());
+        let message = resolve_device("nosuchdev0", None).unwrap_err().to_string();
         assert!(message.starts_with("no device 'nosuchdev0' in this network namespace"), "{message}");
         assert!(message.contains("lo"), "{message}");
     }

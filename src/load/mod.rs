@@ -57,6 +57,10 @@ pub struct LoadOptions {
     pub track: bool,
     /// --track: most skbs followed at once (the LRU table's size).
     pub track_entries: u32,
+    /// --netns without -i: only packets of devices in the namespace of this inode.
+    pub netns_only: Option<u32>,
+    /// --mark: only packets whose mark, masked, is the value.
+    pub mark: Option<crate::feature::scope::Mark>,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -481,6 +485,13 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
         rodata.ifindex = device.ifindex;
         rodata.netns = device.netns;
     }
+    if let Some(inode) = options.netns_only {
+        rodata.netns_only = 1;
+        rodata.netns = inode;
+    }
+    if let Some(mark) = options.mark {
+        (rodata.mark_value, rodata.mark_mask) = (mark.value, mark.mask);
+    }
     rodata.len_arg = NO_ARG;
     if let Some((form, len_arg)) = config.form {
         // enum netcap_packet_form
@@ -821,6 +832,8 @@ mod tests {
                 uprobe_multi: false,
                 track: false,
                 track_entries: 0,
+                netns_only: None,
+                mark: None,
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));

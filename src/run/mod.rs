@@ -19,6 +19,7 @@ use crate::cli::ListArgs;
 use crate::cli::skb::Color;
 use crate::cli::skb::{SkbArgs, UserArgs};
 use crate::event::Lineage;
+use crate::feature;
 use crate::kernel;
 use crate::kernel::features::{Feature, Features};
 use crate::load::mbuf;
@@ -76,7 +77,13 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
             target.flavours = vec![plan::Flavour::Floor];
         }
     }
-    let device = kernel::resolve_device(&args.interface)?;
+    let netns = match &args.scope.netns {
+        Some(given) => kernel::netns::resolve(given)?.map(|netns| (given.as_str(), netns)),
+        None => None,
+    };
+    let device = kernel::resolve_device(&args.interface, netns.as_ref().map(|(given, n)| (*given, n)))?;
+    // -i already pins the namespace; without it --netns does.
+    let netns_only = netns.filter(|_| device.is_none()).map(|(_, n)| n);
     let setup = Setup {
         targets,
         reasons,
@@ -93,6 +100,9 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         task_btf: features.has(Feature::CurrentTaskBtf),
         track: args.track.track,
         track_entries: args.track.track_max_packets,
+        netns_only,
+        netns_names: args.scope.netns.is_some().then(kernel::netns::names),
+        mark: args.scope.mark,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -177,6 +187,9 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         task_btf: false,
         track: false,
         track_entries: 0,
+        netns_only: None,
+        netns_names: None,
+        mark: None,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -222,6 +235,12 @@ struct Setup {
     track: bool,
     /// --track: most skbs followed at once.
     track_entries: u32,
+    /// --netns without -i: only packets of devices in it.
+    netns_only: Option<kernel::netns::Netns>,
+    /// --netns given: namespace names to show with each event.
+    netns_names: Option<feature::scope::NetnsNames>,
+    /// --mark: only packets whose mark, masked, is the value.
+    mark: Option<feature::scope::Mark>,
 }
 
 /// `netcap bench-sink N FILE`: the user-space half of a capture on one
@@ -252,6 +271,7 @@ pub fn bench_sink(count: u64, output: &std::path::Path) -> Result<()> {
         gather_color: None,
         user_layout: None,
         user_color: None,
+        netns_names: None,
     };
     let out = BufWriter::new(File::create(output).with_context(|| format!("creating {}", output.display()))?);
     let sink = Box::new(PcapngSink::new(out, &context, 256)?);

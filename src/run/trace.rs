@@ -62,6 +62,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         gather_color: Some(args.gather.gather_output_color).filter(|_| colors_wanted()).map(Color::ansi),
         user_color: Some(args.ext.ext_output_color).filter(|_| colors_wanted()).map(Color::ansi),
         user_layout: user_layout.clone(),
+        netns_names: setup.netns_names.clone().map(Arc::new),
     };
     // A bad -w path or a tcpdump that will not start fails before anything is attached.
     let sink = output::open(args, &context, tcpdump_flags)?;
@@ -87,6 +88,8 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         uprobe_multi: setup.features.has(Feature::UprobeMulti),
         track: setup.track,
         track_entries: setup.track_entries,
+        netns_only: setup.netns_only.as_ref().map(|n| n.inode),
+        mark: setup.mark,
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 
@@ -136,6 +139,12 @@ fn dry_run(args: &CaptureArgs, setup: &Setup, extensions: Option<&Extensions>, f
     }
     // User-space points have no device.
     let kernel_points = setup.targets.iter().all(|t| t.user.is_none());
+    if let Some(netns) = &setup.netns_only {
+        println!("netns: {} (inode {})", netns.label(), netns.inode);
+    }
+    if let Some(mark) = setup.mark {
+        println!("mark: {:#x}/{:#x}", mark.value, mark.mask);
+    }
     match &setup.device {
         Some(d) => println!("device: {} (ifindex {}, netns {})", d.name, d.ifindex, d.netns),
         None if kernel_points => println!("device: any"),

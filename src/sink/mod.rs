@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::event::Event;
 use crate::ext::layout::UserLayout;
+use crate::feature::scope::NetnsNames;
 
 /// What sinks need to know besides the event itself.
 pub struct Context {
@@ -27,6 +28,8 @@ pub struct Context {
     pub user_layout: Option<Arc<UserLayout>>,
     /// ANSI color for the user's line (--ext-output-color), on a terminal only.
     pub user_color: Option<&'static str>,
+    /// With --netns: name each event's namespace (names by inode).
+    pub netns_names: Option<Arc<NetnsNames>>,
 }
 
 impl Context {
@@ -40,6 +43,7 @@ impl Context {
             gather_color: None,
             user_layout: None,
             user_color: None,
+            netns_names: None,
         }
     }
 
@@ -117,6 +121,7 @@ impl Clone for Context {
             gather_color: self.gather_color,
             user_layout: self.user_layout.clone(),
             user_color: self.user_color,
+            netns_names: self.netns_names.clone(),
         }
     }
 }

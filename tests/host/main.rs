@@ -8,6 +8,7 @@ mod gather;
 mod output;
 mod release;
 mod robust;
+mod scope;
 mod skb;
 mod track;
 mod user;

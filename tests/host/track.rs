@@ -388,3 +388,62 @@ fn track_follows_a_syn_across_a_bridge_to_its_drop_after_nat() {
     let row = done.stderr.lines().find(|l| l.contains("NETFILTER_DROP")).unwrap_or_else(|| panic!("{}", done.stderr));
     assert_eq!(row.split_whitespace().next(), Some(journeys.len().to_string().as_str()), "{row}\n{}", done.stderr);
 }
+
+/// --track with an ext filter, tcpdump's text and a count: the ext filter
+/// keeps the first point only, so without --track each request is seen at
+/// a's transmit alone; with it, also at b's receive (the followed packet
+/// passes every filter), under tcpdump's lines, and -c counts both sightings.
+#[test]
+fn track_goes_past_the_ext_filter_prints_through_tcpdump_and_counts_with_c() {
+    let Some(_guard) = root_test("track_goes_past_the_ext_filter_prints_through_tcpdump_and_counts_with_c") else {
+        return;
+    };
+    let pair = Pair::new();
+    let dir = scratch_dir("track-ext");
+    let filter = dir.join("first_point.c");
+    std::fs::write(
+        &filter,
+        "static inline int xcap_ext_filter(void *ext, void *pkt, u16 trace_index)\n{\n\treturn trace_index == 0;\n}\n",
+    )
+    .unwrap();
+    let base = [
+        "skb",
+        "-f",
+        "tp:net:net_dev_queue,tp:net:netif_receive_skb",
+        "-e",
+        "icmp[icmptype] == icmp-echo",
+        "--ext-filter",
+        filter.to_str().unwrap(),
+        "-t",
+        "-nn",
+    ];
+    let netcap = Netcap::start(None, &base, &dir);
+    assert!(pair.ping(3, 56).status.success());
+    let plain = netcap.interrupt();
+    // With -t, netcap's line for each packet is the point and device, tcpdump's follow.
+    let heads = |out: &str| {
+        out.lines()
+            .filter(|l| l.starts_with("net_dev_queue ") || l.starts_with("netif_receive_skb "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let plain_heads = heads(&plain.stdout);
+    assert_eq!(plain_heads.len(), 3, "a's transmit only:\n{}", plain.stdout);
+    assert!(plain_heads.iter().all(|l| l.starts_with("net_dev_queue ") && !l.contains('#')), "{}", plain.stdout);
+
+    let netcap = Netcap::start(None, &[&base[..], &["--track", "-c", "4"]].concat(), &dir);
+    pair.ping(3, 56);
+    let done = netcap.wait(Duration::from_secs(10));
+    assert!(done.status.success(), "{}", done.stderr);
+    let tracked = heads(&done.stdout);
+    assert_eq!(tracked.len(), 4, "-c 4 counts followed sightings too:\n{}", done.stdout);
+    for (i, line) in tracked.iter().enumerate() {
+        let point = if i % 2 == 0 { ("net_dev_queue ", &pair.dev_a) } else { ("netif_receive_skb ", &pair.dev_b) };
+        assert!(line.starts_with(point.0) && line.contains(point.1.as_str()), "{line}");
+        assert!(line.ends_with(&format!(" #{}", i / 2 + 1)), "{line}");
+    }
+    // tcpdump's own line for each packet follows netcap's.
+    let tcpdump_lines =
+        done.stdout.lines().filter(|l| l.contains("IP 198.18.0.1 > 198.18.0.2: ICMP echo request")).count();
+    assert!(tcpdump_lines >= 4, "{}", done.stdout);
+}

@@ -1,0 +1,116 @@
+//! Where a packet is and how it is marked: --netns (its device's network
+//! namespace; -i then names a device in there) and --mark VALUE[/MASK].
+//! Both are checked in the kernel before a byte is read (bpf/entry/skb.h,
+//! netcap_config's netns_only and mark_*), and decide first matches only: a
+//! followed packet (--track) passes them. With --netns each event names its
+//! namespace: ` netns NAME` (the inode when /var/run/netns has no name for
+//! it), `netns_name` in JSON, ` netns=NAME` in the pcapng comment.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::event::Event;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScopeArgs {
+    /// Only packets whose device is in this network namespace: an inode number, a path
+    /// (/var/run/netns/NAME, /proc/PID/ns/net), a name under /var/run/netns, or `any` (each event
+    /// then names its namespace). -i names a device in it.
+    #[arg(long, value_name = "NETNS")]
+    pub netns: Option<String>,
+
+    /// Only packets whose skb->mark, masked, equals VALUE: VALUE[/MASK], decimal or 0x hex
+    /// (e.g. 0x10/0xff).
+    #[arg(long, value_name = "VALUE[/MASK]", value_parser = parse_mark)]
+    pub mark: Option<Mark>,
+}
+
+/// --mark: (skb->mark & mask) == value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub value: u32,
+    pub mask: u32,
+}
+
+fn number(text: &str) -> Option<u32> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+pub fn parse_mark(text: &str) -> Result<Mark, String> {
+    let wrong = || format!("'{text}' is not a mark: write VALUE or VALUE/MASK, each a 32-bit number (e.g. 0x10/0xff)");
+    let (value, mask) = match text.split_once('/') {
+        Some((value, mask)) => (number(value).ok_or_else(wrong)?, number(mask).ok_or_else(wrong)?),
+        None => (number(text).ok_or_else(wrong)?, u32::MAX),
+    };
+    if mask == 0 {
+        return Err(format!("'{text}': a mask of 0 matches every packet; leave --mark out for that"));
+    }
+    if value & !mask != 0 {
+        return Err(format!("'{text}': the value has bits outside the mask, so no packet could match"));
+    }
+    Ok(Mark { value, mask })
+}
+
+/// Names of namespaces to show with each event (--netns given), by inode.
+pub type NetnsNames = HashMap<u32, String>;
+
+fn label(event: &Event, names: &NetnsNames) -> String {
+    names.get(&event.netns).cloned().unwrap_or_else(|| event.netns.to_string())
+}
+
+pub fn suffix(text: &mut String, event: &Event, names: Option<&NetnsNames>) {
+    if let Some(names) = names.filter(|_| event.netns != 0) {
+        let _ = write!(text, " netns {}", label(event, names));
+    }
+}
+
+pub fn json(event: &Event, names: Option<&NetnsNames>) -> Value {
+    match names {
+        Some(names) if event.netns != 0 => names.get(&event.netns).map_or(Value::Null, |n| n.as_str().into()),
+        _ => Value::Null,
+    }
+}
+
+pub fn comment(text: &mut String, event: &Event, names: Option<&NetnsNames>) {
+    if let Some(names) = names.filter(|_| event.netns != 0) {
+        let _ = write!(text, " netns={}", label(event, names));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::sample_event;
+
+    #[test]
+    fn marks_parse_with_and_without_a_mask_and_mistakes_say_why() {
+        assert_eq!(parse_mark("16"), Ok(Mark { value: 16, mask: u32::MAX }));
+        assert_eq!(parse_mark("0x10/0xff"), Ok(Mark { value: 0x10, mask: 0xff }));
+        assert!(parse_mark("0x10/0").unwrap_err().contains("matches every packet"));
+        assert!(parse_mark("0x100/0xff").unwrap_err().contains("outside the mask"));
+        assert!(parse_mark("ten").unwrap_err().starts_with("'ten' is not a mark: write VALUE or VALUE/MASK"));
+        assert!(parse_mark("0x1ffffffff").is_err());
+    }
+
+    #[test]
+    fn the_namespace_shows_by_name_else_by_inode_only_when_asked() {
+        let mut event = sample_event();
+        event.netns = 4026532000;
+        let names: NetnsNames = [(4026532000, "blue".to_string())].into();
+        let (mut text, mut note, mut none) = (String::new(), String::new(), String::new());
+        suffix(&mut text, &event, Some(&names));
+        comment(&mut note, &event, Some(&names));
+        suffix(&mut none, &event, None);
+        assert_eq!((text.as_str(), note.as_str(), none.as_str()), (" netns blue", " netns=blue", ""));
+        assert_eq!(json(&event, Some(&names)), Value::from("blue"));
+        event.netns = 4026532001;
+        let mut unnamed = String::new();
+        suffix(&mut unnamed, &event, Some(&names));
+        assert_eq!(unnamed, " netns 4026532001");
+    }
+}

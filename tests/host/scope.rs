@@ -1,0 +1,133 @@
+//! Issue 21: where a packet is (--netns, -i inside it) and how it is
+//! marked (--mark), decided in the kernel.
+
+use std::os::unix::fs::MetadataExt;
+
+use crate::util::*;
+
+/// b's veth renamed eth0, so that two pairs have the same device name in
+/// two namespaces.
+fn pair_with_eth0() -> Pair {
+    let pair = Pair::new();
+    must("ip", &["-n", &pair.b, "link", "set", &pair.dev_b, "down"]);
+    must("ip", &["-n", &pair.b, "link", "set", &pair.dev_b, "name", "eth0"]);
+    must("ip", &["-n", &pair.b, "link", "set", "eth0", "up"]);
+    pair
+}
+
+/// Two namespaces, each with an eth0: --netns X -i eth0 sees X's packets
+/// only, whichever way X is named (name, path, inode); --netns X alone sees
+/// every device of X and names X on each event.
+#[test]
+fn netns_picks_one_of_two_eth0s_by_name_path_or_inode() {
+    let Some(_guard) = root_test("netns_picks_one_of_two_eth0s_by_name_path_or_inode") else { return };
+    let (first, second) = (pair_with_eth0(), pair_with_eth0());
+    let dir = scratch_dir("netns");
+    let path = format!("/var/run/netns/{}", first.b);
+    let inode = std::fs::metadata(&path).unwrap().ino().to_string();
+    for given in [first.b.as_str(), path.as_str(), inode.as_str()] {
+        let netcap = Netcap::start(
+            None,
+            &["skb", "-f", "tp:net:netif_receive_skb", "--netns", given, "-i", "eth0", "-e", "icmp", "--json"],
+            &dir,
+        );
+        assert!(first.ping(2, 56).status.success());
+        assert!(second.ping(3, 56).status.success());
+        let events = json_events(&netcap.interrupt().stdout);
+        assert_eq!(events.len(), 2, "--netns {given}: first's two requests only: {events:?}");
+        assert!(
+            events
+                .iter()
+                .all(|e| e["device"] == "eth0" && e["netns"].as_u64().map(|n| n.to_string()) == Some(inode.clone())),
+            "{events:?}"
+        );
+        assert!(events.iter().all(|e| e["netns_name"] == first.b.as_str()), "{events:?}");
+    }
+
+    // Without -i: every device of the second namespace, each line naming it.
+    let netcap =
+        Netcap::start(None, &["skb", "-f", "tp:net:netif_receive_skb", "--netns", &second.b, "-e", "icmp"], &dir);
+    assert!(first.ping(2, 56).status.success());
+    assert!(second.ping(3, 56).status.success());
+    let out = netcap.interrupt();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(lines.iter().all(|l| l.ends_with(&format!(" netns {}", second.b))), "{}", out.stdout);
+
+    // Mistakes: a device that is not there, a namespace that is not one.
+    let wrong = netcap_in_none(&["skb", "-f", "tp:net:netif_receive_skb", "--netns", &first.b, "-i", "eth7"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(
+        said.trim(),
+        format!("netcap: no device 'eth7' in network namespace {} (devices there: eth0, lo)", first.b)
+    );
+    let not_a_namespace = netcap_in_none(&["skb", "-f", "tp:net:netif_receive_skb", "--netns", "/etc/hostname"]);
+    assert_eq!(not_a_namespace.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&not_a_namespace.stderr)
+            .starts_with("netcap: --netns /etc/hostname: not a namespace file (give any")
+    );
+}
+
+fn netcap_in_none(args: &[&str]) -> std::process::Output {
+    let output = netcap(args);
+    assert!(netcap_programs_now().is_empty(), "nothing left attached");
+    output
+}
+
+/// iptables marks a's UDP to port 7001 with 0x10 and to 7002 with 0x120:
+/// --mark 0x10 sees exactly the datagrams the first rule marked, by the
+/// rule's own counter; 0x20/0xff those of the second (its low byte).
+#[test]
+fn mark_keeps_exactly_what_the_marking_rule_counted() {
+    let Some(_guard) = root_test("mark_keeps_exactly_what_the_marking_rule_counted") else { return };
+    let pair = Pair::new();
+    for (port, mark) in [("7001", "0x10"), ("7002", "0x120")] {
+        let rule = [
+            "iptables",
+            "-t",
+            "mangle",
+            "-A",
+            "OUTPUT",
+            "-p",
+            "udp",
+            "--dport",
+            port,
+            "-j",
+            "MARK",
+            "--set-mark",
+            mark,
+        ];
+        assert!(pair.exec(&pair.a, &rule).status.success());
+    }
+    let dir = scratch_dir("mark");
+    for (given, port, sent) in [("0x10", "7001", 3), ("0x20/0xff", "7002", 4)] {
+        let netcap = Netcap::start(None, &["skb", "-f", "tp:net:net_dev_queue", "--mark", given, "--json"], &dir);
+        for _ in 0..3 {
+            pair.exec(&pair.a, &["sh", "-c", &format!("echo x | nc -u -w 0 {ADDR_B} 7001")]);
+        }
+        for _ in 0..4 {
+            pair.exec(&pair.a, &["sh", "-c", &format!("echo x | nc -u -w 0 {ADDR_B} 7002")]);
+        }
+        let events = json_events(&netcap.interrupt().stdout);
+        assert_eq!(events.len(), sent, "--mark {given}: {events:?}");
+        assert!(
+            events.iter().all(|e| e["summary"].as_str().unwrap_or("").contains(&format!(".{port}: UDP"))),
+            "{events:?}"
+        );
+    }
+    // The oracle: what each marking rule says it marked, over both runs.
+    let counters = pair.exec(&pair.a, &["iptables", "-t", "mangle", "-L", "OUTPUT", "-v", "-x", "-n"]);
+    let counters = String::from_utf8_lossy(&counters.stdout).to_string();
+    let marked: Vec<u64> = counters
+        .lines()
+        .filter(|l| l.contains("MARK"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(marked, [6, 8], "{counters}");
+
+    let wrong = netcap(&["skb", "-f", "tp:net:net_dev_queue", "--mark", "0x100/0xff"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("the value has bits outside the mask"), "{:?}", wrong);
+}
