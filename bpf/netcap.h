@@ -185,6 +185,7 @@ struct netcap_config {
 	__u32 netns_only;  /* 1: --netns without -i: packets of devices in netns only */
 	__u32 mark_mask;   /* --mark: (skb->mark & mark_mask) == mark_value; 0: no filter */
 	__u32 mark_value;
+	__u32 skb_filter;  /* 1: netcap_filter_skb holds a --skb-filter expression */
 	__u32 filter;      /* 1: the filter stubs hold a -e expression */
 	__u32 wakeup_bytes; /* wake user space once this much data waits */
 	__u32 reason_arg;  /* 0-based argument holding a drop reason, or NETCAP_NO_ARG */

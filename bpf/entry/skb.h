@@ -158,6 +158,8 @@ static __always_inline void netcap_handle_packet(void *ctx, struct sk_buff *skb,
 		if (netcap_cfg.mark_mask &&
 		    (netcap_read(direct, skb, mark) & netcap_cfg.mark_mask) != netcap_cfg.mark_value)
 			return;
+		if (netcap_cfg.skb_filter && !netcap_filter_skb(skb))
+			return;
 	}
 	if (!netcap_locate(skb, direct, &frame))
 		return;

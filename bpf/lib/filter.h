@@ -31,6 +31,17 @@ static __noinline long netcap_filter_raw(__u8 *packet, __u32 captured,
 	return keep;
 }
 
+/* --skb-filter: user space replaces the body with the translated
+ * expression over the skb's fields (src/filter/skb/translate.rs), which
+ * reads them with bpf_probe_read_kernel(). Non-zero keeps the packet. */
+static __noinline long netcap_filter_skb(struct sk_buff *skb)
+{
+	long keep = 3; /* differs from the stubs above, so clang keeps it apart */
+
+	asm volatile("" : "+r"(keep) : "r"(skb));
+	return keep;
+}
+
 /* The -e filter for a packet of this link type. */
 static __always_inline long netcap_filter(__u8 link, __u8 *packet,
 					  __u32 captured, __u32 wire_len)

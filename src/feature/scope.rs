@@ -1,5 +1,6 @@
-//! Where a packet is and how it is marked: --netns (its device's network
-//! namespace; -i then names a device in there) and --mark VALUE[/MASK].
+//! Where a packet is and what its skb says: --netns (its device's network
+//! namespace; -i then names a device in there), --mark VALUE[/MASK], and
+//! --skb-filter EXPR (any sk_buff field, `filter::skb`).
 //! Both are checked in the kernel before a byte is read (bpf/entry/skb.h,
 //! netcap_config's netns_only and mark_*), and decide first matches only: a
 //! followed packet (--track) passes them. With --netns each event names its
@@ -25,6 +26,13 @@ pub struct ScopeArgs {
     /// (e.g. 0x10/0xff).
     #[arg(long, value_name = "VALUE[/MASK]", value_parser = parse_mark)]
     pub mark: Option<Mark>,
+
+    /// Only packets whose sk_buff fields satisfy EXPR, e.g. 'mark & 0xff == 0x10 && len > 1000 &&
+    /// dev->mtu == 9000 && sk->sk_protocol == 6': C-like (== != < <= > >= & | ^ << >> ! && ||,
+    /// `.` and `->` through embedded structs and pointers, [N]), resolved against this kernel's
+    /// BTF and run in the kernel, no compiler needed. & | ^ bind tighter than comparisons.
+    #[arg(long = "skb-filter", value_name = "EXPR")]
+    pub skb_filter: Option<String>,
 }
 
 /// --mark: (skb->mark & mask) == value.

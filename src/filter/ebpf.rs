@@ -31,6 +31,7 @@ pub const NEG: u8 = 0x80;
 pub const MOD: u8 = 0x90;
 pub const XOR: u8 = 0xa0;
 pub const MOV: u8 = 0xb0;
+pub const ARSH: u8 = 0xc0;
 pub const END: u8 = 0xd0;
 
 pub const JA: u8 = 0x00;
@@ -41,6 +42,12 @@ pub const JSET: u8 = 0x40;
 pub const JNE: u8 = 0x50;
 pub const EXIT: u8 = 0x90;
 pub const JLT: u8 = 0xa0;
+pub const JSGT: u8 = 0x60;
+pub const JSGE: u8 = 0x70;
+pub const CALL: u8 = 0x80;
+pub const JLE: u8 = 0xb0;
+pub const JSLT: u8 = 0xc0;
+pub const JSLE: u8 = 0xd0;
 
 pub const FP: u8 = 10;
 
@@ -153,6 +160,7 @@ impl fmt::Display for EbpfInsn {
             MOD => "%=",
             XOR => "^=",
             MOV => "=",
+            ARSH => "s>>=",
             _ => "?=",
         };
         let (d, s, imm, off) = (self.dst, self.src, self.imm, self.off);
@@ -173,6 +181,12 @@ impl fmt::Display for EbpfInsn {
                 let cmp = match op {
                     JA => return write!(f, "goto {off:+}"),
                     EXIT => return write!(f, "exit"),
+                    CALL => return write!(f, "call {imm}"),
+                    JSGT => "s>",
+                    JSGE => "s>=",
+                    JLE => "<=",
+                    JSLT => "s<",
+                    JSLE => "s<=",
                     JEQ => "==",
                     JGT => ">",
                     JGE => ">=",

@@ -5,6 +5,7 @@
 
 pub mod cbpf;
 pub mod ebpf;
+pub mod skb;
 pub mod splice;
 pub mod translate;
 

@@ -17,6 +17,7 @@ use crate::filter::splice::{self, Function};
 
 pub const STUB_ETHERNET: &str = "netcap_filter_ethernet";
 pub const STUB_RAW: &str = "netcap_filter_raw";
+pub const STUB_SKB: &str = "netcap_filter_skb";
 
 /// What the next load must splice, and storage that must outlive it.
 struct Request {
@@ -75,18 +76,13 @@ pub fn register_handlers() -> Result<()> {
     Ok(())
 }
 
-/// Arms the splice for the next program load of `object`.
-pub fn arm(object: &libbpf_rs::OpenObject, ethernet: Vec<EbpfInsn>, raw: Vec<EbpfInsn>) {
+/// Arms the splice for the next program load of `object`: each stub named
+/// gets the instructions given.
+pub fn arm(object: &libbpf_rs::OpenObject, replacements: Vec<(&'static str, Vec<EbpfInsn>)>) {
     use libbpf_rs::AsRawLibbpf;
     // SAFETY: the object is open; its BTF lives as long as it does.
     let object_btf = unsafe { libbpf_sys::bpf_object__btf(object.as_libbpf_object().as_ptr()) };
-    let request = Request {
-        object_btf,
-        replacements: vec![(STUB_ETHERNET, ethernet), (STUB_RAW, raw)],
-        func_info: Vec::new(),
-        line_info: Vec::new(),
-        error: None,
-    };
+    let request = Request { object_btf, replacements, func_info: Vec::new(), line_info: Vec::new(), error: None };
     PENDING.with(|pending| *pending.borrow_mut() = Some(request));
 }
 

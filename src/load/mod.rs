@@ -61,6 +61,8 @@ pub struct LoadOptions {
     pub netns_only: Option<u32>,
     /// --mark: only packets whose mark, masked, is the value.
     pub mark: Option<crate::feature::scope::Mark>,
+    /// --skb-filter: the body of netcap_filter_skb.
+    pub skb_filter: Option<Vec<crate::filter::ebpf::EbpfInsn>>,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -492,6 +494,7 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
     if let Some(mark) = options.mark {
         (rodata.mark_value, rodata.mark_mask) = (mark.value, mark.mask);
     }
+    rodata.skb_filter = u32::from(options.skb_filter.is_some());
     rodata.len_arg = NO_ARG;
     if let Some((form, len_arg)) = config.form {
         // enum netcap_packet_form
@@ -573,9 +576,17 @@ fn load_object(
         }
     }
 
+    let mut replacements = Vec::new();
     if let Some(filter) = &options.filter {
         let raw = filter.raw.as_ref().map_or_else(filter_hook::never, |v| v.translated.clone());
-        filter_hook::arm(&open, filter.ethernet.translated.clone(), raw);
+        replacements.push((filter_hook::STUB_ETHERNET, filter.ethernet.translated.clone()));
+        replacements.push((filter_hook::STUB_RAW, raw));
+    }
+    if let Some(skb_filter) = &options.skb_filter {
+        replacements.push((filter_hook::STUB_SKB, skb_filter.clone()));
+    }
+    if !replacements.is_empty() {
+        filter_hook::arm(&open, replacements);
     }
     let loaded = open.load();
     let splice_error = filter_hook::disarm();
@@ -834,6 +845,7 @@ mod tests {
                 track_entries: 0,
                 netns_only: None,
                 mark: None,
+                skb_filter: None,
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));
@@ -841,5 +853,44 @@ mod tests {
             loaded += 1;
         }
         assert!(loaded >= 200, "{loaded}");
+    }
+
+    #[test]
+    fn every_skb_filter_passes_the_kernel_verifier_at_tp_btf_and_raw_tp() {
+        if !root() {
+            return;
+        }
+        let btf = crate::kernel::load_btf().unwrap();
+        let specs = spec::parse_list("tp:net:netif_receive_skb,raw_tp:net:net_dev_queue").unwrap();
+        let features = Features::probe(Some(&btf)).unwrap();
+        let targets = crate::plan::resolve(&specs, &btf, &features, &|_| None, &|_| true).unwrap().targets;
+        for expression in crate::filter::skb::tests::EXPRESSIONS {
+            let skb_filter = crate::filter::skb::SkbFilter::compile(expression, &btf).unwrap();
+            let options = LoadOptions {
+                object: EMBEDDED_OBJECT,
+                capture_max: 256,
+                device: None,
+                ring_bytes: 1 << 16,
+                filter: Some(Filter::compile("tcp port 1").unwrap()),
+                stacks: false,
+                fake_headers: false,
+                skb_data: None,
+                mbuf: None,
+                filter_in_place: features.has(Feature::ReadAnyAddress),
+                user_struct: None,
+                task_btf: features.has(Feature::CurrentTaskBtf),
+                bpf_loop: true,
+                uprobe_multi: false,
+                track: true,
+                track_entries: 64,
+                netns_only: None,
+                mark: None,
+                skb_filter: Some(skb_filter.translated),
+            };
+            let session = Session::attach(&targets, &options, |_| {})
+                .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));
+            assert_eq!(session.attached[0].flavour, Flavour::TpBtfPaged, "'{expression}' fell back");
+            assert_eq!(session.attached[1].flavour, Flavour::RawTp, "'{expression}'");
+        }
     }
 }

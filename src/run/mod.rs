@@ -71,6 +71,8 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         let hooks = plan::with_identity_hooks(&mut targets, &btf, &features, &|name| all_functions.contains(name));
         report::say(&track_start_line(&added, &hooks));
     }
+    let skb_filter =
+        args.scope.skb_filter.as_deref().map(|text| crate::filter::skb::SkbFilter::compile(text, &btf)).transpose()?;
     drop(btf);
     if args.bench_floor {
         for target in targets.iter_mut().filter(|t| !t.is_function()) {
@@ -103,6 +105,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         netns_only,
         netns_names: args.scope.netns.is_some().then(kernel::netns::names),
         mark: args.scope.mark,
+        skb_filter,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -190,6 +193,7 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         netns_only: None,
         netns_names: None,
         mark: None,
+        skb_filter: None,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -241,6 +245,8 @@ struct Setup {
     netns_names: Option<feature::scope::NetnsNames>,
     /// --mark: only packets whose mark, masked, is the value.
     mark: Option<feature::scope::Mark>,
+    /// --skb-filter, translated.
+    skb_filter: Option<crate::filter::skb::SkbFilter>,
 }
 
 /// `netcap bench-sink N FILE`: the user-space half of a capture on one

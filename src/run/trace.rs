@@ -90,6 +90,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         track_entries: setup.track_entries,
         netns_only: setup.netns_only.as_ref().map(|n| n.inode),
         mark: setup.mark,
+        skb_filter: setup.skb_filter.as_ref().map(|f| f.translated.clone()),
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 
@@ -130,6 +131,9 @@ fn dry_run(args: &CaptureArgs, setup: &Setup, extensions: Option<&Extensions>, f
     }
     if let Some(filter) = filter {
         print!("{}", filter.describe());
+    }
+    if let Some(skb_filter) = &setup.skb_filter {
+        print!("{}", skb_filter.describe());
     }
     for target in &setup.targets {
         println!("{target}");

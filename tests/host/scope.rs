@@ -131,3 +131,84 @@ fn mark_keeps_exactly_what_the_marking_rule_counted() {
     assert_eq!(wrong.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("the value has bits outside the mask"), "{:?}", wrong);
 }
+
+/// --skb-filter on len and mark against an --ext-filter (clang) reading the
+/// same fields in C, both running on the same traffic: pings of four sizes,
+/// half of them marked by iptables. They keep exactly the same packets.
+#[test]
+fn skb_filter_keeps_what_a_c_filter_on_the_same_fields_keeps() {
+    let Some(_guard) = root_test("skb_filter_keeps_what_a_c_filter_on_the_same_fields_keeps") else { return };
+    let pair = Pair::new();
+    let mark = [
+        "iptables",
+        "-t",
+        "mangle",
+        "-A",
+        "OUTPUT",
+        "-p",
+        "icmp",
+        "-m",
+        "length",
+        "--length",
+        "1100:1300",
+        "-j",
+        "MARK",
+        "--set-mark",
+        "0x310",
+    ];
+    assert!(pair.exec(&pair.a, &mark).status.success());
+    let also = [
+        "iptables",
+        "-t",
+        "mangle",
+        "-A",
+        "OUTPUT",
+        "-p",
+        "icmp",
+        "-m",
+        "length",
+        "--length",
+        "400:700",
+        "-j",
+        "MARK",
+        "--set-mark",
+        "0x10",
+    ];
+    assert!(pair.exec(&pair.a, &also).status.success());
+    let dir = scratch_dir("skb-filter");
+    let source = dir.join("len_and_mark.c");
+    std::fs::write(
+        &source,
+        "static inline int xcap_ext_filter(void *ext, void *pkt, u16 trace_index)\n{\n\
+         \tstruct sk_buff *skb = ext;\n\
+         \treturn BPF_CORE_READ(skb, len) > 1000 && (BPF_CORE_READ(skb, mark) & 0xff) == 0x10;\n}\n",
+    )
+    .unwrap();
+    let point = "tp:net:net_dev_queue@1@1";
+    let ours = Netcap::start(
+        None,
+        &["skb", "-f", point, "--skb-filter", "len > 1000 && mark & 0xff == 0x10", "-e", "icmp", "--json"],
+        &dir,
+    );
+    let theirs = Netcap::start(
+        None,
+        &["skb", "-f", point, "--ext-filter", source.to_str().unwrap(), "-e", "icmp", "--json"],
+        &dir,
+    );
+    for size in [200, 600, 1200, 1400] {
+        assert!(pair.ping(3, size).status.success());
+    }
+    let kept = |done: Finished| {
+        let mut kept: Vec<(String, u64)> = json_events(&done.stdout)
+            .iter()
+            .map(|e| (e["summary"].as_str().unwrap_or("").to_string(), e["len"].as_u64().unwrap_or(0)))
+            .collect();
+        kept.sort();
+        kept
+    };
+    let (ours, theirs) = (kept(ours.interrupt()), kept(theirs.interrupt()));
+    assert_eq!(ours, theirs);
+    // Only the 1200-byte requests are both long and marked 0x..10 (not their replies: b marks nothing).
+    assert_eq!(ours.len(), 3, "{ours:?}");
+    assert!(ours.iter().all(|(summary, len)| summary.contains("echo request") && *len == 1242), "{ours:?}");
+}
