@@ -143,7 +143,8 @@ enum netcap_section_kind {
 	NETCAP_SECTION_EXT_ARG = 4, /* struct netcap_section_value: the @p2 argument */
 	NETCAP_SECTION_USER = 5,    /* struct netcap_section_user, then the user's struct (--ext-action) */
 	NETCAP_SECTION_TRACK = 6,   /* struct netcap_section_value: the followed packet's track id (--track) */
-	NETCAP_SECTION_END = 7,
+	NETCAP_SECTION_FIELDS = 7,  /* struct netcap_section_fields: sk_buff fields (--skb-fields) */
+	NETCAP_SECTION_END = 8,
 };
 
 struct netcap_section {
@@ -168,6 +169,31 @@ struct netcap_section_value {
 	__u64 value;
 };
 
+/* --skb-fields: at most this many fields, each reached through at most
+ * NETCAP_FIELD_HOPS - 1 pointers, each at most 63 bytes starting in the
+ * first 128 of the data (masks the verifier can check the bounds by). */
+#define NETCAP_FIELDS_MAX 8
+#define NETCAP_FIELD_HOPS 4
+#define NETCAP_FIELD_AT_MASK 127
+#define NETCAP_FIELD_SIZE_MASK 63
+#define NETCAP_FIELDS_BYTES 192
+
+/* Where one field is: the pointer at skb + offsets[0] is followed, then
+ * the one at that + offsets[1], …; size bytes are read at the last + the
+ * last offset, into the section's data at `at`. */
+struct netcap_field {
+	__u32 offsets[NETCAP_FIELD_HOPS];
+	__u32 hops;       /* offsets used */
+	__u32 size;
+	__u32 at;
+};
+
+struct netcap_section_fields {
+	struct netcap_section head;
+	__u32 missing;   /* bit i: field i could not be read (a NULL pointer on the way) */
+	__u8 data[NETCAP_FIELDS_BYTES];
+};
+
 struct netcap_section_user {
 	struct netcap_section head;
 	__u32 pad;       /* the user's struct follows, rounded up to 8 bytes */
@@ -186,6 +212,8 @@ struct netcap_config {
 	__u32 mark_mask;   /* --mark: (skb->mark & mark_mask) == mark_value; 0: no filter */
 	__u32 mark_value;
 	__u32 skb_filter;  /* 1: netcap_filter_skb holds a --skb-filter expression */
+	__u32 field_count; /* --skb-fields: entries of fields in use */
+	struct netcap_field fields[NETCAP_FIELDS_MAX];
 	__u32 filter;      /* 1: the filter stubs hold a -e expression */
 	__u32 wakeup_bytes; /* wake user space once this much data waits */
 	__u32 reason_arg;  /* 0-based argument holding a drop reason, or NETCAP_NO_ARG */

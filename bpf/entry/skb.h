@@ -197,6 +197,7 @@ static __always_inline int netcap_handle(void *ctx, struct sk_buff *skb,
 {
 	if (!skb)
 		return 0;
+	args->skb = (__u64)skb;
 	if (netcap_cfg.track) {
 		struct netcap_track *track = netcap_track_of((__u64)skb);
 

@@ -18,6 +18,7 @@ struct netcap_section_stack netcap_section_stack_layout = {};
 struct netcap_section_drop netcap_section_drop_layout = {};
 struct netcap_section_value netcap_section_value_layout = {};
 struct netcap_section_user netcap_section_user_layout = {};
+struct netcap_section_fields netcap_section_fields_layout = {};
 enum netcap_section_kind netcap_section_kind_layout;
 
 struct {

@@ -24,6 +24,7 @@ struct xcap_user_extend netcap_user_layout = {};
 #define NETCAP_SECTIONS_MAX                                                   \
 	(sizeof(struct netcap_section_stack) + sizeof(struct netcap_section_drop) + \
 	 3 * sizeof(struct netcap_section_value) +                            \
+	 sizeof(struct netcap_section_fields) +                               \
 	 sizeof(struct netcap_section_user) + NETCAP_USER_SIZE)
 
 struct netcap_scratch {

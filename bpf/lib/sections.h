@@ -26,6 +26,8 @@ static __always_inline __u32 netcap_section_size(__u32 kind)
 		return sizeof(struct netcap_section_value);
 	case NETCAP_SECTION_USER:
 		return sizeof(struct netcap_section_user) + NETCAP_USER_SIZE;
+	case NETCAP_SECTION_FIELDS:
+		return sizeof(struct netcap_section_fields);
 	}
 	return 0;
 }
@@ -62,8 +64,32 @@ struct netcap_args {
 	__u64 retval;
 	__u64 track;	/* --track: the followed skb's id, 0 if none */
 	__u32 lineage;	/* --track: enum netcap_lineage of the followed skb */
+	__u64 skb;	/* the sk_buff, for --skb-fields; 0 at user-space points */
 	__u32 trace_index;
 };
+
+/* --skb-fields: each field where netcap_cfg.fields says, by probe reads. */
+static __always_inline void netcap_read_fields(struct netcap_section_fields *section, __u64 skb)
+{
+	section->missing = 0;
+	for (__u32 i = 0; i < NETCAP_FIELDS_MAX; i++) {
+		const volatile struct netcap_field *field = &netcap_cfg.fields[i];
+		__u64 base = skb;
+		__u32 hop;
+
+		if (i >= netcap_cfg.field_count)
+			break;
+		for (hop = 0; hop + 1 < NETCAP_FIELD_HOPS && hop + 1 < field->hops; hop++) {
+			if (bpf_probe_read_kernel(&base, sizeof(base), (void *)(base + field->offsets[hop])) || !base)
+				break;
+		}
+		if (hop + 1 < field->hops ||
+		    bpf_probe_read_kernel(section->data + (field->at & NETCAP_FIELD_AT_MASK),
+					  field->size & NETCAP_FIELD_SIZE_MASK,
+					  (void *)(base + field->offsets[hop & (NETCAP_FIELD_HOPS - 1)])))
+			section->missing |= 1U << i;
+	}
+}
 
 /* Writes the sections of this trace point after the header at event (the
  * user's struct is already in place: the action ran before). */
@@ -99,6 +125,11 @@ static __always_inline void netcap_fill_sections(struct netcap_event *event, voi
 
 		track->pad = args->lineage;
 		track->value = args->track;
+	}
+	if (netcap_has_section(NETCAP_SECTION_FIELDS)) {
+		struct netcap_section_fields *fields = netcap_section(event, NETCAP_SECTION_FIELDS);
+
+		netcap_read_fields(fields, args->skb);
 	}
 	if (netcap_has_section(NETCAP_SECTION_USER)) {
 		struct netcap_section_user *user = netcap_section(event, NETCAP_SECTION_USER);

@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::feature::drop::DropArgs;
 use crate::feature::fake_headers::FakeHeaderArgs;
+use crate::feature::fields::FieldsArgs;
 use crate::feature::gather::GatherArgs;
 use crate::feature::scope::ScopeArgs;
 use crate::feature::stack::StackArgs;
@@ -41,6 +42,9 @@ pub struct SkbArgs {
 
     #[command(flatten)]
     pub scope: ScopeArgs,
+
+    #[command(flatten)]
+    pub fields: FieldsArgs,
 
     #[command(flatten)]
     pub stack: StackArgs,

@@ -11,8 +11,8 @@ use thiserror::Error;
 
 use crate::bpf::types::netcap_event as RawEvent;
 use crate::bpf::types::{
-    netcap_section, netcap_section_drop, netcap_section_kind as Kind, netcap_section_stack, netcap_section_user,
-    netcap_section_value,
+    netcap_section, netcap_section_drop, netcap_section_fields, netcap_section_kind as Kind, netcap_section_stack,
+    netcap_section_user, netcap_section_value,
 };
 
 /// Where the captured bytes begin.
@@ -93,6 +93,8 @@ pub struct Event {
     pub track: u64,
     /// --track: how this skb came to carry the track.
     pub lineage: Lineage,
+    /// --skb-fields: the fields' bytes as read, and a bit per field that could not be.
+    pub fields: Option<(u32, Box<[u8]>)>,
     /// 1 for the first event read, then counting (netcap's "No N's pkt").
     pub number: u64,
 }
@@ -204,6 +206,7 @@ struct Sections<'a> {
     ext_arg: u64,
     track: u64,
     lineage: u32,
+    fields: Option<(u32, &'a [u8])>,
     user: Option<&'a [u8]>,
 }
 
@@ -224,6 +227,7 @@ impl<'a> Sections<'a> {
             ext_arg: 0,
             track: 0,
             lineage: 0,
+            fields: None,
             user: None,
         };
         let mut at = 0;
@@ -253,6 +257,11 @@ impl<'a> Sections<'a> {
                 Kind::NETCAP_SECTION_TRACK => {
                     let track: netcap_section_value = read(body).ok_or_else(short)?;
                     (sections.track, sections.lineage) = (track.value, track.pad);
+                }
+                Kind::NETCAP_SECTION_FIELDS => {
+                    let fields: netcap_section_fields = read(body).ok_or_else(short)?;
+                    let data = &body[std::mem::offset_of!(netcap_section_fields, data)..];
+                    sections.fields = Some((fields.missing, data));
                 }
                 Kind::NETCAP_SECTION_USER => {
                     sections.user = Some(body.get(std::mem::size_of::<netcap_section_user>()..).ok_or_else(short)?);
@@ -318,6 +327,7 @@ impl Event {
             user: sections.user.filter(|_| raw.flags & FLAG_USER != 0).map(Into::into),
             track: sections.track,
             lineage: Lineage::from_kernel(sections.lineage),
+            fields: sections.fields.map(|(missing, data)| (missing, data.into())),
             number: 0,
         })
     }
@@ -375,6 +385,7 @@ pub mod tests {
             user: None,
             track: 0,
             lineage: Lineage::Matched,
+            fields: None,
             number: 1,
         }
     }

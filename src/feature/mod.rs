@@ -19,6 +19,7 @@
 
 pub mod drop;
 pub mod fake_headers;
+pub mod fields;
 pub mod gather;
 pub mod retval;
 pub mod scope;
@@ -76,8 +77,9 @@ pub fn colored_line(text: &mut String, color: Option<&str>, line: &str) {
 /// What one trace point's records carry (netcap_config.sections): each
 /// feature says whether it wants its section there. The user's struct is
 /// there whenever an action was compiled in (`layout`).
-pub fn sections(target: &Target, flavour: Flavour, stacks: bool, track: bool) -> u32 {
+pub fn sections(target: &Target, flavour: Flavour, stacks: bool, track: bool, fields: bool) -> u32 {
     let wanted = [
+        (Section::NETCAP_SECTION_FIELDS, fields::wants_section(target, fields)),
         (Section::NETCAP_SECTION_TRACK, track::wants_section(track)),
         (Section::NETCAP_SECTION_STACK, stack::wants_section(stacks)),
         (Section::NETCAP_SECTION_DROP, drop::wants_section(target)),
@@ -113,6 +115,7 @@ pub fn layout(bits: u32, user_struct: Option<u32>) -> SectionLayout {
             Section::NETCAP_SECTION_RETVAL | Section::NETCAP_SECTION_EXT_ARG | Section::NETCAP_SECTION_TRACK => {
                 size_of::<types::netcap_section_value>()
             }
+            Section::NETCAP_SECTION_FIELDS => size_of::<types::netcap_section_fields>(),
             _ => size_of::<types::netcap_section_user>() + user_struct.unwrap_or(0) as usize,
         };
         layout.at[kind as usize] = layout.len as u16;

@@ -63,6 +63,8 @@ pub struct LoadOptions {
     pub mark: Option<crate::feature::scope::Mark>,
     /// --skb-filter: the body of netcap_filter_skb.
     pub skb_filter: Option<Vec<crate::filter::ebpf::EbpfInsn>>,
+    /// --skb-fields: where each field is (netcap_config.fields, field_count).
+    pub skb_fields: Option<([crate::bpf::types::netcap_field; 8], u32)>,
 }
 
 /// Distinct stacks the stack map can hold with -S.
@@ -495,6 +497,9 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
         (rodata.mark_value, rodata.mark_mask) = (mark.value, mark.mask);
     }
     rodata.skb_filter = u32::from(options.skb_filter.is_some());
+    if let Some((fields, count)) = options.skb_fields {
+        (rodata.fields, rodata.field_count) = (fields, count);
+    }
     rodata.len_arg = NO_ARG;
     if let Some((form, len_arg)) = config.form {
         // enum netcap_packet_form
@@ -607,7 +612,7 @@ fn attach_one(
     let needs_target =
         matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor);
     let config = ObjectConfig {
-        sections: feature::sections(target, flavour, options.stacks, options.track),
+        sections: feature::sections(target, flavour, options.stacks, options.track, options.skb_fields.is_some()),
         ..ObjectConfig::of(target, index)
     };
     let object = load_object(&config, flavour, needs_target.then_some(name), options, shared)?;
@@ -669,9 +674,15 @@ fn attach_group(
         frees: false,
         silent: false,
         inherit: None,
-        sections: grouped
-            .iter()
-            .fold(0, |bits, (_, t)| bits | feature::sections(t, Flavour::KprobeMulti, options.stacks, options.track)),
+        sections: grouped.iter().fold(0, |bits, (_, t)| {
+            bits | feature::sections(
+                t,
+                Flavour::KprobeMulti,
+                options.stacks,
+                options.track,
+                options.skb_fields.is_some(),
+            )
+        }),
     };
     let first = grouped.first().map(|(_, t)| *t).ok_or_else(|| anyhow!("no pattern functions"))?;
     let mut fallbacks = first.passed_over.clone();
@@ -846,6 +857,7 @@ mod tests {
                 netns_only: None,
                 mark: None,
                 skb_filter: None,
+                skb_fields: None,
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));
@@ -886,6 +898,7 @@ mod tests {
                 netns_only: None,
                 mark: None,
                 skb_filter: Some(skb_filter.translated),
+                skb_fields: None,
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));

@@ -73,6 +73,8 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     }
     let skb_filter =
         args.scope.skb_filter.as_deref().map(|text| crate::filter::skb::SkbFilter::compile(text, &btf)).transpose()?;
+    let skb_fields =
+        args.fields.skb_fields.as_deref().map(|text| feature::fields::SkbFields::compile(text, &btf)).transpose()?;
     drop(btf);
     if args.bench_floor {
         for target in targets.iter_mut().filter(|t| !t.is_function()) {
@@ -106,6 +108,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         netns_names: args.scope.netns.is_some().then(kernel::netns::names),
         mark: args.scope.mark,
         skb_filter,
+        skb_fields,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -194,6 +197,7 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         netns_names: None,
         mark: None,
         skb_filter: None,
+        skb_fields: None,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -247,6 +251,8 @@ struct Setup {
     mark: Option<feature::scope::Mark>,
     /// --skb-filter, translated.
     skb_filter: Option<crate::filter::skb::SkbFilter>,
+    /// --skb-fields, resolved.
+    skb_fields: Option<feature::fields::SkbFields>,
 }
 
 /// `netcap bench-sink N FILE`: the user-space half of a capture on one
@@ -278,6 +284,7 @@ pub fn bench_sink(count: u64, output: &std::path::Path) -> Result<()> {
         user_layout: None,
         user_color: None,
         netns_names: None,
+        skb_fields: None,
     };
     let out = BufWriter::new(File::create(output).with_context(|| format!("creating {}", output.display()))?);
     let sink = Box::new(PcapngSink::new(out, &context, 256)?);

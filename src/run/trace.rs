@@ -63,6 +63,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         user_color: Some(args.ext.ext_output_color).filter(|_| colors_wanted()).map(Color::ansi),
         user_layout: user_layout.clone(),
         netns_names: setup.netns_names.clone().map(Arc::new),
+        skb_fields: setup.skb_fields.clone().map(Arc::new),
     };
     // A bad -w path or a tcpdump that will not start fails before anything is attached.
     let sink = output::open(args, &context, tcpdump_flags)?;
@@ -91,6 +92,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         netns_only: setup.netns_only.as_ref().map(|n| n.inode),
         mark: setup.mark,
         skb_filter: setup.skb_filter.as_ref().map(|f| f.translated.clone()),
+        skb_fields: setup.skb_fields.as_ref().map(|f| f.config()),
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 
@@ -134,6 +136,18 @@ fn dry_run(args: &CaptureArgs, setup: &Setup, extensions: Option<&Extensions>, f
     }
     if let Some(skb_filter) = &setup.skb_filter {
         print!("{}", skb_filter.describe());
+    }
+    if let Some(fields) = &setup.skb_fields {
+        for (access, at) in &fields.fields {
+            let offsets: Vec<String> = access.offsets.iter().map(|o| format!("+{o}")).collect();
+            println!(
+                "skb field {} ({}): {} bytes at skb{}, slot {at}",
+                access.text,
+                access.type_text,
+                access.size,
+                offsets.join(" ->")
+            );
+        }
     }
     for target in &setup.targets {
         println!("{target}");

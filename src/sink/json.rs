@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, Link};
-use crate::feature::{drop, fake_headers, gather, retval, scope, stack, track, user};
+use crate::feature::{drop, fake_headers, fields, gather, retval, scope, stack, track, user};
 use crate::packet;
 
 pub struct JsonSink<W: Write> {
@@ -62,6 +62,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "ifindex": event.ifindex,
         "netns": event.netns,
         "netns_name": scope::json(event, context.netns_names.as_deref()),
+        "fields": fields::json(event, context.skb_fields.as_deref()),
         "len": event.pkt_len,
         "caplen": event.data.len(),
         "paged_len": event.paged_len,

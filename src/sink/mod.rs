@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::event::Event;
 use crate::ext::layout::UserLayout;
+use crate::feature::fields::SkbFields;
 use crate::feature::scope::NetnsNames;
 
 /// What sinks need to know besides the event itself.
@@ -30,6 +31,8 @@ pub struct Context {
     pub user_color: Option<&'static str>,
     /// With --netns: name each event's namespace (names by inode).
     pub netns_names: Option<Arc<NetnsNames>>,
+    /// With --skb-fields: which fields the records carry.
+    pub skb_fields: Option<Arc<SkbFields>>,
 }
 
 impl Context {
@@ -44,6 +47,7 @@ impl Context {
             user_layout: None,
             user_color: None,
             netns_names: None,
+            skb_fields: None,
         }
     }
 
@@ -122,6 +126,7 @@ impl Clone for Context {
             user_layout: self.user_layout.clone(),
             user_color: self.user_color,
             netns_names: self.netns_names.clone(),
+            skb_fields: self.skb_fields.clone(),
         }
     }
 }

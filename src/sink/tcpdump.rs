@@ -17,7 +17,7 @@ use super::pcap;
 use super::text::lines_after;
 use super::{Context, Sink};
 use crate::event::Event;
-use crate::feature::{drop, retval, scope, track};
+use crate::feature::{drop, fields, retval, scope, track};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FlagsError {
@@ -171,6 +171,7 @@ impl<W: Write> Sink for TcpdumpSink<W> {
         retval::suffix(&mut text, event);
         track::suffix(&mut text, event);
         scope::suffix(&mut text, event, context.netns_names.as_deref());
+        fields::suffix(&mut text, event, context.skb_fields.as_deref());
         for line in &lines {
             text.push('\n');
             text.push_str(line);

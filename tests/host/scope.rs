@@ -212,3 +212,67 @@ fn skb_filter_keeps_what_a_c_filter_on_the_same_fields_keeps() {
     assert_eq!(ours.len(), 3, "{ours:?}");
     assert!(ours.iter().all(|(summary, len)| summary.contains("echo request") && *len == 1242), "{ours:?}");
 }
+
+/// --skb-fields against an --ext-action (clang) reading the same fields
+/// with BPF_CORE_READ, in the same run: for every packet the two agree.
+#[test]
+fn skb_fields_show_what_a_c_action_reads_from_the_same_skb() {
+    let Some(_guard) = root_test("skb_fields_show_what_a_c_action_reads_from_the_same_skb") else { return };
+    let pair = Pair::new();
+    let mark = ["iptables", "-t", "mangle", "-A", "OUTPUT", "-p", "icmp", "-j", "MARK", "--set-mark", "0x2a"];
+    assert!(pair.exec(&pair.a, &mark).status.success());
+    let dir = scratch_dir("skb-fields");
+    let action = dir.join("same_fields.c");
+    std::fs::write(
+        &action,
+        "struct xcap_user_extend { u32 mark; u32 len; u32 mtu; u16 protocol; u8 pkt_type; u64 hash_and_sk; };\n\
+         static inline int xcap_ext_action(void *ext, void *pkt, u32 pkt_len, struct xcap_user_extend *user, u16 trace_index)\n{\n\
+         \tstruct sk_buff *skb = ext;\n\
+         \tuser->mark = BPF_CORE_READ(skb, mark);\n\
+         \tuser->len = BPF_CORE_READ(skb, len);\n\
+         \tuser->mtu = BPF_CORE_READ(skb, dev, mtu);\n\
+         \tuser->protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));\n\
+         \tuser->pkt_type = BPF_CORE_READ_BITFIELD_PROBED(skb, pkt_type);\n\
+         \tuser->hash_and_sk = BPF_CORE_READ(skb, hash) + (u64)BPF_CORE_READ(skb, sk);\n\
+         \treturn 1;\n}\n",
+    )
+    .unwrap();
+    let netcap = Netcap::start(
+        Some(&pair.a),
+        &[
+            "skb",
+            "-f",
+            "tp:net:net_dev_queue@1@1",
+            "-e",
+            "icmp",
+            "--skb-fields",
+            "mark,len,dev->mtu,protocol,pkt_type,hash,sk",
+            "--ext-action",
+            action.to_str().unwrap(),
+            "--json",
+        ],
+        &dir,
+    );
+    assert!(pair.ping(3, 300).status.success());
+    let done = netcap.interrupt();
+    let events = json_events(&done.stdout);
+    // a's requests and b's replies (tracepoints see every namespace).
+    assert_eq!(events.len(), 6, "{}", done.stderr);
+    for event in &events {
+        let (fields, user) = (&event["fields"], &event["user"]);
+        for (field, member) in
+            [("mark", "mark"), ("len", "len"), ("dev->mtu", "mtu"), ("protocol", "protocol"), ("pkt_type", "pkt_type")]
+        {
+            assert_eq!(fields[field], user[member], "{field}: {event}");
+        }
+        let sk = u64::from_str_radix(fields["sk"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        assert_eq!(fields["hash"].as_u64().unwrap() + sk, user["hash_and_sk"].as_u64().unwrap(), "{event}");
+        let request = event["summary"].as_str().unwrap_or("").contains("echo request");
+        let mark = if request { 0x2a } else { 0 };
+        assert_eq!(
+            (fields["mark"].as_u64(), fields["protocol"].as_u64(), fields["dev->mtu"].as_u64()),
+            (Some(mark), Some(0x0800), Some(1500)),
+            "{event}"
+        );
+    }
+}

@@ -26,7 +26,7 @@ pub enum SkbFilterError {
     #[error(transparent)]
     Parse(#[from] parse::ParseError),
     #[error("--skb-filter '{text}': {source}")]
-    Resolve { text: String, source: ResolveError },
+    Resolve { text: String, source: Box<ResolveError> },
     #[error(
         "--skb-filter '{text}': nested {depth} levels deep, past the {} the BPF stack leaves room for: split it with && or ||",
         translate::SLOTS
@@ -56,8 +56,8 @@ fn resolve_expr(btf: &Btf, expr: &Expr) -> Result<Resolved, ResolveError> {
 impl SkbFilter {
     pub fn compile(text: &str, btf: &Btf) -> Result<SkbFilter, SkbFilterError> {
         let expr = parse::parse(text)?;
-        let resolved =
-            resolve_expr(btf, &expr).map_err(|source| SkbFilterError::Resolve { text: text.into(), source })?;
+        let resolved = resolve_expr(btf, &expr)
+            .map_err(|source| SkbFilterError::Resolve { text: text.into(), source: Box::new(source) })?;
         let depth = resolved.depth();
         if depth > translate::SLOTS {
             return Err(SkbFilterError::TooDeep { text: text.into(), depth });

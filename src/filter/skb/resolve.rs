@@ -19,6 +19,7 @@ pub enum Value {
     /// An enum: printed by the name of its value.
     Enum {
         name: String,
+        values: Vec<(String, i64)>,
     },
     Pointer,
     /// A byte array (`cb`): printed as hex; --skb-fields only.
@@ -36,6 +37,9 @@ pub struct Access {
     /// A bitfield: shift right by .0, keep .1 bits.
     pub bits: Option<(u32, u32)>,
     pub value: Value,
+    /// Network byte order (__be16, __be32, __be64): swapped when read, so
+    /// that `protocol == 0x0800` reads as written.
+    pub big_endian: bool,
     /// The C type, for messages and --dry-run.
     pub type_text: String,
 }
@@ -206,7 +210,12 @@ pub fn resolve(btf: &Btf, path: &FieldPath, bytes_allowed: bool) -> Result<Acces
                 IntEncoding::Unsigned => Value::Integer { signed: false },
             },
         ),
-        Kind::Enum { .. } => (4, Value::Enum { name: btf.name(resolved).to_string() }),
+        Kind::Enum { .. } => {
+            let name = btf.name(resolved).to_string();
+            let values =
+                btf.enum_values(&name).unwrap_or_default().into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+            (4, Value::Enum { name, values })
+        }
         Kind::Ptr { .. } => (8, Value::Pointer),
         Kind::Array { element, count } if bytes_allowed && btf.size_of(*element) == Some(1) => (*count, Value::Bytes),
         Kind::Array { .. } => return Err(not_a_number("index it with [N]")),
@@ -228,7 +237,8 @@ pub fn resolve(btf: &Btf, path: &FieldPath, bytes_allowed: bool) -> Result<Acces
         }
         None => (offsets, size, None),
     };
-    Ok(Access { text, offsets, size, bits, value, type_text })
+    let big_endian = bits.is_none() && matches!(btf.name(ty), "__be16" | "__be32" | "__be64");
+    Ok(Access { text, offsets, size, bits, value, big_endian, type_text })
 }
 
 #[cfg(test)]
@@ -269,6 +279,8 @@ mod tests {
         assert_eq!((cb3.offsets[0], cb3.size), (offset_of("cb") + 3, 1));
         assert_eq!(access(&btf, "cb").unwrap().value, Value::Bytes);
         assert_eq!(access(&btf, "sk").unwrap().value, Value::Pointer);
+        let protocol = access(&btf, "protocol").unwrap();
+        assert!(protocol.big_endian && protocol.size == 2, "{protocol:?}");
         assert!(matches!(access(&btf, "dev").unwrap().value, Value::Pointer));
     }
 

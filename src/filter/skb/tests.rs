@@ -51,6 +51,12 @@ fn read(access: &Access, skb: u64) -> Result<u64, Fault> {
         return Err(Fault);
     }
     let raw = u64::from_le_bytes(bytes);
+    let raw = match (access.big_endian, access.size) {
+        (true, 2) => u64::from((raw as u16).swap_bytes()),
+        (true, 4) => u64::from((raw as u32).swap_bytes()),
+        (true, _) => raw.swap_bytes(),
+        _ => raw,
+    };
     Ok(match access.bits {
         Some((shift, width)) => (raw >> shift) & ((1u64 << width) - 1),
         None if access.signed() && access.size < 8 => {
@@ -167,7 +173,7 @@ impl Random {
     }
 }
 
-pub const EXPRESSIONS: [&str; 14] = [
+pub const EXPRESSIONS: [&str; 15] = [
     "mark == 0x10",
     "mark & 0xff == 0x10",
     "len > 1000 && mark != 0",
@@ -182,13 +188,15 @@ pub const EXPRESSIONS: [&str; 14] = [
     "sk->__sk_common.skc_family == 2 && dev->ifindex > 1",
     "tstamp > 0x123456789",
     "queue_mapping <= 2 && !(pkt_type == 1) && (len > 10 || data_len == 0)",
+    "protocol == 0x0800 && len > 100",
 ];
 
 #[test]
 fn the_translation_decides_as_the_expression_does_on_made_up_skbs() {
     let btf = btf();
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
-    let interesting = [0, 1, 2, 3, 6, 17, 0x10, 0x110, 0xff, 60, 100, 999, 1000, 1001, 1500, 9000, 0x1_2345_6789];
+    let interesting =
+        [0, 1, 2, 3, 6, 17, 0x10, 0x110, 0xff, 60, 100, 999, 1000, 1001, 1500, 9000, 0x1_2345_6789, 0x0008];
     let mut both = [0usize; 2];
     for text in EXPRESSIONS {
         let filter = SkbFilter::compile(text, &btf).unwrap_or_else(|e| panic!("{text}: {e}"));

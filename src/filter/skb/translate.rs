@@ -115,6 +115,9 @@ impl Code {
             base = 7;
         }
         self.read(base, *last, access.size);
+        if access.big_endian {
+            self.push(EbpfInsn::to_be(0, 8 * access.size as i32));
+        }
         if let Some((shift, width)) = access.bits {
             if shift > 0 {
                 self.push(EbpfInsn::alu64_imm(RSH, 0, shift as i32));
