@@ -114,7 +114,12 @@ run_variant() {
     track_ends_idle) measure_track rest skb -f $point -i veth-b -e 'tcp port 1' --track;;
     # Every packet matched at net_dev_queue before: each event at the measured point is a later sighting.
     followed_track) measure_track first skb -f $point,tp:net:net_dev_queue -e 'icmp' --track;;
-    *) echo "kernel_cost.sh: unknown variant '$1' (floor nomatch bpftrace match capture capture1500 nomatch_track match_track track_ends track_ends_idle followed_track)" >&2; exit 2;;
+    # Without -i: both directions' packets are wanted, as followed_track's are, so per event they compare.
+    match_both) measure skb -f $point -e 'icmp';;
+    match_track_both) measure_track first skb -f $point -e 'icmp' --track;;
+    skb_filter) measure skb -f $point -i veth-b --skb-filter 'mark == 0x10';;
+    skb_filter_deref) measure skb -f $point -i veth-b --skb-filter 'dev->mtu == 9000';;
+    *) echo "kernel_cost.sh: unknown variant '$1' (floor nomatch bpftrace match capture capture1500 nomatch_track match_track track_ends track_ends_idle followed_track match_both match_track_both skb_filter skb_filter_deref)" >&2; exit 2;;
   esac
 }
 for round in $(seq "$rounds"); do
@@ -142,6 +147,10 @@ describe() {
     track_ends) echo "--track's programs at kfree_skb/consume_skb, per skb freed";;
     track_ends_idle) echo "the same while nothing is followed (-e 'tcp port 1')";;
     followed_track) echo "--track, a packet followed since net_dev_queue: a later sighting, 256 bytes to the ring buffer";;
+    match_both) echo "-e 'icmp' without -i: every event wanted, 256 bytes to the ring buffer";;
+    match_track_both) echo "the same with --track: every event starts a track";;
+    skb_filter) echo "-i veth-b --skb-filter 'mark == 0x10' (matches nothing: one field read)";;
+    skb_filter_deref) echo "-i veth-b --skb-filter 'dev->mtu == 9000' (matches nothing: a pointer and a field)";;
   esac
 }
 for v in "${variants[@]}"; do

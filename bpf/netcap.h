@@ -144,7 +144,8 @@ enum netcap_section_kind {
 	NETCAP_SECTION_USER = 5,    /* struct netcap_section_user, then the user's struct (--ext-action) */
 	NETCAP_SECTION_TRACK = 6,   /* struct netcap_section_value: the followed packet's track id (--track) */
 	NETCAP_SECTION_FIELDS = 7,  /* struct netcap_section_fields: sk_buff fields (--skb-fields) */
-	NETCAP_SECTION_END = 8,
+	NETCAP_SECTION_CGROUP = 8,  /* struct netcap_section_value: the skb's socket's cgroup v2 id (--pid, --cgroup) */
+	NETCAP_SECTION_END = 9,
 };
 
 struct netcap_section {
@@ -212,6 +213,8 @@ struct netcap_config {
 	__u32 mark_mask;   /* --mark: (skb->mark & mark_mask) == mark_value; 0: no filter */
 	__u32 mark_value;
 	__u32 skb_filter;  /* 1: netcap_filter_skb holds a --skb-filter expression */
+	__u32 pid;         /* --pid: only events of this process (the task that ran); 0: any */
+	__u64 cgroup_id;   /* --cgroup: only skbs whose socket is in this cgroup v2 (its id); 0: any */
 	__u32 field_count; /* --skb-fields: entries of fields in use */
 	struct netcap_field fields[NETCAP_FIELDS_MAX];
 	__u32 filter;      /* 1: the filter stubs hold a -e expression */

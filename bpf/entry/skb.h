@@ -158,6 +158,10 @@ static __always_inline void netcap_handle_packet(void *ctx, struct sk_buff *skb,
 		if (netcap_cfg.mark_mask &&
 		    (netcap_read(direct, skb, mark) & netcap_cfg.mark_mask) != netcap_cfg.mark_value)
 			return;
+		if (netcap_cfg.pid && (bpf_get_current_pid_tgid() >> 32) != netcap_cfg.pid)
+			return;
+		if (netcap_cfg.cgroup_id && netcap_skb_cgroup(skb) != netcap_cfg.cgroup_id)
+			return;
 		if (netcap_cfg.skb_filter && !netcap_filter_skb(skb))
 			return;
 	}

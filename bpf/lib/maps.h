@@ -80,6 +80,7 @@ struct {
  * Sized by user space. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(max_entries, 1);
 	__type(key, __u64);
 	__type(value, struct netcap_track);

@@ -38,4 +38,22 @@ static __noinline int netcap_read_skb(struct sk_buff *skb, __u8 *dst,
 	return bpf_dynptr_read(dst, len, &bytes, offset, 0);
 }
 
+/*
+ * The cgroup v2 id of the skb's socket (the cgroup of the task that made
+ * it), 0 without a socket. The first 8 bytes of sk->sk_cgrp_data are the
+ * cgroup pointer: a member of its own from 5.15; before, a tagged word
+ * whose low bit set means it holds net_prio/net_cls data instead.
+ */
+static __always_inline __u64 netcap_skb_cgroup(struct sk_buff *skb)
+{
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	__u64 word = 0;
+	struct cgroup *cgroup;
+
+	if (!sk || bpf_probe_read_kernel(&word, sizeof(word), &sk->sk_cgrp_data) || !word || (word & 1))
+		return 0;
+	cgroup = (struct cgroup *)word;
+	return BPF_CORE_READ(cgroup, kn, id);
+}
+
 #endif /* NETCAP_LIB_READ_H */

@@ -23,7 +23,7 @@ struct xcap_user_extend netcap_user_layout = {};
 /* Every section at once: the room scratch slots keep in front of the packet. */
 #define NETCAP_SECTIONS_MAX                                                   \
 	(sizeof(struct netcap_section_stack) + sizeof(struct netcap_section_drop) + \
-	 3 * sizeof(struct netcap_section_value) +                            \
+	 4 * sizeof(struct netcap_section_value) +                            \
 	 sizeof(struct netcap_section_fields) +                               \
 	 sizeof(struct netcap_section_user) + NETCAP_USER_SIZE)
 

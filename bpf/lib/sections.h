@@ -23,6 +23,7 @@ static __always_inline __u32 netcap_section_size(__u32 kind)
 	case NETCAP_SECTION_RETVAL:
 	case NETCAP_SECTION_EXT_ARG:
 	case NETCAP_SECTION_TRACK:
+	case NETCAP_SECTION_CGROUP:
 		return sizeof(struct netcap_section_value);
 	case NETCAP_SECTION_USER:
 		return sizeof(struct netcap_section_user) + NETCAP_USER_SIZE;
@@ -125,6 +126,12 @@ static __always_inline void netcap_fill_sections(struct netcap_event *event, voi
 
 		track->pad = args->lineage;
 		track->value = args->track;
+	}
+	if (netcap_has_section(NETCAP_SECTION_CGROUP)) {
+		struct netcap_section_value *cgroup = netcap_section(event, NETCAP_SECTION_CGROUP);
+
+		cgroup->pad = 0;
+		cgroup->value = args->skb ? netcap_skb_cgroup((struct sk_buff *)args->skb) : 0;
 	}
 	if (netcap_has_section(NETCAP_SECTION_FIELDS)) {
 		struct netcap_section_fields *fields = netcap_section(event, NETCAP_SECTION_FIELDS);

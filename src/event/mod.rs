@@ -93,6 +93,8 @@ pub struct Event {
     pub track: u64,
     /// --track: how this skb came to carry the track.
     pub lineage: Lineage,
+    /// --pid, --cgroup: the cgroup v2 id of the skb's socket (0: none, or not read).
+    pub cgroup: u64,
     /// --skb-fields: the fields' bytes as read, and a bit per field that could not be.
     pub fields: Option<(u32, Box<[u8]>)>,
     /// 1 for the first event read, then counting (netcap's "No N's pkt").
@@ -206,6 +208,7 @@ struct Sections<'a> {
     ext_arg: u64,
     track: u64,
     lineage: u32,
+    cgroup: u64,
     fields: Option<(u32, &'a [u8])>,
     user: Option<&'a [u8]>,
 }
@@ -227,6 +230,7 @@ impl<'a> Sections<'a> {
             ext_arg: 0,
             track: 0,
             lineage: 0,
+            cgroup: 0,
             fields: None,
             user: None,
         };
@@ -257,6 +261,9 @@ impl<'a> Sections<'a> {
                 Kind::NETCAP_SECTION_TRACK => {
                     let track: netcap_section_value = read(body).ok_or_else(short)?;
                     (sections.track, sections.lineage) = (track.value, track.pad);
+                }
+                Kind::NETCAP_SECTION_CGROUP => {
+                    sections.cgroup = read::<netcap_section_value>(body).ok_or_else(short)?.value;
                 }
                 Kind::NETCAP_SECTION_FIELDS => {
                     let fields: netcap_section_fields = read(body).ok_or_else(short)?;
@@ -327,6 +334,7 @@ impl Event {
             user: sections.user.filter(|_| raw.flags & FLAG_USER != 0).map(Into::into),
             track: sections.track,
             lineage: Lineage::from_kernel(sections.lineage),
+            cgroup: sections.cgroup,
             fields: sections.fields.map(|(missing, data)| (missing, data.into())),
             number: 0,
         })
@@ -385,6 +393,7 @@ pub mod tests {
             user: None,
             track: 0,
             lineage: Lineage::Matched,
+            cgroup: 0,
             fields: None,
             number: 1,
         }

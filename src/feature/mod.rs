@@ -77,8 +77,9 @@ pub fn colored_line(text: &mut String, color: Option<&str>, line: &str) {
 /// What one trace point's records carry (netcap_config.sections): each
 /// feature says whether it wants its section there. The user's struct is
 /// there whenever an action was compiled in (`layout`).
-pub fn sections(target: &Target, flavour: Flavour, stacks: bool, track: bool, fields: bool) -> u32 {
+pub fn sections(target: &Target, flavour: Flavour, stacks: bool, track: bool, fields: bool, owner: bool) -> u32 {
     let wanted = [
+        (Section::NETCAP_SECTION_CGROUP, scope::wants_cgroup_section(target, owner)),
         (Section::NETCAP_SECTION_FIELDS, fields::wants_section(target, fields)),
         (Section::NETCAP_SECTION_TRACK, track::wants_section(track)),
         (Section::NETCAP_SECTION_STACK, stack::wants_section(stacks)),
@@ -112,9 +113,10 @@ pub fn layout(bits: u32, user_struct: Option<u32>) -> SectionLayout {
         let size = match Section(kind) {
             Section::NETCAP_SECTION_STACK => size_of::<types::netcap_section_stack>(),
             Section::NETCAP_SECTION_DROP => size_of::<types::netcap_section_drop>(),
-            Section::NETCAP_SECTION_RETVAL | Section::NETCAP_SECTION_EXT_ARG | Section::NETCAP_SECTION_TRACK => {
-                size_of::<types::netcap_section_value>()
-            }
+            Section::NETCAP_SECTION_RETVAL
+            | Section::NETCAP_SECTION_EXT_ARG
+            | Section::NETCAP_SECTION_TRACK
+            | Section::NETCAP_SECTION_CGROUP => size_of::<types::netcap_section_value>(),
             Section::NETCAP_SECTION_FIELDS => size_of::<types::netcap_section_fields>(),
             _ => size_of::<types::netcap_section_user>() + user_struct.unwrap_or(0) as usize,
         };

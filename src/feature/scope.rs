@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::event::Event;
+use crate::plan::Target;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScopeArgs {
@@ -33,6 +34,72 @@ pub struct ScopeArgs {
     /// BTF and run in the kernel, no compiler needed. & | ^ bind tighter than comparisons.
     #[arg(long = "skb-filter", value_name = "EXPR")]
     pub skb_filter: Option<String>,
+
+    /// Only events of this process: the task running when the kernel handled the packet, which is
+    /// its sender on the send path in process context, not in softirq (each event then names the
+    /// task and the cgroup of the skb's socket).
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pid: Option<u32>,
+
+    /// Only skbs whose socket belongs to this cgroup v2 (the cgroup of the task that made the
+    /// socket: a container's traffic, in softirq too): a directory of the cgroup2 mount, or its
+    /// path under it.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+}
+
+/// --pid and --cgroup, resolved: what the kernel compares, and whether
+/// events carry the socket's cgroup to show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: Option<u32>,
+    /// The cgroup's id (its directory's inode).
+    pub cgroup: Option<u64>,
+    /// Events name their task and socket's cgroup.
+    pub shown: bool,
+}
+
+/// The socket's cgroup is read at kernel skb points when it is shown.
+pub fn wants_cgroup_section(target: &Target, owner: bool) -> bool {
+    owner && target.user.is_none()
+}
+
+/// cgroup paths by id, to name the socket's cgroup with each event.
+pub type CgroupPaths = HashMap<u64, String>;
+
+fn cgroup_label(event: &Event, paths: &CgroupPaths) -> String {
+    match event.cgroup {
+        0 => "-".into(),
+        id => paths.get(&id).cloned().unwrap_or_else(|| id.to_string()),
+    }
+}
+
+/// ` pid 4242 nc cgroup /netcap-a`: the task that ran, the socket's cgroup.
+pub fn owner_suffix(text: &mut String, event: &Event, paths: Option<&CgroupPaths>) {
+    if let Some(paths) = paths {
+        let _ = write!(
+            text,
+            " pid {} {} cgroup {}",
+            event.pid,
+            crate::event::printable(&event.comm),
+            cgroup_label(event, paths)
+        );
+    }
+}
+
+pub fn owner_comment(text: &mut String, event: &Event, paths: Option<&CgroupPaths>) {
+    if let Some(paths) = paths {
+        let _ = write!(text, " cgroup={}", cgroup_label(event, paths));
+    }
+}
+
+pub fn cgroup_json(event: &Event, paths: Option<&CgroupPaths>) -> (Value, Value) {
+    match paths {
+        Some(paths) if event.cgroup != 0 => {
+            (event.cgroup.into(), paths.get(&event.cgroup).map_or(Value::Null, |p| p.as_str().into()))
+        }
+        _ => (Value::Null, Value::Null),
+    }
 }
 
 /// --mark: (skb->mark & mask) == value.

@@ -2,6 +2,7 @@
 //! network namespaces, privileges, clocks, tracefs categories.
 
 pub mod btf;
+pub mod cgroup;
 pub mod features;
 pub mod kallsyms;
 pub mod netns;
@@ -28,6 +29,8 @@ pub enum KernelError {
     NotPrivileged,
     #[error(transparent)]
     Netns(#[from] netns::NetnsError),
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::CgroupError),
 }
 
 pub fn load_btf() -> Result<btf::Btf, KernelError> {

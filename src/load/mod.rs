@@ -63,6 +63,8 @@ pub struct LoadOptions {
     pub mark: Option<crate::feature::scope::Mark>,
     /// --skb-filter: the body of netcap_filter_skb.
     pub skb_filter: Option<Vec<crate::filter::ebpf::EbpfInsn>>,
+    /// --pid, --cgroup: who the packet belongs to.
+    pub owner: crate::feature::scope::Owner,
     /// --skb-fields: where each field is (netcap_config.fields, field_count).
     pub skb_fields: Option<([crate::bpf::types::netcap_field; 8], u32)>,
 }
@@ -497,6 +499,8 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
         (rodata.mark_value, rodata.mark_mask) = (mark.value, mark.mask);
     }
     rodata.skb_filter = u32::from(options.skb_filter.is_some());
+    rodata.pid = options.owner.pid.unwrap_or(0);
+    rodata.cgroup_id = options.owner.cgroup.unwrap_or(0);
     if let Some((fields, count)) = options.skb_fields {
         (rodata.fields, rodata.field_count) = (fields, count);
     }
@@ -612,7 +616,14 @@ fn attach_one(
     let needs_target =
         matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor);
     let config = ObjectConfig {
-        sections: feature::sections(target, flavour, options.stacks, options.track, options.skb_fields.is_some()),
+        sections: feature::sections(
+            target,
+            flavour,
+            options.stacks,
+            options.track,
+            options.skb_fields.is_some(),
+            options.owner.shown,
+        ),
         ..ObjectConfig::of(target, index)
     };
     let object = load_object(&config, flavour, needs_target.then_some(name), options, shared)?;
@@ -681,6 +692,7 @@ fn attach_group(
                 options.stacks,
                 options.track,
                 options.skb_fields.is_some(),
+                options.owner.shown,
             )
         }),
     };
@@ -858,6 +870,7 @@ mod tests {
                 mark: None,
                 skb_filter: None,
                 skb_fields: None,
+                owner: Default::default(),
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));
@@ -899,6 +912,7 @@ mod tests {
                 mark: None,
                 skb_filter: Some(skb_filter.translated),
                 skb_fields: None,
+                owner: Default::default(),
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));

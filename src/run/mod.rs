@@ -107,6 +107,11 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         netns_only,
         netns_names: args.scope.netns.is_some().then(kernel::netns::names),
         mark: args.scope.mark,
+        owner: feature::scope::Owner {
+            pid: args.scope.pid,
+            cgroup: args.scope.cgroup.as_deref().map(kernel::cgroup::resolve).transpose()?.map(|(id, _)| id),
+            shown: args.scope.pid.is_some() || args.scope.cgroup.is_some(),
+        },
         skb_filter,
         skb_fields,
         features,
@@ -196,6 +201,7 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         netns_only: None,
         netns_names: None,
         mark: None,
+        owner: Default::default(),
         skb_filter: None,
         skb_fields: None,
         features,
@@ -249,6 +255,8 @@ struct Setup {
     netns_names: Option<feature::scope::NetnsNames>,
     /// --mark: only packets whose mark, masked, is the value.
     mark: Option<feature::scope::Mark>,
+    /// --pid, --cgroup.
+    owner: feature::scope::Owner,
     /// --skb-filter, translated.
     skb_filter: Option<crate::filter::skb::SkbFilter>,
     /// --skb-fields, resolved.
@@ -285,6 +293,7 @@ pub fn bench_sink(count: u64, output: &std::path::Path) -> Result<()> {
         user_color: None,
         netns_names: None,
         skb_fields: None,
+        cgroup_paths: None,
     };
     let out = BufWriter::new(File::create(output).with_context(|| format!("creating {}", output.display()))?);
     let sink = Box::new(PcapngSink::new(out, &context, 256)?);

@@ -64,6 +64,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         user_layout: user_layout.clone(),
         netns_names: setup.netns_names.clone().map(Arc::new),
         skb_fields: setup.skb_fields.clone().map(Arc::new),
+        cgroup_paths: setup.owner.shown.then(|| Arc::new(kernel::cgroup::paths())),
     };
     // A bad -w path or a tcpdump that will not start fails before anything is attached.
     let sink = output::open(args, &context, tcpdump_flags)?;
@@ -93,6 +94,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         mark: setup.mark,
         skb_filter: setup.skb_filter.as_ref().map(|f| f.translated.clone()),
         skb_fields: setup.skb_fields.as_ref().map(|f| f.config()),
+        owner: setup.owner,
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 
@@ -162,6 +164,12 @@ fn dry_run(args: &CaptureArgs, setup: &Setup, extensions: Option<&Extensions>, f
     }
     if let Some(mark) = setup.mark {
         println!("mark: {:#x}/{:#x}", mark.value, mark.mask);
+    }
+    if let Some(pid) = setup.owner.pid {
+        println!("pid: {pid} (the task running when the kernel handles the packet)");
+    }
+    if let Some(id) = setup.owner.cgroup {
+        println!("cgroup: id {id} (the cgroup of the skb's socket)");
     }
     match &setup.device {
         Some(d) => println!("device: {} (ifindex {}, netns {})", d.name, d.ifindex, d.netns),

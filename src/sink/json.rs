@@ -55,6 +55,7 @@ fn headers(event: &Event) -> Value {
 pub fn object(event: &Event, context: &Context) -> Value {
     let point = |index| context.point_name(index);
     let (user, ext_arg) = user::json(event, context.user_layout.as_deref());
+    let cgroup = scope::cgroup_json(event, context.cgroup_paths.as_deref());
     json!({
         "time_ns": context.wall_clock_ns(event),
         "point": context.point(event),
@@ -63,6 +64,8 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "netns": event.netns,
         "netns_name": scope::json(event, context.netns_names.as_deref()),
         "fields": fields::json(event, context.skb_fields.as_deref()),
+        "cgroup": cgroup.0,
+        "cgroup_path": cgroup.1,
         "len": event.pkt_len,
         "caplen": event.data.len(),
         "paged_len": event.paged_len,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::event::Event;
 use crate::ext::layout::UserLayout;
 use crate::feature::fields::SkbFields;
-use crate::feature::scope::NetnsNames;
+use crate::feature::scope::{CgroupPaths, NetnsNames};
 
 /// What sinks need to know besides the event itself.
 pub struct Context {
@@ -31,6 +31,8 @@ pub struct Context {
     pub user_color: Option<&'static str>,
     /// With --netns: name each event's namespace (names by inode).
     pub netns_names: Option<Arc<NetnsNames>>,
+    /// With --pid or --cgroup: name each event's task and socket's cgroup (paths by id).
+    pub cgroup_paths: Option<Arc<CgroupPaths>>,
     /// With --skb-fields: which fields the records carry.
     pub skb_fields: Option<Arc<SkbFields>>,
 }
@@ -48,6 +50,7 @@ impl Context {
             user_color: None,
             netns_names: None,
             skb_fields: None,
+            cgroup_paths: None,
         }
     }
 
@@ -127,6 +130,7 @@ impl Clone for Context {
             user_color: self.user_color,
             netns_names: self.netns_names.clone(),
             skb_fields: self.skb_fields.clone(),
+            cgroup_paths: self.cgroup_paths.clone(),
         }
     }
 }

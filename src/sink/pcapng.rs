@@ -109,6 +109,7 @@ pub fn write_comment(text: &mut String, event: &Event, context: &Context) {
     track::comment(text, event);
     scope::comment(text, event, context.netns_names.as_deref());
     fields::comment(text, event, context.skb_fields.as_deref());
+    scope::owner_comment(text, event, context.cgroup_paths.as_deref());
     user::comment(text, event, context.user_layout.as_deref());
     stack::comment(text, event);
     gather::comment(text, event, |index| context.point_name(index));

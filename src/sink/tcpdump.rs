@@ -172,6 +172,7 @@ impl<W: Write> Sink for TcpdumpSink<W> {
         track::suffix(&mut text, event);
         scope::suffix(&mut text, event, context.netns_names.as_deref());
         fields::suffix(&mut text, event, context.skb_fields.as_deref());
+        scope::owner_suffix(&mut text, event, context.cgroup_paths.as_deref());
         for line in &lines {
             text.push('\n');
             text.push_str(line);

@@ -48,6 +48,7 @@ pub fn line(event: &Event, context: &Context) -> String {
     track::suffix(&mut text, event);
     scope::suffix(&mut text, event, context.netns_names.as_deref());
     fields::suffix(&mut text, event, context.skb_fields.as_deref());
+    scope::owner_suffix(&mut text, event, context.cgroup_paths.as_deref());
     lines_after(&mut text, event, context);
     text
 }

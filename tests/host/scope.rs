@@ -276,3 +276,130 @@ fn skb_fields_show_what_a_c_action_reads_from_the_same_skb() {
         );
     }
 }
+
+/// A cgroup v2 directory for the test, removed on drop (once empty).
+struct Cgroup(std::path::PathBuf);
+
+impl Cgroup {
+    fn new(name: &str) -> Cgroup {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let root = mounts
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_string())
+            })
+            .expect("a cgroup2 mount (CI hosts have one)");
+        let dir = std::path::Path::new(&root).join(format!("netcap-test-{}-{name}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        Cgroup(dir)
+    }
+}
+
+impl Cgroup {
+    fn pids(&self) -> Vec<u32> {
+        let procs = std::fs::read_to_string(self.0.join("cgroup.procs")).unwrap_or_default();
+        procs.lines().filter_map(|l| l.parse().ok()).collect()
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // Only the test's own senders are in here.
+        for pid in self.pids() {
+            // SAFETY: kill has no memory effects.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// A UDP sender in namespace a, inside cgroup `cgroup`: `nc -u` sending each
+/// line written to it as a datagram to b's `port`.
+fn sender(pair: &Pair, cgroup: &Cgroup, port: &str) -> std::process::Child {
+    let script =
+        format!("echo $$ > {}/cgroup.procs && exec ip netns exec {} nc -u {ADDR_B} {port}", cgroup.0.display(), pair.a);
+    std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Two senders in two cgroups, to two ports of the same host: --cgroup and
+/// --pid each see one sender's datagrams only, and each event names the
+/// task and the socket's cgroup.
+#[test]
+fn cgroup_and_pid_pick_one_of_two_senders() {
+    let Some(_guard) = root_test("cgroup_and_pid_pick_one_of_two_senders") else { return };
+    use std::io::Write as _;
+    let pair = Pair::new();
+    // No port unreachable back: nc -u would end at the next send.
+    assert!(pair.exec(&pair.b, &["iptables", "-A", "INPUT", "-p", "udp", "-j", "DROP"]).status.success());
+    let (first_group, second_group) = (Cgroup::new("a"), Cgroup::new("b"));
+    let dir = scratch_dir("owner");
+    let mut first = sender(&pair, &first_group, "7101");
+    let mut second = sender(&pair, &second_group, "7102");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let first_path = format!("/{}", first_group.0.file_name().unwrap().to_string_lossy());
+    let send_both = |first: &mut std::process::Child, second: &mut std::process::Child| {
+        for i in 0..3 {
+            writeln!(first.stdin.as_mut().unwrap(), "first {i}").unwrap();
+            writeln!(second.stdin.as_mut().unwrap(), "second {i}").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // By cgroup: the first sender's datagrams, whichever of its processes sent them.
+    let args =
+        ["skb", "-f", "tp:net:net_dev_queue", "-e", "udp", "--json", "--cgroup", first_group.0.to_str().unwrap()];
+    let netcap = Netcap::start(None, &args, &dir);
+    send_both(&mut first, &mut second);
+    let events = json_events(&netcap.interrupt().stdout);
+    assert_eq!(events.len(), 3, "{events:?}");
+    let sender_pid = events[0]["pid"].as_u64().unwrap() as u32;
+    for event in &events {
+        assert!(event["summary"].as_str().unwrap_or("").contains(".7101: UDP"), "{event}");
+        assert_eq!(
+            (event["cgroup_path"].as_str(), event["comm"].as_str()),
+            (Some(first_path.as_str()), Some("nc")),
+            "{event}"
+        );
+    }
+    // The kernel's own membership list agrees: the task that sent is in the first cgroup.
+    assert!(first_group.pids().contains(&sender_pid), "{sender_pid} in {:?}", first_group.pids());
+
+    // By the sending task: the same datagrams and none of the other's.
+    let pid = sender_pid.to_string();
+    let netcap =
+        Netcap::start(None, &["skb", "-f", "tp:net:net_dev_queue", "-e", "udp", "--json", "--pid", &pid], &dir);
+    send_both(&mut first, &mut second);
+    let events = json_events(&netcap.interrupt().stdout);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        events.iter().all(|e| e["pid"] == sender_pid && e["summary"].as_str().unwrap_or("").contains(".7101: UDP")),
+        "{events:?}"
+    );
+
+    // Text names the task and the socket's cgroup.
+    let netcap =
+        Netcap::start(None, &["skb", "-f", "tp:net:net_dev_queue", "-e", "udp port 7101", "--pid", &pid], &dir);
+    send_both(&mut first, &mut second);
+    let out = netcap.interrupt();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(lines.iter().all(|l| l.ends_with(&format!(" pid {sender_pid} nc cgroup {first_path}"))), "{}", out.stdout);
+    drop((first, second));
+    let wrong = crate::util::netcap(&["skb", "-f", "tp:net:net_dev_queue", "--cgroup", "/no-such-cgroup-here"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).starts_with("netcap: --cgroup /no-such-cgroup-here: No such file"),
+        "{wrong:?}"
+    );
+}

@@ -429,10 +429,11 @@ wait "$FEEDER"
 # Cost, for the record (info, not a check; TCG emulates the CPU, so only the
 # ratios mean something): ns per event of the program at icmp_rcv (fentry,
 # the first netcap loads, so the lowest prog_id among its descriptors), from
-# its run_time_ns/run_cnt with kernel.bpf_stats_enabled.
+# its run_time_ns/run_cnt with kernel.bpf_stats_enabled (netcap run directly,
+# not under nsenter, so that $NETCAP is its PID).
 cost_at_icmp_rcv() {
   echo 1 >/proc/sys/kernel/bpf_stats_enabled
-  start skb -f icmp_rcv "$@" || return
+  IN_A=1 start skb -f icmp_rcv "$@" || return
   ping -c 300 -i 0.01 -q 198.18.0.2 >/dev/null 2>&1
   stats=$(for fd in /proc/"$NETCAP"/fdinfo/*; do
     awk '/^prog_id:/ { id = $2 } /^run_time_ns:/ { t = $2 } /^run_cnt:/ { c = $2 } END { if (id) print id, t, c }' "$fd"
