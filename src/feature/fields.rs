@@ -122,22 +122,9 @@ fn render(access: &Access, bytes: &[u8]) -> Rendered {
     }
     let mut unit = [0u8; 8];
     unit[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
-    let raw = u64::from_le_bytes(unit);
-    let raw = match (access.big_endian, access.size) {
-        (true, 2) => u64::from((raw as u16).swap_bytes()),
-        (true, 4) => u64::from((raw as u32).swap_bytes()),
-        (true, _) => raw.swap_bytes(),
-        _ => raw,
-    };
-    let raw = match access.bits {
-        Some((shift, width)) => (raw >> shift) & ((1u64 << width) - 1),
-        None => raw,
-    };
+    let raw = access.number(u64::from_le_bytes(unit));
     match &access.value {
-        Value::Integer { signed: true } => {
-            let unused = 64 - 8 * access.size.min(8);
-            Rendered::Number(i128::from(((raw << unused) as i64) >> unused))
-        }
+        Value::Integer { signed: true } => Rendered::Number(i128::from(raw as i64)),
         Value::Integer { signed: false } => Rendered::Number(i128::from(raw)),
         Value::Bool => Rendered::Bool(raw != 0),
         Value::Pointer => Rendered::Text(format!("{raw:#x}")),

@@ -832,6 +832,34 @@ mod tests {
         root
     }
 
+    /// What a capture with this filter loads with, on this kernel.
+    fn test_options(filter: Filter, features: &Features) -> LoadOptions {
+        LoadOptions {
+            object: EMBEDDED_OBJECT,
+            capture_max: 256,
+            device: None,
+            ring_bytes: 1 << 16,
+            filter: Some(filter),
+            stacks: false,
+            fake_headers: false,
+            skb_data: None,
+            mbuf: None,
+            // Where the kernel allows it the filter also runs on the packet in place.
+            filter_in_place: features.has(Feature::ReadAnyAddress),
+            user_struct: None,
+            task_btf: features.has(Feature::CurrentTaskBtf),
+            bpf_loop: true,
+            uprobe_multi: false,
+            track: false,
+            track_entries: 0,
+            netns_only: None,
+            mark: None,
+            skb_filter: None,
+            skb_fields: None,
+            owner: Default::default(),
+        }
+    }
+
     #[test]
     fn every_differential_expression_passes_the_kernel_verifier() {
         if !root() {
@@ -848,30 +876,7 @@ mod tests {
                 Err(e) if e.to_string().contains("rejects all packets") => continue,
                 Err(e) => panic!("{expression}: {e}"),
             };
-            let options = LoadOptions {
-                object: EMBEDDED_OBJECT,
-                capture_max: 256,
-                device: None,
-                ring_bytes: 1 << 16,
-                filter: Some(filter),
-                stacks: false,
-                fake_headers: false,
-                skb_data: None,
-                mbuf: None,
-                // Where the kernel allows it the filter also runs on the packet in place.
-                filter_in_place: features.has(Feature::ReadAnyAddress),
-                user_struct: None,
-                task_btf: features.has(Feature::CurrentTaskBtf),
-                bpf_loop: true,
-                uprobe_multi: false,
-                track: false,
-                track_entries: 0,
-                netns_only: None,
-                mark: None,
-                skb_filter: None,
-                skb_fields: None,
-                owner: Default::default(),
-            };
+            let options = test_options(filter, &features);
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));
             assert_eq!(session.attached[0].flavour, Flavour::TpBtfPaged, "'{expression}' fell back");
@@ -891,28 +896,12 @@ mod tests {
         let targets = crate::plan::resolve(&specs, &btf, &features, &|_| None, &|_| true).unwrap().targets;
         for expression in crate::filter::skb::tests::EXPRESSIONS {
             let skb_filter = crate::filter::skb::SkbFilter::compile(expression, &btf).unwrap();
+            // With --track and an -e filter too: all of them at once.
             let options = LoadOptions {
-                object: EMBEDDED_OBJECT,
-                capture_max: 256,
-                device: None,
-                ring_bytes: 1 << 16,
-                filter: Some(Filter::compile("tcp port 1").unwrap()),
-                stacks: false,
-                fake_headers: false,
-                skb_data: None,
-                mbuf: None,
-                filter_in_place: features.has(Feature::ReadAnyAddress),
-                user_struct: None,
-                task_btf: features.has(Feature::CurrentTaskBtf),
-                bpf_loop: true,
-                uprobe_multi: false,
                 track: true,
                 track_entries: 64,
-                netns_only: None,
-                mark: None,
                 skb_filter: Some(skb_filter.translated),
-                skb_fields: None,
-                owner: Default::default(),
+                ..test_options(Filter::compile("tcp port 1").unwrap(), &features)
             };
             let session = Session::attach(&targets, &options, |_| {})
                 .unwrap_or_else(|e| panic!("'{expression}': {e:#}\n{}", drain_libbpf_messages().join("\n")));

@@ -139,42 +139,13 @@ fn mark_keeps_exactly_what_the_marking_rule_counted() {
 fn skb_filter_keeps_what_a_c_filter_on_the_same_fields_keeps() {
     let Some(_guard) = root_test("skb_filter_keeps_what_a_c_filter_on_the_same_fields_keeps") else { return };
     let pair = Pair::new();
-    let mark = [
-        "iptables",
-        "-t",
-        "mangle",
-        "-A",
-        "OUTPUT",
-        "-p",
-        "icmp",
-        "-m",
-        "length",
-        "--length",
-        "1100:1300",
-        "-j",
-        "MARK",
-        "--set-mark",
-        "0x310",
-    ];
-    assert!(pair.exec(&pair.a, &mark).status.success());
-    let also = [
-        "iptables",
-        "-t",
-        "mangle",
-        "-A",
-        "OUTPUT",
-        "-p",
-        "icmp",
-        "-m",
-        "length",
-        "--length",
-        "400:700",
-        "-j",
-        "MARK",
-        "--set-mark",
-        "0x10",
-    ];
-    assert!(pair.exec(&pair.a, &also).status.success());
+    // a marks its ICMP by length: 1100-1300 bytes 0x310, 400-700 bytes 0x10.
+    for (lengths, mark) in [("1100:1300", "0x310"), ("400:700", "0x10")] {
+        let rule =
+            format!("iptables -t mangle -A OUTPUT -p icmp -m length --length {lengths} -j MARK --set-mark {mark}");
+        let rule: Vec<&str> = rule.split(' ').collect();
+        assert!(pair.exec(&pair.a, &rule).status.success());
+    }
     let dir = scratch_dir("skb-filter");
     let source = dir.join("len_and_mark.c");
     std::fs::write(

@@ -48,6 +48,26 @@ impl Access {
     pub fn signed(&self) -> bool {
         matches!(self.value, Value::Integer { signed: true })
     }
+
+    /// The number in `raw` (the field's bytes, read little-endian) as the
+    /// kernel side makes it: swapped from network order, bits extracted,
+    /// sign extended.
+    pub fn number(&self, raw: u64) -> u64 {
+        let raw = match (self.big_endian, self.size) {
+            (true, 2) => u64::from((raw as u16).swap_bytes()),
+            (true, 4) => u64::from((raw as u32).swap_bytes()),
+            (true, _) => raw.swap_bytes(),
+            _ => raw,
+        };
+        match self.bits {
+            Some((shift, width)) => (raw >> shift) & ((1u64 << width) - 1),
+            None if self.signed() && self.size < 8 => {
+                let unused = 64 - 8 * self.size;
+                (((raw << unused) as i64) >> unused) as u64
+            }
+            None => raw,
+        }
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]

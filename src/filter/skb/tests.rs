@@ -50,21 +50,7 @@ fn read(access: &Access, skb: u64) -> Result<u64, Fault> {
     if probe_read(bytes.as_mut_ptr() as u64, u64::from(access.size), base + u64::from(*last), 0, 0) != 0 {
         return Err(Fault);
     }
-    let raw = u64::from_le_bytes(bytes);
-    let raw = match (access.big_endian, access.size) {
-        (true, 2) => u64::from((raw as u16).swap_bytes()),
-        (true, 4) => u64::from((raw as u32).swap_bytes()),
-        (true, _) => raw.swap_bytes(),
-        _ => raw,
-    };
-    Ok(match access.bits {
-        Some((shift, width)) => (raw >> shift) & ((1u64 << width) - 1),
-        None if access.signed() && access.size < 8 => {
-            let unused = 64 - 8 * access.size;
-            (((raw << unused) as i64) >> unused) as u64
-        }
-        None => raw,
-    })
+    Ok(access.number(u64::from_le_bytes(bytes)))
 }
 
 fn evaluate(expr: &Resolved, skb: u64) -> Result<u64, Fault> {
