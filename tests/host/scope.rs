@@ -101,8 +101,19 @@ fn mark_keeps_exactly_what_the_marking_rule_counted() {
         ];
         assert!(pair.exec(&pair.a, &rule).status.success());
     }
+    // The oracle: what each marking rule says it marked (its packet counter).
+    let marked = || -> Vec<u64> {
+        let counters = pair.exec(&pair.a, &["iptables", "-t", "mangle", "-L", "OUTPUT", "-v", "-x", "-n"]);
+        let counters = String::from_utf8_lossy(&counters.stdout).to_string();
+        counters
+            .lines()
+            .filter(|l| l.contains("MARK"))
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect()
+    };
     let dir = scratch_dir("mark");
-    for (given, port, sent) in [("0x10", "7001", 3), ("0x20/0xff", "7002", 4)] {
+    for (given, port, rule) in [("0x10", "7001", 0), ("0x20/0xff", "7002", 1)] {
+        let before = marked();
         let netcap = Netcap::start(None, &["skb", "-f", "tp:net:net_dev_queue", "--mark", given, "--json"], &dir);
         for _ in 0..3 {
             pair.exec(&pair.a, &["sh", "-c", &format!("echo x | nc -u -w 0 {ADDR_B} 7001")]);
@@ -111,21 +122,16 @@ fn mark_keeps_exactly_what_the_marking_rule_counted() {
             pair.exec(&pair.a, &["sh", "-c", &format!("echo x | nc -u -w 0 {ADDR_B} 7002")]);
         }
         let events = json_events(&netcap.interrupt().stdout);
-        assert_eq!(events.len(), sent, "--mark {given}: {events:?}");
+        let after = marked();
+        let by_rule = after[rule] - before[rule];
+        // (nc -u -w 0 now and then quits before it sends: the rule's count, not ours, is the truth.)
+        assert!(by_rule >= 1, "the rule marked some: {before:?} -> {after:?}");
+        assert_eq!(events.len() as u64, by_rule, "--mark {given}: exactly what the rule marked: {events:?}");
         assert!(
             events.iter().all(|e| e["summary"].as_str().unwrap_or("").contains(&format!(".{port}: UDP"))),
             "{events:?}"
         );
     }
-    // The oracle: what each marking rule says it marked, over both runs.
-    let counters = pair.exec(&pair.a, &["iptables", "-t", "mangle", "-L", "OUTPUT", "-v", "-x", "-n"]);
-    let counters = String::from_utf8_lossy(&counters.stdout).to_string();
-    let marked: Vec<u64> = counters
-        .lines()
-        .filter(|l| l.contains("MARK"))
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-        .collect();
-    assert_eq!(marked, [6, 8], "{counters}");
 
     let wrong = netcap(&["skb", "-f", "tp:net:net_dev_queue", "--mark", "0x100/0xff"]);
     assert_eq!(wrong.status.code(), Some(2));
@@ -321,9 +327,10 @@ fn cgroup_and_pid_pick_one_of_two_senders() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let first_path = format!("/{}", first_group.0.file_name().unwrap().to_string_lossy());
     let send_both = |first: &mut std::process::Child, second: &mut std::process::Child| {
+        // One write(2) a line: nc sends what one read(2) returns as one datagram.
         for i in 0..3 {
-            writeln!(first.stdin.as_mut().unwrap(), "first {i}").unwrap();
-            writeln!(second.stdin.as_mut().unwrap(), "second {i}").unwrap();
+            first.stdin.as_mut().unwrap().write_all(format!("first {i}\n").as_bytes()).unwrap();
+            second.stdin.as_mut().unwrap().write_all(format!("second {i}\n").as_bytes()).unwrap();
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     };
@@ -343,8 +350,8 @@ fn cgroup_and_pid_pick_one_of_two_senders() {
             "{event}"
         );
     }
-    // The kernel's own membership list agrees: the task that sent is in the first cgroup.
-    assert!(first_group.pids().contains(&sender_pid), "{sender_pid} in {:?}", first_group.pids());
+    // The test put the first sender in the first cgroup itself (before it made its socket): that
+    // is the oracle for the path; the second's datagrams never show.
 
     // By the sending task: the same datagrams and none of the other's.
     let pid = sender_pid.to_string();
