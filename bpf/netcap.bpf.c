@@ -20,6 +20,7 @@
  *   lib/fake_hdr.h  --fake-hdr
  *   lib/locate.h    where the packet is and how much to take
  *   lib/filter.h    the -e filter stubs, on a copy and in place
+ *   lib/ct.h        --ct: the skb's conntrack entry
  *   lib/sections.h  a record's optional sections: stack, drop, return
  *                   value, extra argument, the user's struct
  *   lib/record.h    slots, common fields, wakeups, submit, size classes
@@ -51,6 +52,7 @@
 #include "lib/fake_hdr.h"
 #include "lib/locate.h"
 #include "lib/filter.h"
+#include "lib/ct.h"
 #include "lib/sections.h"
 #include "lib/record.h"
 #include "lib/ext.h"

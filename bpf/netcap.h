@@ -145,7 +145,8 @@ enum netcap_section_kind {
 	NETCAP_SECTION_TRACK = 6,   /* struct netcap_section_value: the followed packet's track id (--track) */
 	NETCAP_SECTION_FIELDS = 7,  /* struct netcap_section_fields: sk_buff fields (--skb-fields) */
 	NETCAP_SECTION_CGROUP = 8,  /* struct netcap_section_value: the skb's socket's cgroup v2 id (--pid, --cgroup) */
-	NETCAP_SECTION_END = 9,
+	NETCAP_SECTION_CT = 9,      /* struct netcap_section_ct: the skb's conntrack entry (--ct) */
+	NETCAP_SECTION_END = 10,
 };
 
 struct netcap_section {
@@ -193,6 +194,29 @@ struct netcap_section_fields {
 	struct netcap_section head;
 	__u32 missing;   /* bit i: field i could not be read (a NULL pointer on the way) */
 	__u8 data[NETCAP_FIELDS_BYTES];
+};
+
+/* One direction of a conntrack entry, as struct nf_conntrack_tuple has it
+ * (addresses and ports in network byte order). */
+struct netcap_ct_tuple {
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 sport;     /* or ICMP id */
+	__u16 dport;     /* or ICMP type and code */
+};
+
+struct netcap_section_ct {
+	struct netcap_section head;
+	__u8 present;    /* 0: the skb carries no conntrack entry */
+	__u8 ctinfo;     /* enum ip_conntrack_info: skb->_nfct & 7 */
+	__u8 l3num;      /* AF_INET, AF_INET6 */
+	__u8 protonum;   /* IPPROTO_* */
+	__u32 mark;      /* ct mark (CONFIG_NF_CONNTRACK_MARK), else 0 */
+	__u64 status;    /* enum ip_conntrack_status bits */
+	__u16 zone;      /* CONFIG_NF_CONNTRACK_ZONES, else 0 */
+	__u16 pad[3];
+	struct netcap_ct_tuple original;
+	struct netcap_ct_tuple reply;
 };
 
 struct netcap_section_user {

@@ -7,7 +7,7 @@ packages=(
   # build: clang compiles the BPF programs; libbpf is vendored by libbpf-sys
   clang libelf-dev zlib1g-dev libpcap-dev pkg-config make
   # demo and tests: namespaces, traffic, comparison tools
-  iproute2 iputils-ping netcat-openbsd iptables tcpdump tshark tcpreplay bpftool util-linux procps ethtool bc
+  iproute2 iputils-ping netcat-openbsd iptables tcpdump tshark tcpreplay bpftool util-linux procps ethtool bc conntrack
   # user-space tests: a C feeder and a DPDK feeder with a USDT probe (netcap raw, netcap mbuf)
   gcc libc6-dev libdpdk-dev systemtap-sdt-dev
   # the VM tier: Debian kernels booted under qemu from a busybox initramfs

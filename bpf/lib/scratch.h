@@ -25,6 +25,7 @@ struct xcap_user_extend netcap_user_layout = {};
 	(sizeof(struct netcap_section_stack) + sizeof(struct netcap_section_drop) + \
 	 4 * sizeof(struct netcap_section_value) +                            \
 	 sizeof(struct netcap_section_fields) +                               \
+	 sizeof(struct netcap_section_ct) +                                   \
 	 sizeof(struct netcap_section_user) + NETCAP_USER_SIZE)
 
 struct netcap_scratch {

@@ -29,6 +29,8 @@ static __always_inline __u32 netcap_section_size(__u32 kind)
 		return sizeof(struct netcap_section_user) + NETCAP_USER_SIZE;
 	case NETCAP_SECTION_FIELDS:
 		return sizeof(struct netcap_section_fields);
+	case NETCAP_SECTION_CT:
+		return sizeof(struct netcap_section_ct);
 	}
 	return 0;
 }
@@ -132,6 +134,11 @@ static __always_inline void netcap_fill_sections(struct netcap_event *event, voi
 
 		cgroup->pad = 0;
 		cgroup->value = args->skb ? netcap_skb_cgroup((struct sk_buff *)args->skb) : 0;
+	}
+	if (netcap_has_section(NETCAP_SECTION_CT)) {
+		struct netcap_section_ct *ct = netcap_section(event, NETCAP_SECTION_CT);
+
+		netcap_read_ct(ct, args->skb);
 	}
 	if (netcap_has_section(NETCAP_SECTION_FIELDS)) {
 		struct netcap_section_fields *fields = netcap_section(event, NETCAP_SECTION_FIELDS);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::feature::ct::CtArgs;
 use crate::feature::drop::DropArgs;
 use crate::feature::fake_headers::FakeHeaderArgs;
 use crate::feature::fields::FieldsArgs;
@@ -45,6 +46,9 @@ pub struct SkbArgs {
 
     #[command(flatten)]
     pub fields: FieldsArgs,
+
+    #[command(flatten)]
+    pub ct: CtArgs,
 
     #[command(flatten)]
     pub stack: StackArgs,

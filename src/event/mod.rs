@@ -11,8 +11,8 @@ use thiserror::Error;
 
 use crate::bpf::types::netcap_event as RawEvent;
 use crate::bpf::types::{
-    netcap_section, netcap_section_drop, netcap_section_fields, netcap_section_kind as Kind, netcap_section_stack,
-    netcap_section_user, netcap_section_value,
+    netcap_section, netcap_section_ct, netcap_section_drop, netcap_section_fields, netcap_section_kind as Kind,
+    netcap_section_stack, netcap_section_user, netcap_section_value,
 };
 
 /// Where the captured bytes begin.
@@ -95,6 +95,8 @@ pub struct Event {
     pub lineage: Lineage,
     /// --pid, --cgroup: the cgroup v2 id of the skb's socket (0: none, or not read).
     pub cgroup: u64,
+    /// --ct: the skb's conntrack entry, if it had one.
+    pub ct: Option<Box<crate::feature::ct::Conntrack>>,
     /// --skb-fields: the fields' bytes as read, and a bit per field that could not be.
     pub fields: Option<(u32, Box<[u8]>)>,
     /// 1 for the first event read, then counting (netcap's "No N's pkt").
@@ -209,6 +211,7 @@ struct Sections<'a> {
     track: u64,
     lineage: u32,
     cgroup: u64,
+    ct: Option<netcap_section_ct>,
     fields: Option<(u32, &'a [u8])>,
     user: Option<&'a [u8]>,
 }
@@ -231,6 +234,7 @@ impl<'a> Sections<'a> {
             track: 0,
             lineage: 0,
             cgroup: 0,
+            ct: None,
             fields: None,
             user: None,
         };
@@ -261,6 +265,9 @@ impl<'a> Sections<'a> {
                 Kind::NETCAP_SECTION_TRACK => {
                     let track: netcap_section_value = read(body).ok_or_else(short)?;
                     (sections.track, sections.lineage) = (track.value, track.pad);
+                }
+                Kind::NETCAP_SECTION_CT => {
+                    sections.ct = Some(read::<netcap_section_ct>(body).ok_or_else(short)?);
                 }
                 Kind::NETCAP_SECTION_CGROUP => {
                     sections.cgroup = read::<netcap_section_value>(body).ok_or_else(short)?.value;
@@ -335,6 +342,7 @@ impl Event {
             track: sections.track,
             lineage: Lineage::from_kernel(sections.lineage),
             cgroup: sections.cgroup,
+            ct: sections.ct.as_ref().and_then(crate::feature::ct::Conntrack::from_section).map(Box::new),
             fields: sections.fields.map(|(missing, data)| (missing, data.into())),
             number: 0,
         })
@@ -394,6 +402,7 @@ pub mod tests {
             track: 0,
             lineage: Lineage::Matched,
             cgroup: 0,
+            ct: None,
             fields: None,
             number: 1,
         }

@@ -17,6 +17,7 @@
 //! in event's unit tests, each rendering in its own module, and a host test
 //! that runs it on real traffic against an oracle.
 
+pub mod ct;
 pub mod drop;
 pub mod fake_headers;
 pub mod fields;
@@ -77,8 +78,20 @@ pub fn colored_line(text: &mut String, color: Option<&str>, line: &str) {
 /// What one trace point's records carry (netcap_config.sections): each
 /// feature says whether it wants its section there. The user's struct is
 /// there whenever an action was compiled in (`layout`).
-pub fn sections(target: &Target, flavour: Flavour, stacks: bool, track: bool, fields: bool, owner: bool) -> u32 {
+/// What the options ask every kernel skb point to record besides the packet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wanted {
+    pub stacks: bool,
+    pub track: bool,
+    pub fields: bool,
+    pub owner: bool,
+    pub ct: bool,
+}
+
+pub fn sections(target: &Target, flavour: Flavour, wanted: Wanted) -> u32 {
+    let Wanted { stacks, track, fields, owner, ct } = wanted;
     let wanted = [
+        (Section::NETCAP_SECTION_CT, ct::wants_section(target, ct)),
         (Section::NETCAP_SECTION_CGROUP, scope::wants_cgroup_section(target, owner)),
         (Section::NETCAP_SECTION_FIELDS, fields::wants_section(target, fields)),
         (Section::NETCAP_SECTION_TRACK, track::wants_section(track)),
@@ -118,6 +131,7 @@ pub fn layout(bits: u32, user_struct: Option<u32>) -> SectionLayout {
             | Section::NETCAP_SECTION_TRACK
             | Section::NETCAP_SECTION_CGROUP => size_of::<types::netcap_section_value>(),
             Section::NETCAP_SECTION_FIELDS => size_of::<types::netcap_section_fields>(),
+            Section::NETCAP_SECTION_CT => size_of::<types::netcap_section_ct>(),
             _ => size_of::<types::netcap_section_user>() + user_struct.unwrap_or(0) as usize,
         };
         layout.at[kind as usize] = layout.len as u16;

@@ -65,6 +65,8 @@ pub struct LoadOptions {
     pub skb_filter: Option<Vec<crate::filter::ebpf::EbpfInsn>>,
     /// --pid, --cgroup: who the packet belongs to.
     pub owner: crate::feature::scope::Owner,
+    /// --ct: record each skb's conntrack entry.
+    pub ct: bool,
     /// --skb-fields: where each field is (netcap_config.fields, field_count).
     pub skb_fields: Option<([crate::bpf::types::netcap_field; 8], u32)>,
 }
@@ -363,6 +365,19 @@ impl Counters {
     }
 }
 
+impl LoadOptions {
+    /// The sections these options ask of every kernel skb point.
+    fn wanted(&self) -> feature::Wanted {
+        feature::Wanted {
+            stacks: self.stacks,
+            track: self.track,
+            fields: self.skb_fields.is_some(),
+            owner: self.owner.shown,
+            ct: self.ct,
+        }
+    }
+}
+
 /// Per-object settings written into `.rodata`.
 struct ObjectConfig {
     trace_index: u16,
@@ -616,14 +631,7 @@ fn attach_one(
     let needs_target =
         matches!(flavour, Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor);
     let config = ObjectConfig {
-        sections: feature::sections(
-            target,
-            flavour,
-            options.stacks,
-            options.track,
-            options.skb_fields.is_some(),
-            options.owner.shown,
-        ),
+        sections: feature::sections(target, flavour, options.wanted()),
         ..ObjectConfig::of(target, index)
     };
     let object = load_object(&config, flavour, needs_target.then_some(name), options, shared)?;
@@ -685,16 +693,9 @@ fn attach_group(
         frees: false,
         silent: false,
         inherit: None,
-        sections: grouped.iter().fold(0, |bits, (_, t)| {
-            bits | feature::sections(
-                t,
-                Flavour::KprobeMulti,
-                options.stacks,
-                options.track,
-                options.skb_fields.is_some(),
-                options.owner.shown,
-            )
-        }),
+        sections: grouped
+            .iter()
+            .fold(0, |bits, (_, t)| bits | feature::sections(t, Flavour::KprobeMulti, options.wanted())),
     };
     let first = grouped.first().map(|(_, t)| *t).ok_or_else(|| anyhow!("no pattern functions"))?;
     let mut fallbacks = first.passed_over.clone();
@@ -857,6 +858,7 @@ mod tests {
             skb_filter: None,
             skb_fields: None,
             owner: Default::default(),
+            ct: false,
         }
     }
 

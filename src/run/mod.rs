@@ -114,6 +114,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         },
         skb_filter,
         skb_fields,
+        ct: args.ct.ct,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -204,6 +205,7 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         owner: Default::default(),
         skb_filter: None,
         skb_fields: None,
+        ct: false,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -261,6 +263,8 @@ struct Setup {
     skb_filter: Option<crate::filter::skb::SkbFilter>,
     /// --skb-fields, resolved.
     skb_fields: Option<feature::fields::SkbFields>,
+    /// --ct: show each skb's conntrack entry.
+    ct: bool,
 }
 
 /// `netcap bench-sink N FILE`: the user-space half of a capture on one

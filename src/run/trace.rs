@@ -95,6 +95,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         skb_filter: setup.skb_filter.as_ref().map(|f| f.translated.clone()),
         skb_fields: setup.skb_fields.as_ref().map(|f| f.config()),
         owner: setup.owner,
+        ct: setup.ct,
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
 

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, Link};
-use crate::feature::{drop, fake_headers, fields, gather, retval, scope, stack, track, user};
+use crate::feature::{ct, drop, fake_headers, fields, gather, retval, scope, stack, track, user};
 use crate::packet;
 
 pub struct JsonSink<W: Write> {
@@ -64,6 +64,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "netns": event.netns,
         "netns_name": scope::json(event, context.netns_names.as_deref()),
         "fields": fields::json(event, context.skb_fields.as_deref()),
+        "ct": ct::json(event),
         "cgroup": cgroup.0,
         "cgroup_path": cgroup.1,
         "len": event.pkt_len,

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, Link};
-use crate::feature::{drop, fake_headers, fields, gather, retval, scope, stack, track, user};
+use crate::feature::{ct, drop, fake_headers, fields, gather, retval, scope, stack, track, user};
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE_DESCRIPTION: u32 = 1;
@@ -110,6 +110,7 @@ pub fn write_comment(text: &mut String, event: &Event, context: &Context) {
     scope::comment(text, event, context.netns_names.as_deref());
     fields::comment(text, event, context.skb_fields.as_deref());
     scope::owner_comment(text, event, context.cgroup_paths.as_deref());
+    ct::comment(text, event);
     user::comment(text, event, context.user_layout.as_deref());
     stack::comment(text, event);
     gather::comment(text, event, |index| context.point_name(index));

@@ -17,7 +17,7 @@ use super::pcap;
 use super::text::lines_after;
 use super::{Context, Sink};
 use crate::event::Event;
-use crate::feature::{drop, fields, retval, scope, track};
+use crate::feature::{ct, drop, fields, retval, scope, track};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FlagsError {
@@ -173,6 +173,7 @@ impl<W: Write> Sink for TcpdumpSink<W> {
         scope::suffix(&mut text, event, context.netns_names.as_deref());
         fields::suffix(&mut text, event, context.skb_fields.as_deref());
         scope::owner_suffix(&mut text, event, context.cgroup_paths.as_deref());
+        ct::suffix(&mut text, event);
         for line in &lines {
             text.push('\n');
             text.push_str(line);

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_PAGED_MISSED};
-use crate::feature::{drop, fake_headers, fields, gather, retval, scope, stack, track, user};
+use crate::feature::{ct, drop, fake_headers, fields, gather, retval, scope, stack, track, user};
 use crate::packet;
 
 pub struct TextSink<W: Write> {
@@ -49,6 +49,7 @@ pub fn line(event: &Event, context: &Context) -> String {
     scope::suffix(&mut text, event, context.netns_names.as_deref());
     fields::suffix(&mut text, event, context.skb_fields.as_deref());
     scope::owner_suffix(&mut text, event, context.cgroup_paths.as_deref());
+    ct::suffix(&mut text, event);
     lines_after(&mut text, event, context);
     text
 }

@@ -1,6 +1,7 @@
 //! Host integration tier: the real netcap binary on this machine's kernel,
 //! real traffic between network namespaces. Root only; CI is root.
 
+mod ct;
 mod drop;
 mod ext;
 mod filter;

@@ -7,16 +7,16 @@ use crate::util::*;
 
 /// A (198.18.1.1) — router R — B (198.18.2.2); R DNATs 198.18.1.100:80 to
 /// 198.18.2.2:8080 (iptables). Removed on drop.
-struct Routed {
-    a: String,
-    r: String,
-    b: String,
-    dev_b: String,
-    dev_r_to_b: String,
+pub struct Routed {
+    pub a: String,
+    pub r: String,
+    pub b: String,
+    pub dev_b: String,
+    pub dev_r_to_b: String,
 }
 
 impl Routed {
-    fn new() -> Routed {
+    pub fn new() -> Routed {
         let id = std::process::id() % 100_000;
         let net = Routed {
             a: format!("tk{id}a"),
@@ -60,7 +60,7 @@ impl Routed {
     }
 
     /// One TCP connection attempt from A to 198.18.1.100:80 (B listens on 8080).
-    fn connect(&self) {
+    pub fn connect(&self) {
         let mut listener = Command::new("ip")
             .args(["netns", "exec", &self.b, "timeout", "5", "nc", "-l", "-p", "8080"])
             .stdout(Stdio::null())

@@ -250,6 +250,20 @@ merged_again() {
 check track_into_gso_segments segments_of_the_first
 check track_through_gro_merges merged_again
 
+# 6e. --skb-filter and --skb-fields at kernel functions, by fentry and by
+# kprobe (the host tests tracepoints): of pings of 100 and 600 bytes only the
+# large ones pass 'len > 500 && dev->mtu == 1500', each with its fields.
+if start skb -f icmp_rcv,kprobe:ip_rcv -i vb -e "icmp[icmptype] = icmp-echo" --skb-filter 'len > 500 && dev->mtu == 1500' \
+  --skb-fields 'len,dev->mtu,protocol' -c 4; then
+  ping -c 2 -i 0.3 -s 100 198.18.0.2 >/dev/null
+  ping -c 2 -i 0.3 -s 600 198.18.0.2 >/dev/null
+  finish
+fi
+check skb_filter_at_functions sh -c 'grep -q "icmp_rcv attached by fentry" /tmp/err && grep -q "kprobe:ip_rcv attached by kprobe" /tmp/err &&
+  [ "$(grep -c "^[0-9:.]* ip_rcv vb len 642 .*ICMP echo request.* {len=628 dev->mtu=1500 protocol=2048}$" /tmp/out)" = 2 ] &&
+  [ "$(grep -c "^[0-9:.]* icmp_rcv vb len 642 .*ICMP echo request.* {len=608 dev->mtu=1500 protocol=2048}$" /tmp/out)" = 2 ] &&
+  ! grep -q " len 142 " /tmp/out'
+
 # 7. A filter and pcapng at a function, read back by tcpdump.
 if start skb -f ip_rcv -i vb -e "icmp[icmptype] = icmp-echo" -w /tmp/ip_rcv.pcapng -c 3; then
   ping -c 3 -i 0.3 198.18.0.2 >/dev/null
@@ -436,7 +450,8 @@ cost_at_icmp_rcv() {
   IN_A=1 start skb -f icmp_rcv "$@" || return
   ping -c 300 -i 0.01 -q 198.18.0.2 >/dev/null 2>&1
   stats=$(for fd in /proc/"$NETCAP"/fdinfo/*; do
-    awk '/^prog_id:/ { id = $2 } /^run_time_ns:/ { t = $2 } /^run_cnt:/ { c = $2 } END { if (id) print id, t, c }' "$fd"
+    # (a link's fdinfo names its program too, without the counts)
+    awk '/^prog_id:/ { id = $2 } /^run_time_ns:/ { t = $2 } /^run_cnt:/ { c = $2 } END { if (id && c != "") print id, t, c }' "$fd"
   done | sort -n | head -n 1)
   finish
   echo 0 >/proc/sys/kernel/bpf_stats_enabled
