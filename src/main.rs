@@ -52,6 +52,7 @@ fn main() {
         Command::Raw(args) => run::user(&args.user, plan::user::Mode::Raw, None, cli.verbose),
         Command::Mbuf(args) => run::user(&args.user, plan::user::Mode::Mbuf, args.mbuf_layout.as_deref(), cli.verbose),
         Command::List(args) => run::list(args),
+        Command::Read(args) => run::read::read(args),
         Command::Features(args) => run::features(args.json),
         Command::BenchSink { count, output } => run::bench_sink(*count, output),
         Command::Version => {

@@ -33,6 +33,9 @@ pub enum Command {
     Raw(skb::RawArgs),
     /// List the tracepoints and kernel functions that take an sk_buff.
     List(ListArgs),
+    /// Print a saved capture (pcap or pcapng; - for standard input) with netcap's decoder,
+    /// filtered again with -e.
+    Read(ReadArgs),
     /// Say what this kernel lets netcap do: each BPF mechanism, whether it is
     /// here, and what its absence costs.
     Features(FeaturesArgs),
@@ -54,6 +57,25 @@ pub enum Command {
         /// The pcapng file to write.
         output: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReadArgs {
+    /// The capture: pcap or pcapng, as libpcap reads them; - for standard input.
+    pub file: String,
+    /// Only packets that match this tcpdump expression (libpcap, as tcpdump -r would).
+    #[arg(short = 'e', long = "expression")]
+    pub expression: Option<String>,
+    /// Stop after N packets (0: no limit).
+    #[arg(short = 'c', long, default_value_t = 0)]
+    pub count: u64,
+    /// No timestamp at the start of each line (as tcpdump -t).
+    #[arg(short = 't', long = "no-time")]
+    pub no_time: bool,
+    /// TCP sequence numbers as they are on the wire (tcpdump -S), not relative to each
+    /// conversation's first.
+    #[arg(long = "absolute-tcp-seq")]
+    pub absolute_tcp_seq: bool,
 }
 
 #[derive(Debug, clap::Args)]

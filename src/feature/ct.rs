@@ -192,7 +192,7 @@ mod tests {
             ctinfo: 2,
             l3num: 2,
             protonum: 6,
-            status: 0b10_0010_1000,
+            status: 0b1_0010_1000,
             ..Default::default()
         };
         raw.original.src[..4].copy_from_slice(&[198, 18, 1, 1]);

@@ -19,16 +19,73 @@ const ETH_P_IPV6: u16 = 0x86dd;
 
 /// Decodes a captured packet into tcpdump-like text.
 pub fn describe(link: Link, data: &[u8]) -> String {
+    describe_with(link, data, &mut TcpSeqs::absolute())
+}
+
+/// The same, TCP sequence numbers as `seqs` says: absolute, or relative to
+/// each conversation's first as tcpdump prints them.
+pub fn describe_with(link: Link, data: &[u8], seqs: &mut TcpSeqs) -> String {
     let mut out = String::new();
     match link {
-        Link::Ethernet => ethernet(&mut out, data),
+        Link::Ethernet => ethernet(&mut out, data, seqs),
         Link::Raw => match data.first().map(|b| b >> 4) {
-            Some(4) => ipv4(&mut out, data),
-            Some(6) => ipv6(&mut out, data),
+            Some(4) => ipv4(&mut out, data, seqs),
+            Some(6) => ipv6(&mut out, data, seqs),
             _ => out.push_str("[|ip]"),
         },
     }
     out
+}
+
+/// Conversations kept for relative numbers; past it the table starts over
+/// (tcpdump's grows without bound).
+const CONVERSATIONS_MAX: usize = 1 << 16;
+
+/// tcpdump's relative TCP sequence numbers: each conversation's sequence and
+/// acknowledgment bases, taken from its first packet with ACK set (printed
+/// absolute, as tcpdump does; so is any later SYN, which starts over).
+#[derive(Debug, Default)]
+pub struct TcpSeqs {
+    relative: bool,
+    /// (lower end, higher end) → (sequence base of the lower end's packets, acknowledgment base).
+    conversations: std::collections::HashMap<(String, u16, String, u16), (u32, u32)>,
+}
+
+impl TcpSeqs {
+    pub fn absolute() -> TcpSeqs {
+        TcpSeqs::default()
+    }
+
+    pub fn relative() -> TcpSeqs {
+        TcpSeqs { relative: true, ..TcpSeqs::default() }
+    }
+
+    /// (seq, ack) as they are to be printed.
+    fn adjust(&mut self, ends: &Endpoints, sport: u16, dport: u16, flags: u8, seq: u32, ack: u32) -> (u32, u32) {
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        if !self.relative || flags & ACK == 0 {
+            return (seq, ack);
+        }
+        let (from, to) = ((ends.source, sport), (ends.destination, dport));
+        let reversed = from > to;
+        let (low, high) = if reversed { (to, from) } else { (from, to) };
+        let key = (low.0.to_string(), low.1, high.0.to_string(), high.1);
+        if flags & SYN != 0 || !self.conversations.contains_key(&key) {
+            if self.conversations.len() >= CONVERSATIONS_MAX {
+                self.conversations.clear();
+            }
+            let bases = if reversed { (ack.wrapping_sub(1), seq) } else { (seq, ack.wrapping_sub(1)) };
+            self.conversations.insert(key, bases);
+            return (seq, ack);
+        }
+        let (low_seq, low_ack) = self.conversations[&key];
+        if reversed {
+            (seq.wrapping_sub(low_ack), ack.wrapping_sub(low_seq))
+        } else {
+            (seq.wrapping_sub(low_seq), ack.wrapping_sub(low_ack))
+        }
+    }
 }
 
 fn be16(data: &[u8], at: usize) -> Option<u16> {
@@ -43,7 +100,7 @@ fn mac(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-fn ethernet(out: &mut String, data: &[u8]) {
+fn ethernet(out: &mut String, data: &[u8], seqs: &mut TcpSeqs) {
     let Some(mut ethertype) = be16(data, 12) else { return out.push_str("[|ether]") };
     let mut at = 14;
     while ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
@@ -56,8 +113,8 @@ fn ethernet(out: &mut String, data: &[u8]) {
     }
     let payload = &data[at.min(data.len())..];
     match ethertype {
-        ETH_P_IP => ipv4(out, payload),
-        ETH_P_IPV6 => ipv6(out, payload),
+        ETH_P_IP => ipv4(out, payload, seqs),
+        ETH_P_IPV6 => ipv6(out, payload, seqs),
         ETH_P_ARP => arp(out, payload),
         other if other < 0x0600 => {
             let _ = write!(out, "802.3, length {other}");
@@ -69,6 +126,10 @@ fn ethernet(out: &mut String, data: &[u8]) {
 }
 
 fn arp(out: &mut String, data: &[u8]) {
+    // Cut short, only the mark, as tcpdump has it.
+    if data.len() < 28 {
+        return out.push_str(" [|arp]");
+    }
     out.push_str("ARP, ");
     // Ethernet/IPv4 ARP only: hardware type 1, protocol 0x0800, sizes 6 and 4.
     let (Some(1), Some(ETH_P_IP), Some(&6), Some(&4), Some(op)) =
@@ -76,9 +137,6 @@ fn arp(out: &mut String, data: &[u8]) {
     else {
         return out.push_str("[|arp]");
     };
-    if data.len() < 28 {
-        return out.push_str("[|arp]");
-    }
     let ip = |at: usize| Ipv4Addr::new(data[at], data[at + 1], data[at + 2], data[at + 3]);
     let (sender_mac, sender_ip, target_ip) = (mac(&data[8..14]), ip(14), ip(24));
     match op {
@@ -94,14 +152,13 @@ fn arp(out: &mut String, data: &[u8]) {
     }
 }
 
-fn ipv4(out: &mut String, data: &[u8]) {
+fn ipv4(out: &mut String, data: &[u8], seqs: &mut TcpSeqs) {
     out.push_str("IP ");
     if data.len() < 20 || data[0] >> 4 != 4 {
         return out.push_str("[|ip]");
     }
     let header_len = usize::from(data[0] & 0x0f) * 4;
     let total = usize::from(be16(data, 2).unwrap_or(0));
-    let id = be16(data, 4).unwrap_or(0);
     let frag = be16(data, 6).unwrap_or(0);
     let protocol = data[9];
     let source = Ipv4Addr::new(data[12], data[13], data[14], data[15]);
@@ -111,17 +168,14 @@ fn ipv4(out: &mut String, data: &[u8]) {
         return;
     }
     let offset = usize::from(frag & 0x1fff) * 8;
-    let more_fragments = frag & 0x2000 != 0;
     // What this packet carries of L4, bounded by what was captured.
     let end = total.min(data.len());
     let payload = &data[header_len.min(end)..end];
     let l4_len = total - header_len;
+    // Fragments as tcpdump prints them without -v: a later one by its
+    // protocol only, the first as what it carries (the ids and offsets are -v's).
     if offset > 0 {
-        let _ = write!(
-            out,
-            "{source} > {destination}: ip-proto-{protocol} (frag {id}:{l4_len}@{offset}{})",
-            if more_fragments { "+" } else { "" }
-        );
+        let _ = write!(out, "{source} > {destination}: ip-proto-{protocol}");
         return;
     }
     let (source, destination) = (source.to_string(), destination.to_string());
@@ -132,15 +186,17 @@ fn ipv4(out: &mut String, data: &[u8]) {
         payload,
         l4_len,
         false,
+        seqs,
     );
-    if more_fragments {
-        let _ = write!(out, " (frag {id}:{l4_len}@0+)");
-    }
 }
 
-fn ipv6(out: &mut String, data: &[u8]) {
+fn ipv6(out: &mut String, data: &[u8], seqs: &mut TcpSeqs) {
+    // A header cut short is only the mark, after a space, as tcpdump has it.
+    if data.len() < 40 {
+        return out.push_str(" [|ip6]");
+    }
     out.push_str("IP6 ");
-    if data.len() < 40 || data[0] >> 4 != 6 {
+    if data[0] >> 4 != 6 {
         return out.push_str("[|ip6]");
     }
     let payload_len = usize::from(be16(data, 4).unwrap_or(0));
@@ -160,7 +216,15 @@ fn ipv6(out: &mut String, data: &[u8]) {
             _ => break,
         };
         let (Some(&following), Some(&len_byte)) = (data.get(at), data.get(at + 1)) else {
-            let _ = write!(out, "{source} > {destination}: {extensions}[|{name}]");
+            // tcpdump's names for the headers' truncation marks.
+            let mark = match name {
+                "HBH" => "hbhopt",
+                "DSTOPT" => "dstopt",
+                "AH" => "ah",
+                "frag" => "frag6",
+                other => other,
+            };
+            let _ = write!(out, "{source} > {destination}: {extensions} [|{mark}]");
             return;
         };
         let length = match next {
@@ -169,16 +233,10 @@ fn ipv6(out: &mut String, data: &[u8]) {
             _ => (usize::from(len_byte) + 1) * 8,
         };
         if next == 44 {
-            let frag = be16(data, at + 2).unwrap_or(0);
-            let id = be32(data, at + 4).unwrap_or(0);
-            let offset = usize::from(frag & 0xfff8);
-            let more = frag & 1 != 0;
-            let _ = write!(
-                extensions,
-                "frag (0x{id:08x}:{offset}|{}){} ",
-                remaining.saturating_sub(8),
-                if more { "+" } else { "" }
-            );
+            // As tcpdump prints it without -v: offset and length (the id and
+            // the more-fragments bit are -v's).
+            let offset = usize::from(be16(data, at + 2).unwrap_or(0) & 0xfff8);
+            let _ = write!(extensions, "frag ({offset}|{}) ", remaining.saturating_sub(8));
             if offset > 0 {
                 let _ = write!(out, "{source} > {destination}: {}", extensions.trim_end());
                 return;
@@ -199,6 +257,7 @@ fn ipv6(out: &mut String, data: &[u8]) {
         payload,
         remaining,
         true,
+        seqs,
     );
 }
 
@@ -221,9 +280,17 @@ impl Endpoints<'_> {
 }
 
 /// Writes "SRC[.port] > DST[.port]: description" for one L4 protocol.
-fn transport(out: &mut String, protocol: u8, ends: &Endpoints, data: &[u8], length: usize, v6: bool) {
+fn transport(
+    out: &mut String,
+    protocol: u8,
+    ends: &Endpoints,
+    data: &[u8],
+    length: usize,
+    v6: bool,
+    seqs: &mut TcpSeqs,
+) {
     match protocol {
-        6 => tcp(out, ends, data, length),
+        6 => tcp(out, ends, data, length, seqs),
         17 => match (be16(data, 0), be16(data, 2), be16(data, 4)) {
             (Some(sport), Some(dport), Some(udp_len)) => {
                 ends.ports(out, sport, dport);
@@ -231,7 +298,8 @@ fn transport(out: &mut String, protocol: u8, ends: &Endpoints, data: &[u8], leng
             }
             _ => {
                 ends.plain(out);
-                out.push_str("[|udp]");
+                // tcpdump's spacing differs from TCP's here (checked against it).
+                out.push_str(" [|udp]");
             }
         },
         1 if !v6 => {
@@ -261,30 +329,29 @@ fn transport(out: &mut String, protocol: u8, ends: &Endpoints, data: &[u8], leng
     }
 }
 
-fn tcp(out: &mut String, ends: &Endpoints, data: &[u8], length: usize) {
+fn tcp(out: &mut String, ends: &Endpoints, data: &[u8], length: usize, seqs: &mut TcpSeqs) {
     let (Some(sport), Some(dport)) = (be16(data, 0), be16(data, 2)) else {
         ends.plain(out);
         return out.push_str("[|tcp]");
     };
     ends.ports(out, sport, dport);
     if data.len() < 20 {
-        return out.push_str("[|tcp]");
+        return out.push_str(" [|tcp]");
     }
-    let seq = be32(data, 4).unwrap_or(0);
-    let ack = be32(data, 8).unwrap_or(0);
     let header_len = usize::from(data[12] >> 4) * 4;
     let flags = data[13];
+    let (seq, ack) = seqs.adjust(ends, sport, dport, flags, be32(data, 4).unwrap_or(0), be32(data, 8).unwrap_or(0));
     let window = be16(data, 14).unwrap_or(0);
     let urgent = be16(data, 18).unwrap_or(0);
     let payload = length.saturating_sub(header_len);
     let mut names = String::new();
-    for (bit, letter) in [(0x02, 'S'), (0x01, 'F'), (0x08, 'P'), (0x04, 'R'), (0x20, 'U'), (0x40, 'E'), (0x80, 'W')] {
+    // tcpdump's order: FIN SYN RST PSH ACK URG ECE CWR.
+    for (bit, letter) in
+        [(0x01, 'F'), (0x02, 'S'), (0x04, 'R'), (0x08, 'P'), (0x10, '.'), (0x20, 'U'), (0x40, 'E'), (0x80, 'W')]
+    {
         if flags & bit != 0 {
             names.push(letter);
         }
-    }
-    if flags & 0x10 != 0 {
-        names.push('.');
     }
     if names.is_empty() {
         names.push_str("none");
@@ -359,7 +426,7 @@ fn tcp_options(mut data: &[u8]) -> String {
 }
 
 fn icmp(out: &mut String, data: &[u8], length: usize) {
-    let (Some(&kind), Some(&code)) = (data.first(), data.get(1)) else { return out.push_str("[|icmp]") };
+    let (Some(&kind), Some(&code)) = (data.first(), data.get(1)) else { return out.push_str(" [|icmp]") };
     let echo = |out: &mut String, what: &str| {
         let _ = write!(
             out,
@@ -406,7 +473,7 @@ fn icmp(out: &mut String, data: &[u8], length: usize) {
 }
 
 fn icmp6(out: &mut String, data: &[u8], length: usize) {
-    let Some(&kind) = data.first() else { return out.push_str("[|icmp6]") };
+    let Some(&kind) = data.first() else { return out.push_str(" [|icmp6]") };
     let target = || data.get(8..24).map(|b| Ipv6Addr::from(<[u8; 16]>::try_from(b).unwrap_or([0; 16])).to_string());
     let text = match kind {
         128 | 129 => format!(
@@ -420,8 +487,14 @@ fn icmp6(out: &mut String, data: &[u8], length: usize) {
         3 => "time exceeded in-transit".into(),
         133 => "router solicitation".into(),
         134 => "router advertisement".into(),
-        135 => format!("neighbor solicitation, who has {}", target().unwrap_or_else(|| "[|icmp6]".into())),
-        136 => format!("neighbor advertisement, tgt is {}", target().unwrap_or_else(|| "[|icmp6]".into())),
+        // Without the target, tcpdump stops at the name.
+        135 | 136 if target().is_none() => {
+            let name = if kind == 135 { "solicitation" } else { "advertisement" };
+            let _ = write!(out, "ICMP6, neighbor {name} [|icmp6]");
+            return;
+        }
+        135 => format!("neighbor solicitation, who has {}", target().unwrap_or_default()),
+        136 => format!("neighbor advertisement, tgt is {}", target().unwrap_or_default()),
         143 => format!("multicast listener report v2, {} group record(s)", be16(data, 6).unwrap_or(0)),
         other => format!("type {other}"),
     };

@@ -5,6 +5,7 @@
 mod attach;
 mod capture;
 mod output;
+pub mod read;
 mod report;
 mod trace;
 pub mod version;

@@ -2,6 +2,7 @@
 //! real traffic between network namespaces. Root only; CI is root.
 
 mod ct;
+mod decoder;
 mod drop;
 mod ext;
 mod filter;
