@@ -39,13 +39,12 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     let btf = kernel::load_btf()?;
     let features = Features::probe(Some(&btf))?;
     features.require_minimum()?;
-    let traceable = if specs.iter().any(|s| spec::is_pattern(&s.name)) {
-        kernel::traceable_functions()
-    } else {
-        Default::default()
-    };
+    // available_filter_functions (~60,000 lines) is read once, and only if a
+    // pattern or --track's identity hooks ask whether a function can be traced.
+    let traceable_functions = std::cell::OnceCell::new();
+    let traceable = |name: &str| traceable_functions.get_or_init(kernel::traceable_functions).contains(name);
     let plan::Resolved { mut targets, skipped } =
-        plan::resolve(&specs, &btf, &features, &kernel::tracepoint_category, &|name| traceable.contains(name))?;
+        plan::resolve(&specs, &btf, &features, &kernel::tracepoint_category, &traceable)?;
     if !skipped.is_empty() {
         report::say(&format!(
             "netcap: the patterns leave out {} function(s) a kprobe cannot take{}",
@@ -68,8 +67,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     }
     if args.track.track {
         let added = plan::with_track_ends(&mut targets, &btf, &features)?;
-        let all_functions = kernel::traceable_functions();
-        let hooks = plan::with_identity_hooks(&mut targets, &btf, &features, &|name| all_functions.contains(name));
+        let hooks = plan::with_identity_hooks(&mut targets, &btf, &features, &traceable);
         report::say(&track_start_line(&added, &hooks));
     }
     let skb_filter =
