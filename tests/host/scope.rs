@@ -320,6 +320,9 @@ fn cgroup_and_pid_pick_one_of_two_senders() {
     let pair = Pair::new();
     // No port unreachable back: nc -u would end at the next send.
     assert!(pair.exec(&pair.b, &["iptables", "-A", "INPUT", "-p", "udp", "-j", "DROP"]).status.success());
+    // b's address resolved first: a datagram waiting for ARP is sent later
+    // from softirq, in whichever task runs then (see README on --pid).
+    assert!(pair.exec(&pair.a, &["ping", "-c", "1", "-W", "1", ADDR_B]).status.success());
     let (first_group, second_group) = (Cgroup::new("a"), Cgroup::new("b"));
     let dir = scratch_dir("owner");
     let mut first = sender(&pair, &first_group, "7101");
