@@ -8,6 +8,8 @@ packages=(
   clang libelf-dev zlib1g-dev libpcap-dev pkg-config make
   # demo and tests: namespaces, traffic, comparison tools
   iproute2 iputils-ping netcat-openbsd iptables tcpdump tshark tcpreplay bpftool util-linux procps ethtool bc conntrack
+  # the decoder's differential test makes packets of every family with scapy
+  python3-scapy
   # user-space tests: a C feeder and a DPDK feeder with a USDT probe (netcap raw, netcap mbuf)
   gcc libc6-dev libdpdk-dev systemtap-sdt-dev
   # the VM tier: Debian kernels booted under qemu from a busybox initramfs

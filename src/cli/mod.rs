@@ -76,6 +76,9 @@ pub struct ReadArgs {
     /// conversation's first.
     #[arg(long = "absolute-tcp-seq")]
     pub absolute_tcp_seq: bool,
+    /// Number each packet, as tcpdump -# does.
+    #[arg(short = '#', long = "number")]
+    pub number: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -114,8 +114,12 @@ fn tcp_data_and_acks() {
 fn udp_and_its_truncation() {
     let packet = ether(0x0800, &ipv4(17, A, B, &udp(5000, 9000, &[0; 10]), 4, 0));
     assert_eq!(describe(Link::Ethernet, &packet), "IP 198.18.0.1.5000 > 198.18.0.2.9000: UDP, length 10");
-    let cut = &packet[..14 + 20 + 3];
-    assert_eq!(describe(Link::Ethernet, cut), "IP 198.18.0.1 > 198.18.0.2:  [|udp]");
+    assert_eq!(cut_short(&packet, 14 + 20 + 3), "IP 198.18.0.1 > 198.18.0.2:  [|udp]");
+}
+
+/// The text of `packet` captured only up to `at` (its wire length whole).
+fn cut_short(packet: &[u8], at: usize) -> String {
+    describe_packet(Link::Ethernet, &packet[..at], packet.len(), &mut TcpSeqs::absolute(), true)
 }
 
 #[test]
@@ -163,13 +167,16 @@ fn arp_request_and_reply() {
 }
 
 #[test]
-fn vlan_tagged_frames_show_the_tag() {
+fn vlan_tags_are_walked_past_and_not_shown() {
+    // tcpdump shows a tag only with -e.
     let inner = ipv4(1, A, B, &icmp_echo(true, 1, 1, 8), 1, 0);
-    let tagged = [&MAC_B[..], &MAC_A[..], &[0x81, 0x00, 0x20, 0x64, 0x08, 0x00], &inner[..]].concat();
+    let tagged =
+        [&MAC_B[..], &MAC_A[..], &[0x88, 0xa8, 0x20, 0x64, 0x81, 0x00, 0x00, 0x05, 0x08, 0x00], &inner[..]].concat();
     assert_eq!(
         describe(Link::Ethernet, &tagged),
-        "vlan 100, p 1, IP 198.18.0.1 > 198.18.0.2: ICMP echo request, id 1, seq 1, length 16"
+        "IP 198.18.0.1 > 198.18.0.2: ICMP echo request, id 1, seq 1, length 16"
     );
+    assert_eq!(cut_short(&tagged, 16), " [|vlan]");
 }
 
 #[test]
@@ -185,7 +192,7 @@ fn ipv6_with_extension_headers() {
     let hbh = [&[6u8, 0, 1, 4, 0, 0, 0, 0][..], &tcp(40000, 9000, 1, 0, 0x02, &[], &[])].concat();
     assert_eq!(
         describe(Link::Raw, &ipv6(0, a, b, &hbh)),
-        "IP6 fd00:198:18::1.40000 > fd00:198:18::2.9000: HBH Flags [S], seq 1, win 64240, length 0"
+        "IP6 fd00:198:18::1 > fd00:198:18::2: HBH 40000 > 9000: Flags [S], seq 1, win 64240, length 0"
     );
     let ns = [&[135u8, 0, 0, 0, 0, 0, 0, 0][..], &b.octets()].concat();
     assert_eq!(
@@ -196,9 +203,14 @@ fn ipv6_with_extension_headers() {
 
 #[test]
 fn other_ethertypes_and_garbage_do_not_panic() {
-    assert_eq!(describe(Link::Ethernet, &ether(0x88cc, &[0; 10])), "ethertype 0x88cc, length 24");
-    assert_eq!(describe(Link::Ethernet, &[0; 5]), "[|ether]");
-    assert_eq!(describe(Link::Raw, &[0x45, 0, 0]), "IP [|ip]");
+    assert_eq!(
+        describe(Link::Ethernet, &ether(0x88b5, &[0; 10])),
+        "02:00:00:00:00:0a > 02:00:00:00:00:0b, ethertype Unknown (0x88b5), length 24: "
+    );
+    let unknown = describe_packet(Link::Ethernet, &ether(0x88b5, b"netcap"), 20, &mut TcpSeqs::absolute(), false);
+    assert!(unknown.ends_with(": \n\t0x0000:  6e65 7463 6170                           netcap"), "{unknown:?}");
+    assert_eq!(describe(Link::Ethernet, &[0; 5]), " [|ether]");
+    assert_eq!(describe(Link::Raw, &[0x45, 0, 0]), "IP  [|ip]");
     for len in 0..80 {
         let packet = ether(0x0800, &ipv4(6, A, B, &tcp(1, 2, 3, 4, 0x12, &[2, 4, 5, 0xb4, 1, 1, 8], &[]), 1, 0));
         let _ = describe(Link::Ethernet, &packet[..len.min(packet.len())]);

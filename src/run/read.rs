@@ -47,13 +47,18 @@ pub fn read(args: &ReadArgs) -> Result<()> {
             Err(error) => bail!("{}: {error}", args.file),
         };
         line.clear();
+        printed += 1;
+        if args.number {
+            line.push_str(&format!("{printed:5}  "));
+        }
         if !args.no_time {
             let ts = packet.header.ts;
             let ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_usec as u64 * 1000;
             line.push_str(&clock_text(ns));
             line.push(' ');
         }
-        line.push_str(&packet::describe_with(link, packet.data, &mut seqs));
+        let wire_len = packet.header.len as usize;
+        line.push_str(&packet::describe_packet(link, packet.data, wire_len, &mut seqs, false));
         line.push('\n');
         if let Err(error) = out.write_all(line.as_bytes()) {
             if error.kind() == io::ErrorKind::BrokenPipe {
@@ -61,7 +66,6 @@ pub fn read(args: &ReadArgs) -> Result<()> {
             }
             return Err(error.into());
         }
-        printed += 1;
         if args.count != 0 && printed >= args.count {
             break;
         }

@@ -82,7 +82,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "comm": event.comm,
         "mark": event.mark,
         "protocol": format!("0x{:04x}", event.protocol),
-        "summary": packet::describe(event.link, &event.data),
+        "summary": packet::summary(event.link, &event.data, event.pkt_len as usize),
         "headers": headers(event),
         "drop": drop::json(event),
         "stack": stack::json(event),

@@ -37,7 +37,7 @@ pub fn line(event: &Event, context: &Context) -> String {
         context.point(event),
         device,
         event.pkt_len,
-        packet::describe(event.link, &event.data)
+        packet::summary(event.link, &event.data, event.pkt_len as usize)
     );
     if event.flags & FLAG_PAGED_MISSED != 0 {
         text.push_str(" [paged data not captured]");
