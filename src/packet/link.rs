@@ -151,42 +151,69 @@ fn llc(p: &mut Printer, data: &[u8], length: usize) -> Step {
 
 fn arp(p: &mut Printer, data: &[u8], length: usize) -> Step {
     p.protocol = "arp";
-    // Hardware and protocol types and sizes, the operation, then the addresses.
-    let (hardware, protocol) = (u16_at(data, 0)?, u16_at(data, 2)?);
-    let (hardware_len, protocol_len, op) =
-        (usize::from(u8_at(data, 4)?), usize::from(u8_at(data, 5)?), u16_at(data, 6)?);
+    // Cut short before the addresses: only the mark (tcpdump checks first).
+    if data.len() < 8 {
+        put!(p, " [|arp]");
+        return Ok(());
+    }
+    let (hardware, protocol, op) = (u16_at(data, 0)?, u16_at(data, 2)?, u16_at(data, 6)?);
+    let (hardware_len, protocol_len) = (usize::from(data[4]), usize::from(data[5]));
     let sender_hw = 8;
     let sender_ip = sender_hw + hardware_len;
     let target_hw = sender_ip + protocol_len;
     let target_ip = target_hw + hardware_len;
-    if protocol != super::link::ETH_P_IP || protocol_len != 4 || hardware != 1 || hardware_len != 6 {
-        put!(p, "ARP, ");
-        return arp_other(p, data, length, hardware, protocol, op);
+    if data.len() < target_ip + protocol_len {
+        put!(p, " [|arp]");
+        return Ok(());
     }
-    // The whole body must be there, else only the mark.
-    bytes_at(data, 0, target_ip + protocol_len)?;
     put!(p, "ARP, ");
-    let ip = |at| ipv4_at(data, at);
-    let hw = |at: usize| mac(&data[at..at + 6]);
+    let ip_like = protocol == ETH_P_IP || protocol == 0x1000;
+    if !ip_like || protocol_len != 4 || hardware_len == 0 {
+        let hardware_name = match hardware {
+            1 => "Ethernet".to_string(),
+            6 => "TokenRing".into(),
+            7 => "ArcNet".into(),
+            15 => "FrameRelay".into(),
+            23 => "Strip".into(),
+            24 => "IEEE 1394".into(),
+            19 => "ATM".into(),
+            32 => "InfiniBand".into(),
+            other => format!("Unknown Hardware ({other})"),
+        };
+        let protocol_name = match protocol {
+            ETH_P_IP => "IPv4".to_string(),
+            ETH_P_IPV6 => "IPv6".into(),
+            other => format!("Unknown Protocol (0x{other:04x})"),
+        };
+        put!(p, "{hardware_name} (len {hardware_len}), {protocol_name} (len {protocol_len}), length {length}");
+        return Ok(());
+    }
+    // A link address: Ethernet's form for six bytes, else its bytes.
+    let link = |at: usize| -> Result<String, Short> {
+        let bytes = bytes_at(data, at, hardware_len)?;
+        Ok(if hardware_len == 0 { "<empty>".into() } else { mac(bytes) })
+    };
+    let ip = |at: usize| ipv4_at(data, at);
     match op {
-        1 => put!(p, "Request who-has {} tell {}", ip(target_ip)?, ip(sender_ip)?),
-        2 => put!(p, "Reply {} is-at {}", ip(sender_ip)?, hw(sender_hw)),
-        3 => put!(p, "Reverse Request who-is {} tell {}", hw(target_hw), hw(sender_hw)),
-        4 => put!(p, "Reverse Reply {} at {}", hw(target_hw), ip(target_ip)?),
-        8 => put!(p, "Inverse Request who-is {} tell {}", ip(target_ip)?, ip(sender_ip)?),
-        9 => put!(p, "Inverse Reply {} at {}", ip(sender_ip)?, hw(sender_hw)),
+        1 => {
+            put!(p, "Request who-has {}", ip(target_ip)?);
+            if bytes_at(data, target_hw, hardware_len)?.iter().any(|&b| b != 0) {
+                put!(p, " ({})", link(target_hw)?);
+            }
+            put!(p, " tell {}", ip(sender_ip)?);
+        }
+        2 => put!(p, "Reply {} is-at {}", ip(sender_ip)?, link(sender_hw)?),
+        3 => put!(p, "Reverse Request who-is {} tell {}", link(target_hw)?, link(sender_hw)?),
+        4 => put!(p, "Reverse Reply {} at {}", link(target_hw)?, ip(target_ip)?),
+        8 => put!(p, "Inverse Request who-is {} tell {}", link(target_hw)?, link(sender_hw)?),
+        9 => put!(p, "Inverse Reply {} at {}", link(sender_hw)?, ip(sender_ip)?),
         other => {
-            put!(p, "Unknown ({other})");
+            put!(p, "{} ", if other == 10 { "NACK Reply".to_string() } else { format!("Unknown ({other})") });
             p.hex_and_ascii(data);
             return Ok(());
         }
     }
     put!(p, ", length {length}");
-    Ok(())
-}
-
-fn arp_other(p: &mut Printer, _data: &[u8], length: usize, hardware: u16, protocol: u16, op: u16) -> Step {
-    put!(p, "[hardware {hardware}, protocol 0x{protocol:04x}, op {op}], length {length}");
     Ok(())
 }
 
@@ -243,15 +270,6 @@ fn stp(p: &mut Printer, data: &[u8], length: usize) -> Step {
         if flags & bit != 0 {
             names.push(name);
         }
-    }
-    let role = match flags & 0x0c {
-        0x04 => Some("Alternate"),
-        0x08 => Some("Root"),
-        0x0c => Some("Designated"),
-        _ => None,
-    };
-    if let (true, Some(role)) = (version != 0, role) {
-        names.push(role);
     }
     put!(p, ", Flags [{}]", if names.is_empty() { "none".to_string() } else { names.join(", ") });
     let bridge = bytes_at(data, 17, 8)?;

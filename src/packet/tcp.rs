@@ -123,17 +123,73 @@ pub(super) fn tcp(p: &mut Printer, data: &[u8], length: usize, ends: &Ends) -> S
     }
     if header_len > 20 {
         put!(p, ", options [");
-        if !options(p, &data[20..], header_len - 20, numbers.sack_base)? {
+        if !options(p, &data[20..], header_len - 20, numbers.sack_base, flags)? {
             return Ok(());
         }
         put!(p, "]");
     }
     put!(p, ", length {payload}");
-    if payload > 0 && data.len() < header_len {
+    if payload == 0 {
+        return Ok(());
+    }
+    if data.len() < header_len {
         put!(p, " [remaining caplen({}) < header length({header_len})]", data.len());
         return Err(Short);
     }
+    // What tcpdump names by port, where netcap follows it.
+    let body = &data[header_len..];
+    let port = |n: u16| sport == n || dport == n;
+    if port(179) {
+        p.protocol = "bgp";
+        put!(p, ": BGP");
+    } else if port(22) {
+        ssh_version(p, body, payload)?;
+    } else if port(53) {
+        dns_over_tcp(p, body, payload)?;
+    }
     Ok(())
+}
+
+/// SSH's version line, when the segment starts with one (a byte past the
+/// capture ends the text, as tcpdump reads byte by byte).
+fn ssh_version(p: &mut Printer, body: &[u8], length: usize) -> Step {
+    p.protocol = "ssh";
+    for (at, &want) in b"SSH-".iter().enumerate() {
+        if u8_at(body, at)? != want {
+            return Ok(());
+        }
+    }
+    let mut at = 4;
+    while at < length {
+        let c = u8_at(body, at)?;
+        if c == b'\n' || (c == b'\r' && at + 1 < length && u8_at(body, at + 1)? == b'\n') {
+            put!(p, ": SSH: {}", String::from_utf8_lossy(&body[..at]));
+            return Ok(());
+        }
+        if c == b'\r' || !(0x20..0x7f).contains(&c) {
+            return Ok(());
+        }
+        at += 1;
+    }
+    Ok(())
+}
+
+/// DNS over TCP: a two-byte length, then the message.
+fn dns_over_tcp(p: &mut Printer, body: &[u8], length: usize) -> Step {
+    p.protocol = "domain";
+    if length < 2 {
+        put!(p, " [DNS over TCP: length {length} < 2]");
+        p.invalid();
+        return Ok(());
+    }
+    let prefix = usize::from(u16_at(body, 0)?);
+    if prefix != length - 2 {
+        put!(p, " [prefix length({prefix}) != length({})]", length - 2);
+        p.invalid();
+        return Ok(());
+    }
+    put!(p, " ");
+    super::dns::dns(p, &body[2..], length - 2, false)
 }
 
 /// Where an option was cut short: in its kind or length byte (the packet's
@@ -151,11 +207,11 @@ impl From<Short> for Cut {
 
 /// The options, as tcpdump prints them; false where it stops (a bad option,
 /// or a value cut short, which it marks in its own way).
-fn options(p: &mut Printer, data: &[u8], mut left: usize, sack_base: u32) -> Result<bool, Short> {
+fn options(p: &mut Printer, data: &[u8], mut left: usize, sack_base: u32, flags: u8) -> Result<bool, Short> {
     let mut at = 0;
     let mut first = true;
     while left > 0 {
-        match option(p, data, &mut at, &mut left, first, sack_base) {
+        match option(p, data, &mut at, &mut left, first, sack_base, flags) {
             Ok(Some(true)) => first = false,
             Ok(Some(false)) => break,
             Ok(None) => {
@@ -187,6 +243,7 @@ fn option(
     left: &mut usize,
     first: bool,
     sack_base: u32,
+    flags: u8,
 ) -> Result<Option<bool>, Cut> {
     if !first {
         put!(p, ",");
@@ -291,7 +348,33 @@ fn option(
         },
         _ => {
             let datalen = len - 2;
-            if kind == 30 || kind == 34 || kind == 254 || kind == 19 || kind == 29 || kind == 28 || kind == 20 {
+            if kind == 30 || kind == 34 || kind == 254 {
+                let Some(value) = body(datalen, *left)? else { return Ok(None) };
+                let known = match kind {
+                    30 => mptcp(p, &data[*at - 2..*at + datalen], flags),
+                    34 => {
+                        put!(p, " ");
+                        fast_open(p, value);
+                        true
+                    }
+                    _ => {
+                        if datalen < 2 {
+                            return Ok(None);
+                        }
+                        put!(p, "-");
+                        if value[..2] == [0xf9, 0x89] {
+                            put!(p, "tfo");
+                            fast_open(p, &value[2..]);
+                        } else {
+                            put!(p, "{:02x}{:02x}", value[0], value[1]);
+                        }
+                        true
+                    }
+                };
+                if !known {
+                    return Ok(None);
+                }
+            } else if kind == 19 || kind == 29 || kind == 28 || kind == 20 {
                 // Decoded by tcpdump in ways netcap does not follow: its raw bytes.
                 if body(datalen, *left)?.is_none() {
                     return Ok(None);
@@ -315,4 +398,188 @@ fn option(
         put!(p, "[len {len}]");
     }
     Ok(Some(kind != 0))
+}
+
+/// A TCP Fast Open cookie, or its request.
+fn fast_open(p: &mut Printer, cookie: &[u8]) {
+    if cookie.is_empty() {
+        put!(p, " cookiereq");
+    } else if cookie.len() % 2 != 0 || cookie.len() < 4 || cookie.len() > 16 {
+        p.invalid();
+    } else {
+        put!(p, " cookie ");
+        for byte in cookie {
+            put!(p, "{byte:02x}");
+        }
+    }
+}
+
+/// A Multipath TCP option (`option`: from its kind byte), by subtype, as
+/// tcpdump prints it; false for a length its subtype cannot have.
+fn mptcp(p: &mut Printer, option: &[u8], flags: u8) -> bool {
+    let len = option.len();
+    if len < 3 {
+        return false;
+    }
+    let be64 = |at: usize| option.get(at..at + 8).map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])));
+    let be32 = |at: usize| option.get(at..at + 4).map(|b| u32::from_be_bytes(b.try_into().unwrap_or([0; 4])));
+    let subtype = (option[2] >> 4).min(8);
+    let names = ["capable", "join", "dss", "add-addr", "rem-addr", "prio", "fail", "fast-close", "unknown"];
+    put!(p, " {len} {}", names[usize::from(subtype)]);
+    let (syn, ack) = (flags & SYN != 0, flags & ACK != 0);
+    match subtype {
+        0 => {
+            if !(((len == 12 || len == 4) && syn) || ((len == 20 || len == 22) && ack && !syn)) {
+                return false;
+            }
+            let version = option[2] & 0x0f;
+            if version > 1 {
+                put!(p, " Unknown Version ({version})");
+                return true;
+            }
+            put!(p, " v{version}");
+            if option.get(3).is_some_and(|f| f & 0x80 != 0) {
+                put!(p, " csum");
+            }
+            if len == 12 || len >= 20 {
+                put!(p, " {{0x{:x}", be64(4).unwrap_or(0));
+                if len >= 20 {
+                    put!(p, ",0x{:x}", be64(12).unwrap_or(0));
+                }
+                put!(p, "}}");
+            }
+        }
+        1 => {
+            if !((len == 12 && syn) || (len == 16 && syn && ack) || (len == 24 && ack)) {
+                return false;
+            }
+            if len != 24 {
+                if option[2] & 1 != 0 {
+                    put!(p, " backup");
+                }
+                put!(p, " id {}", option.get(3).copied().unwrap_or(0));
+            }
+            match len {
+                12 => put!(p, " token 0x{:x} nonce 0x{:x}", be32(4).unwrap_or(0), be32(8).unwrap_or(0)),
+                16 => put!(p, " hmac 0x{:x} nonce 0x{:x}", be64(4).unwrap_or(0), be32(12).unwrap_or(0)),
+                _ => {
+                    put!(p, " hmac 0x");
+                    for byte in &option[4..24] {
+                        put!(p, "{byte:02x}");
+                    }
+                }
+            }
+        }
+        2 => {
+            if len < 4 || syn {
+                return false;
+            }
+            let dss = option[3];
+            if dss & 0x10 != 0 {
+                put!(p, " fin");
+            }
+            let mut at = 4;
+            let mut number = |p: &mut Printer, wide: bool| -> bool {
+                let value = if wide { be64(at) } else { be32(at).map(u64::from) };
+                let Some(value) = value else { return false };
+                put!(p, "{value}");
+                at += if wide { 8 } else { 4 };
+                true
+            };
+            if dss & 0x01 != 0 {
+                put!(p, " ack ");
+                if !number(p, dss & 0x02 != 0) {
+                    return false;
+                }
+            }
+            if dss & 0x04 != 0 {
+                put!(p, " seq ");
+                if !number(p, dss & 0x08 != 0) {
+                    return false;
+                }
+            }
+            let mut at = 4 + [(0x01, 0x02), (0x04, 0x08)]
+                .iter()
+                .filter(|(present, _)| dss & present != 0)
+                .map(|(_, wide)| if dss & wide != 0 { 8 } else { 4 })
+                .sum::<usize>();
+            if dss & 0x04 != 0 {
+                let Some(subseq) = be32(at) else { return false };
+                put!(p, " subseq {subseq}");
+                at += 4;
+                let Some(data_len) = option.get(at..at + 2) else { return false };
+                put!(p, " len {}", u16::from_be_bytes([data_len[0], data_len[1]]));
+                at += 2;
+                if let Some(sum) = option.get(at..at + 2) {
+                    put!(p, " csum 0x{:x}", u16::from_be_bytes([sum[0], sum[1]]));
+                    at += 2;
+                }
+            }
+            if at != len {
+                return false;
+            }
+        }
+        3 => {
+            if ![8, 10, 16, 18, 20, 22, 28, 30].contains(&len) {
+                return false;
+            }
+            let echo = match option[2] & 0x0f {
+                6 => "v0-ip6",
+                4 => "v0-ip4",
+                1 => "v1-echo",
+                0 => "v1",
+                _ => "[bad version/echo]",
+            };
+            put!(p, " {echo} id {}", option.get(3).copied().unwrap_or(0));
+            let port = |at: usize| option.get(at..at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+            if len <= 18 {
+                put!(p, " {}", std::net::Ipv4Addr::from(be32(4).unwrap_or(0)));
+                match len {
+                    10 => put!(p, ":{}", port(8)),
+                    16 => put!(p, " hmac 0x{:x}", be64(8).unwrap_or(0)),
+                    18 => put!(p, ":{} hmac 0x{:x}", port(8), be64(10).unwrap_or(0)),
+                    _ => {}
+                }
+            } else {
+                let address: [u8; 16] = option.get(4..20).and_then(|b| b.try_into().ok()).unwrap_or([0; 16]);
+                put!(p, " {}", std::net::Ipv6Addr::from(address));
+                match len {
+                    22 => put!(p, ":{}", port(20)),
+                    28 => put!(p, " hmac 0x{:x}", be64(20).unwrap_or(0)),
+                    30 => put!(p, ":{} hmac 0x{:x}", port(20), be64(22).unwrap_or(0)),
+                    _ => {}
+                }
+            }
+        }
+        4 => {
+            if len < 4 {
+                return false;
+            }
+            put!(p, " id");
+            for id in &option[3..] {
+                put!(p, " {id}");
+            }
+        }
+        5 => {
+            if len != 3 && len != 4 {
+                return false;
+            }
+            put!(p, "{}", if option[2] & 1 != 0 { " backup" } else { " non-backup" });
+            if len == 4 {
+                put!(p, " id {}", option[3]);
+            }
+        }
+        6 | 7 => {
+            if len != 12 {
+                return false;
+            }
+            if subtype == 6 {
+                put!(p, " seq {}", be64(4).unwrap_or(0));
+            } else {
+                put!(p, " key 0x{:x}", be64(4).unwrap_or(0));
+            }
+        }
+        _ => {}
+    }
+    true
 }

@@ -98,6 +98,29 @@ for _ in range(4):
     add("tcp6", eth() / IPv6(src=v6(), dst=v6()) / TCP(sport=port(), dport=port(), flags=rng.choice(("S", "A", "PA")),
         seq=rng.randrange(1 << 32), ack=rng.randrange(1 << 32)) / payload(60))
 
+# TCP options tcpdump decodes (Multipath TCP, Fast Open) and what it names by port
+for option in (bytes([0x00, 0x81]) + bytes(rng.randrange(256) for _ in range(8)),  # capable v1, SYN
+               bytes([0x20, 0x01]) + bytes(rng.randrange(256) for _ in range(12)),  # dss ack+seq
+               bytes([0x20, 0x01]) + bytes(rng.randrange(256) for _ in range(4)),  # dss ack
+               bytes([0x30, 0x02, 198, 18, 0, 7]),  # add-addr v0
+               bytes([0x40, 0x03]),  # remove-addr
+               bytes([0x50, 0x04]),  # prio
+               bytes([0x70, 0x00]) + bytes(8),  # fast-close
+               bytes([0x20, 0x01, 0x01])):  # a dss whose length fits no form
+    flags = "S" if option[0] == 0x00 else "A"
+    add("tcpopt", eth() / IP(src=v4(), dst=v4()) / TCP(sport=port(), dport=port(), flags=flags, seq=rng.randrange(1 << 32),
+        options=[(30, option)]))
+add("tcpopt", eth() / IP(src=v4(), dst=v4()) / TCP(sport=port(), dport=port(), flags="S", options=[("MSS", 1460), (34, b"")]))
+add("tcpopt", eth() / IP(src=v4(), dst=v4()) / TCP(sport=port(), dport=port(), flags="S", options=[(34, bytes(range(8)))]))
+add("tcpopt", eth() / IP(src=v4(), dst=v4()) / TCP(sport=port(), dport=port(), flags="S", options=[(254, b"\xf9\x89" + bytes(6))]))
+for sport, dport, data in ((port(), 179, b"\xff" * 16 + b"\x00\x13\x04"),
+                           (22, port(), b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"),
+                           (port(), 22, b"\x00\x00\x01\x0c\x0a\x14"),
+                           (port(), 53, len(bytes(DNS(id=5, qd=DNSQR(qname="tcp.example.net")))).to_bytes(2, "big") +
+                            bytes(DNS(id=5, qd=DNSQR(qname="tcp.example.net"))))):
+    add("tcpapp", eth() / IP(src=v4(), dst=v4()) / TCP(sport=sport, dport=dport, flags="PA", seq=rng.randrange(1 << 32),
+        ack=rng.randrange(1 << 32)) / Raw(data))
+
 # UDP
 for _ in range(10):
     add("udp", eth() / IP(src=v4(), dst=v4()) / UDP(sport=port(), dport=port()) / payload())
