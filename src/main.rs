@@ -16,6 +16,7 @@ mod packet;
 mod pipeline;
 mod plan;
 mod run;
+mod saved;
 mod signals;
 mod sink;
 

@@ -79,6 +79,30 @@ pub struct ReadArgs {
     /// Number each packet, as tcpdump -# does.
     #[arg(short = '#', long = "number")]
     pub number: bool,
+    /// Each packet as tcpdump prints it, even in netcap's own pcapng (whose
+    /// packets are otherwise shown as netcap showed them: trace point, device,
+    /// drop, track, stack).
+    #[arg(long = "packets-only")]
+    pub packets_only: bool,
+    /// Only sightings at this trace point (as netcap named it; repeat for more).
+    #[arg(long = "point", value_name = "NAME")]
+    pub points: Vec<String>,
+    /// Only dropped packets, with this reason (e.g. NETFILTER_DROP), or any
+    /// reason with "any".
+    #[arg(long = "drop-reason", value_name = "REASON")]
+    pub drop_reason: Option<String>,
+    /// Only packets seen on this device.
+    #[arg(long = "dev", value_name = "NAME")]
+    pub device: Option<String>,
+    /// One JSON object per packet, as `netcap skb --json` writes them.
+    #[arg(long, conflicts_with = "write_file")]
+    pub json: bool,
+    /// Write the packets kept to this pcapng file, each block as it was read
+    /// (netcap's metadata kept).
+    #[arg(short = 'w', long = "write-file", value_name = "FILE")]
+    pub write_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub gather: crate::feature::gather::GatherArgs,
 }
 
 #[derive(Debug, clap::Args)]

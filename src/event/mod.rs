@@ -16,7 +16,7 @@ use crate::bpf::types::{
 };
 
 /// Where the captured bytes begin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Link {
     /// At the Ethernet header.
     Ethernet,
@@ -101,6 +101,10 @@ pub struct Event {
     pub fields: Option<(u32, Box<[u8]>)>,
     /// 1 for the first event read, then counting (netcap's "No N's pkt").
     pub number: u64,
+    /// Read back from a saved capture (`netcap read`): what netcap wrote that
+    /// has no field here (namespace and cgroup names, --skb-fields,
+    /// conntrack, the user's struct), as it was written.
+    pub saved: Option<Box<str>>,
 }
 
 /// --track: how a followed skb came to carry its track id (enum
@@ -345,6 +349,7 @@ impl Event {
             ct: sections.ct.as_ref().and_then(crate::feature::ct::Conntrack::from_section).map(Box::new),
             fields: sections.fields.map(|(missing, data)| (missing, data.into())),
             number: 0,
+            saved: None,
         })
     }
 }
@@ -405,6 +410,7 @@ pub mod tests {
             ct: None,
             fields: None,
             number: 1,
+            saved: None,
         }
     }
 

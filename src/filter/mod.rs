@@ -98,6 +98,64 @@ fn boolean_terms(expression: &str) -> usize {
         .count()
 }
 
+/// A classic program run by libpcap's own interpreter on packets in user
+/// space (`netcap read -e`, and the translation's tests).
+pub struct OfflineFilter {
+    insns: Vec<LibpcapInsn>,
+}
+
+#[repr(C)]
+struct LibpcapInsn {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+#[repr(C)]
+struct LibpcapProgram {
+    len: u32,
+    insns: *const LibpcapInsn,
+}
+
+#[repr(C)]
+struct LibpcapHeader {
+    ts: libc::timeval,
+    caplen: u32,
+    len: u32,
+}
+
+#[link(name = "pcap")]
+unsafe extern "C" {
+    fn pcap_offline_filter(
+        program: *const LibpcapProgram,
+        header: *const LibpcapHeader,
+        packet: *const u8,
+    ) -> libc::c_int;
+}
+
+impl OfflineFilter {
+    pub fn new(classic: Vec<CbpfInsn>) -> OfflineFilter {
+        OfflineFilter {
+            insns: classic.iter().map(|i| LibpcapInsn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect(),
+        }
+    }
+
+    /// Compiled by libpcap for a link type, optimized as tcpdump does.
+    pub fn compile(expression: &str, dlt: i32) -> Result<OfflineFilter, String> {
+        compile_classic(expression, dlt, true).map(OfflineFilter::new)
+    }
+
+    /// libpcap's verdict on `captured` bytes of a `wire_len`-byte packet.
+    pub fn matches(&self, captured: &[u8], wire_len: u32) -> bool {
+        let program = LibpcapProgram { len: self.insns.len() as u32, insns: self.insns.as_ptr() };
+        let header =
+            LibpcapHeader { ts: libc::timeval { tv_sec: 0, tv_usec: 0 }, caplen: captured.len() as u32, len: wire_len };
+        // SAFETY: program, header and packet are valid for the call; caplen is the slice length.
+        unsafe { pcap_offline_filter(&program, &header, captured.as_ptr()) != 0 }
+    }
+}
+
 /// Compiles with libpcap for a link type, the way tcpdump does (`optimize`:
 /// with libpcap's optimizer, as tcpdump without -O).
 pub fn compile_classic(expression: &str, dlt: i32, optimize: bool) -> Result<Vec<CbpfInsn>, String> {

@@ -7,39 +7,9 @@ use std::net::Ipv6Addr;
 use super::*;
 use crate::packet::tests::{MAC_A, MAC_B, ether, icmp_echo, ipv4, ipv6, tcp, udp};
 
-#[repr(C)]
-struct CInsn {
-    code: u16,
-    jt: u8,
-    jf: u8,
-    k: u32,
-}
-
-#[repr(C)]
-struct CProgram {
-    len: u32,
-    insns: *const CInsn,
-}
-
-#[repr(C)]
-struct CHeader {
-    ts: libc::timeval,
-    caplen: u32,
-    len: u32,
-}
-
-#[link(name = "pcap")]
-unsafe extern "C" {
-    fn pcap_offline_filter(program: *const CProgram, header: *const CHeader, packet: *const u8) -> libc::c_int;
-}
-
 /// libpcap's verdict on `captured` bytes of a `wire_len`-byte packet.
 fn libpcap_matches(classic: &[CbpfInsn], captured: &[u8], wire_len: u32) -> bool {
-    let insns: Vec<CInsn> = classic.iter().map(|i| CInsn { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
-    let program = CProgram { len: insns.len() as u32, insns: insns.as_ptr() };
-    let header = CHeader { ts: libc::timeval { tv_sec: 0, tv_usec: 0 }, caplen: captured.len() as u32, len: wire_len };
-    // SAFETY: program, header and packet are valid for the call; caplen is the slice length.
-    unsafe { pcap_offline_filter(&program, &header, captured.as_ptr()) != 0 }
+    OfflineFilter::new(classic.to_vec()).matches(captured, wire_len)
 }
 
 /// The translated subprogram's result in rbpf, with r1 = packet,

@@ -404,7 +404,7 @@ fn option(
 fn fast_open(p: &mut Printer, cookie: &[u8]) {
     if cookie.is_empty() {
         put!(p, " cookiereq");
-    } else if cookie.len() % 2 != 0 || cookie.len() < 4 || cookie.len() > 16 {
+    } else if !cookie.len().is_multiple_of(2) || cookie.len() < 4 || cookie.len() > 16 {
         p.invalid();
     } else {
         put!(p, " cookie ");

@@ -90,6 +90,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "retval": retval::json(event),
         "track": track::json(event),
         "lineage": track::lineage_json(event),
+        "saved": event.saved.as_deref(),
         "ext_arg": ext_arg,
         "user": user,
         "data": hex(&event.data),

@@ -41,6 +41,12 @@ impl Context {
     /// No clock offset, no colors: for tests.
     #[cfg(test)]
     pub fn plain(points: Vec<String>) -> Context {
+        Context::offline(points)
+    }
+
+    /// Events whose times are wall-clock already (read from a saved capture),
+    /// no colors.
+    pub fn offline(points: Vec<String>) -> Context {
         Context {
             points,
             clock_offset_ns: 0,

@@ -114,6 +114,10 @@ pub fn write_comment(text: &mut String, event: &Event, context: &Context) {
     user::comment(text, event, context.user_layout.as_deref());
     stack::comment(text, event);
     gather::comment(text, event, |index| context.point_name(index));
+    if let Some(saved) = &event.saved {
+        text.push(' ');
+        text.push_str(saved);
+    }
 }
 
 impl<W: Write> PcapngSink<W> {

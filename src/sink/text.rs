@@ -50,6 +50,11 @@ pub fn line(event: &Event, context: &Context) -> String {
     fields::suffix(&mut text, event, context.skb_fields.as_deref());
     scope::owner_suffix(&mut text, event, context.cgroup_paths.as_deref());
     ct::suffix(&mut text, event);
+    if let Some(saved) = &event.saved {
+        text.push_str(" [");
+        text.push_str(saved);
+        text.push(']');
+    }
     lines_after(&mut text, event, context);
     text
 }
