@@ -33,8 +33,9 @@ pub enum Command {
     Raw(skb::RawArgs),
     /// List the tracepoints and kernel functions that take an sk_buff.
     List(ListArgs),
-    /// Print a saved capture (pcap or pcapng; - for standard input) with netcap's decoder,
-    /// filtered again with -e.
+    /// Read a saved capture (pcap or pcapng; - for standard input): netcap's own pcapng
+    /// as the events it held (trace point, device, drop, track, stack), filtered by them
+    /// and joined (--gather); any capture's packets as tcpdump prints them.
     Read(ReadArgs),
     /// Say what this kernel lets netcap do: each BPF mechanism, whether it is
     /// here, and what its absence costs.
@@ -61,7 +62,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
-    /// The capture: pcap or pcapng, as libpcap reads them; - for standard input.
+    /// The capture: pcap or pcapng (netcap's own, or any other); - for standard input.
     pub file: String,
     /// Only packets that match this tcpdump expression (libpcap, as tcpdump -r would).
     #[arg(short = 'e', long = "expression")]

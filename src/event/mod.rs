@@ -294,6 +294,47 @@ impl<'a> Sections<'a> {
 }
 
 impl Event {
+    /// An event with these bytes and nothing else known yet (no device,
+    /// task, drop or sections): what a saved packet starts as, and tests.
+    pub fn blank(time_ns: u64, link: Link, data: Vec<u8>) -> Event {
+        Event {
+            time_ns,
+            skb: 0,
+            ext_arg: 0,
+            trace_index: 0,
+            cpu: 0,
+            pid: 0,
+            comm: String::new(),
+            ifindex: 0,
+            ifname: String::new(),
+            netns: 0,
+            mark: 0,
+            protocol: 0,
+            link,
+            flags: 0,
+            pkt_len: data.len() as u32,
+            paged_len: 0,
+            data,
+            retval: None,
+            reason: 0,
+            location: 0,
+            stack_id: -1,
+            drop: None,
+            stack: None,
+            journey: None,
+            user: None,
+            track: 0,
+            lineage: Lineage::Matched,
+            cgroup: 0,
+            ct: None,
+            fields: None,
+            number: 0,
+            saved: None,
+        }
+    }
+}
+
+impl Event {
     /// The device as text output shows it: escaped (see `printable`), `-` for none.
     pub fn device_label(&self) -> std::borrow::Cow<'_, str> {
         if self.ifname.is_empty() { "-".into() } else { printable(&self.ifname) }
@@ -381,36 +422,14 @@ pub mod tests {
         Event {
             time_ns: 1_000,
             skb: 0xffff_8880_0000_1000,
-            ext_arg: 0,
-            trace_index: 0,
             cpu: 1,
             pid: 42,
             comm: "ping".into(),
             ifindex: 4,
             ifname: "veth1".into(),
-            netns: 0,
-            mark: 0,
             protocol: 0x0800,
-            link: Link::Ethernet,
-            flags: 0,
-            pkt_len: data.len() as u32,
-            paged_len: 0,
-            data,
-            retval: None,
-            reason: 0,
-            location: 0,
-            stack_id: -1,
-            drop: None,
-            stack: None,
-            journey: None,
-            user: None,
-            track: 0,
-            lineage: Lineage::Matched,
-            cgroup: 0,
-            ct: None,
-            fields: None,
             number: 1,
-            saved: None,
+            ..Event::blank(1_000, Link::Ethernet, data)
         }
     }
 

@@ -1,6 +1,8 @@
 //! IPv4 and IPv6 (with its extension headers), and the demultiplexer that
 //! hands their payload to the next protocol, IP in IP included.
 
+use std::net::IpAddr;
+
 use super::{
     Printer, Short, Step, bytes_at, icmp, ipv4_at, ipv6_at, link, put, rest, routing, tcp, tunnel, u8_at, u16_at, udp,
 };
@@ -15,8 +17,8 @@ const IPPROTO_SCTP: u8 = 132;
 /// ports only when it names them, else the ports alone (tcpdump's way, after
 /// an AH or an IPv6 extension header).
 pub(super) struct Ends {
-    pub source: String,
-    pub destination: String,
+    pub source: IpAddr,
+    pub destination: IpAddr,
     /// The IP header's protocol (IPv4) or first next-header (IPv6) field.
     pub first: u8,
     pub v6: bool,
@@ -79,8 +81,8 @@ pub(super) fn ipv4(p: &mut Printer, data: &[u8], length: usize) -> Step {
     let offset = u16_at(data, 6)?;
     let protocol = data[9];
     let ends = Ends {
-        source: ipv4_at(data, 12)?.to_string(),
-        destination: ipv4_at(data, 16)?.to_string(),
+        source: ipv4_at(data, 12)?.into(),
+        destination: ipv4_at(data, 16)?.into(),
         first: protocol,
         v6: false,
         ttl: data[8],
@@ -126,8 +128,8 @@ pub(super) fn ipv6(p: &mut Printer, data: &[u8], length: usize) -> Step {
     let data = &data[..data.len().min(len)];
     let first = data[6];
     let ends = Ends {
-        source: ipv6_at(data, 8)?.to_string(),
-        destination: ipv6_at(data, 24)?.to_string(),
+        source: ipv6_at(data, 8)?.into(),
+        destination: ipv6_at(data, 24)?.into(),
         first,
         v6: true,
         ttl: data[7],

@@ -2,6 +2,7 @@
 //! conversation as tcpdump keeps them, options.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use super::ip::Ends;
 use super::{Printer, Short, Step, bytes_at, put, u8_at, u16_at, u32_at};
@@ -24,7 +25,7 @@ pub struct TcpSeqs {
     relative: bool,
     /// (lower end, higher end) → (sequence base of the lower end's packets,
     /// acknowledgment base).
-    conversations: HashMap<(String, u16, String, u16), (u32, u32)>,
+    conversations: HashMap<(IpAddr, u16, IpAddr, u16), (u32, u32)>,
 }
 
 /// What `TcpSeqs::adjust` gives: the numbers to print, and the bases SACK
@@ -50,11 +51,11 @@ impl TcpSeqs {
         if !self.relative || flags & ACK == 0 {
             return Adjusted { seq, ack, sack_base: 0 };
         }
-        let from = (ends.source.as_str(), sport);
-        let to = (ends.destination.as_str(), dport);
+        let from = (ends.source, sport);
+        let to = (ends.destination, dport);
         let reversed = from > to;
         let (low, high) = if reversed { (to, from) } else { (from, to) };
-        let key = (low.0.to_string(), low.1, high.0.to_string(), high.1);
+        let key = (low.0, low.1, high.0, high.1);
         if flags & SYN != 0 || !self.conversations.contains_key(&key) {
             if self.conversations.len() >= CONVERSATIONS_MAX {
                 self.conversations.clear();

@@ -57,7 +57,9 @@ impl Filters<'_> {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let dlt = if link == Link::Ethernet { DLT_EN10MB } else { DLT_RAW };
-                entry.insert(OfflineFilter::compile(expression, dlt).map_err(|e| anyhow::anyhow!("-e '{expression}': {e}"))?)
+                entry.insert(
+                    OfflineFilter::compile(expression, dlt).map_err(|e| anyhow::anyhow!("-e '{expression}': {e}"))?,
+                )
             }
         };
         Ok(filter.matches(&packet.data, packet.wire_len))
@@ -143,7 +145,11 @@ fn points(reader: &Reader) -> Vec<String> {
 fn events(args: &ReadArgs, reader: &mut Reader, filters: &mut Filters) -> Result<()> {
     let stdout = io::stdout();
     let out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut sink: Box<dyn Sink> = if args.json { Box::new(JsonSink::new(out)) } else { Box::new(TextSink::new(out)) };
+    let mut sink: Box<dyn Sink> = match (args.json, args.no_time) {
+        (true, _) => Box::new(JsonSink::new(out)),
+        (false, false) => Box::new(TextSink::new(out)),
+        (false, true) => Box::new(TextSink::without_time(out)),
+    };
     let mut context = Context::offline(points(reader));
     let journeys = &args.gather;
     let mut gather = journeys.gather.then(|| {
@@ -176,7 +182,7 @@ fn events(args: &ReadArgs, reader: &mut Reader, filters: &mut Filters) -> Result
         if !filters.keeps(link, &packet)? {
             continue;
         }
-        let mut event = metadata::restore(&packet, link);
+        let mut event = metadata::take(packet, link);
         if !from_netcap {
             event.saved = None;
         }
@@ -251,6 +257,7 @@ fn finish(
 /// they were (metadata and all), a classic pcap's packets in new ones.
 fn copy(args: &ReadArgs, reader: &mut Reader, filters: &mut Filters, path: &std::path::Path) -> Result<()> {
     let file = super::output::create_capture_file(path)?;
+    reader.keep_blocks = true;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let from_pcapng = !reader.section.is_empty();
     let context = Context::offline(points(reader));

@@ -10,14 +10,16 @@ use super::Packet;
 /// The comment's parts: `key=value`, a value in braces or quotes kept
 /// whole, and bare words (a track's lineage).
 fn parts(comment: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
+    let mut parts = Vec::with_capacity(16);
     let (mut start, mut depth, mut quoted) = (0, 0i32, false);
-    for (at, c) in comment.char_indices() {
+    // Bytes, not chars: the separators are ASCII, and a multi-byte
+    // character never contains one.
+    for (at, c) in comment.bytes().enumerate() {
         match c {
-            '"' => quoted = !quoted,
-            '{' if !quoted => depth += 1,
-            '}' if !quoted => depth -= 1,
-            ' ' if !quoted && depth <= 0 => {
+            b'"' => quoted = !quoted,
+            b'{' if !quoted => depth += 1,
+            b'}' if !quoted => depth -= 1,
+            b' ' if !quoted && depth <= 0 => {
                 if at > start {
                     parts.push(&comment[start..at]);
                 }
@@ -45,58 +47,47 @@ fn lineage(word: &str) -> Option<Lineage> {
 /// The event a saved packet stands for, as `link` says its bytes start
 /// (netcap writes Ethernet, with a made-up header where there was none).
 pub fn restore(packet: &Packet, link: Link) -> Event {
+    restore_with(packet, packet.data.clone(), link)
+}
+
+/// The same, the packet's bytes moved into the event.
+pub fn take(mut packet: Packet, link: Link) -> Event {
+    let data = std::mem::take(&mut packet.data);
+    restore_with(&packet, data, link)
+}
+
+fn restore_with(packet: &Packet, data: Vec<u8>, link: Link) -> Event {
     let mut event = Event {
-        time_ns: packet.time_ns,
-        skb: 0,
-        ext_arg: 0,
         trace_index: u16::try_from(packet.interface).unwrap_or(u16::MAX),
-        cpu: 0,
-        pid: 0,
-        comm: String::new(),
-        ifindex: 0,
-        ifname: String::new(),
-        netns: 0,
-        mark: 0,
-        protocol: 0,
-        link,
-        flags: 0,
         pkt_len: packet.wire_len,
-        paged_len: 0,
-        data: packet.data.clone(),
-        retval: None,
-        reason: 0,
-        location: 0,
-        stack_id: -1,
-        drop: None,
-        stack: None,
-        journey: None,
-        user: None,
         track: packet.packet_id.unwrap_or(0),
-        lineage: Lineage::Matched,
-        cgroup: 0,
-        ct: None,
-        fields: None,
-        number: 0,
-        saved: None,
+        ..Event::blank(packet.time_ns, link, data)
     };
     let Some(comment) = &packet.comment else { return event };
-    // comm may hold spaces: it runs to " len=".
-    let comment = match (comment.find(" comm="), comment.find(" len=")) {
-        (Some(from), Some(to)) if from < to => {
-            event.comm = comment[from + 6..to].to_string();
-            format!("{}{}", &comment[..from], &comment[to..])
-        }
-        _ => comment.clone(),
-    };
     let mut rest = Vec::new();
     let mut synthesized_l2 = false;
     let mut after_track = false;
-    for part in parts(&comment) {
-        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+    // comm may hold spaces: it runs to the part that starts with "len=".
+    let mut in_comm = false;
+    for part in parts(comment) {
+        if in_comm && !part.starts_with("len=") {
+            event.comm.push(' ');
+            event.comm.push_str(part);
+            continue;
+        }
+        in_comm = false;
+        let (key, value) = match part.as_bytes().iter().position(|&b| b == b'=') {
+            Some(at) => (&part[..at], &part[at + 1..]),
+            None => (part, ""),
+        };
         let number = || value.parse::<u64>().ok();
         let was_track = std::mem::take(&mut after_track);
         match key {
             "point" => {}
+            "comm" => {
+                event.comm = value.to_string();
+                in_comm = true;
+            }
             "dev" => event.ifname = if value == "-" { String::new() } else { value.to_string() },
             "ifindex" => event.ifindex = number().unwrap_or(0) as u32,
             "skb" | "mbuf" => {

@@ -65,6 +65,10 @@ pub struct Reader {
     pub application: Option<String>,
     /// The current section's header block as read.
     pub section: Vec<u8>,
+    /// Keep each packet's block (for a copy); off, none is allocated.
+    pub keep_blocks: bool,
+    /// The block being read, reused.
+    buffer: Vec<u8>,
 }
 
 fn read_exact_or_end(input: &mut dyn Read, buffer: &mut [u8]) -> io::Result<bool> {
@@ -130,6 +134,8 @@ impl Reader {
                 interfaces: Vec::new(),
                 application: None,
                 section: Vec::new(),
+                keep_blocks: false,
+                buffer: Vec::new(),
             },
             0xa1b2_c3d4 | 0xa1b2_3c4d | 0xd4c3_b2a1 | 0x4d3c_b2a1 => {
                 let value = u32::from_le_bytes(magic);
@@ -147,6 +153,8 @@ impl Reader {
                     interfaces: vec![Interface { link_type, name: None, units_per_second, block: Vec::new() }],
                     application: None,
                     section: Vec::new(),
+                    keep_blocks: false,
+                    buffer: Vec::new(),
                 }
             }
             _ => bail!("not a pcap or pcapng capture (its first bytes are {magic:02x?})"),
@@ -246,19 +254,35 @@ impl Reader {
             if !(12..=BLOCK_MAX).contains(&total) || !total.is_multiple_of(4) {
                 bail!("a pcapng block of {total} bytes");
             }
-            let mut rest = vec![0u8; total - 8];
-            if !read_exact_or_end(&mut self.input, &mut rest)? {
+            let mut block = std::mem::take(&mut self.buffer);
+            block.clear();
+            block.extend_from_slice(&head);
+            block.resize(total, 0);
+            if !read_exact_or_end(&mut self.input, &mut block[8..])? {
                 bail!("the file ends inside a block");
             }
-            let block = [&head[..], &rest[..]].concat();
-            let body = &block[8..total - 4];
+            let found = self.packet_of(kind, &block, big_endian);
+            self.buffer = block;
+            match found? {
+                Some(packet) => return Ok(Some(packet)),
+                None => continue,
+            }
+        }
+    }
+
+    /// The packet a block holds, if it holds one (an interface block is
+    /// taken in on the way).
+    fn packet_of(&mut self, kind: u32, block: &[u8], big_endian: bool) -> Result<Option<Packet>> {
+        let total = block.len();
+        let body = &block[8..total - 4];
+        {
             match kind {
                 PCAPNG_INTERFACE if body.len() >= 8 => {
                     let mut interface = Interface {
                         link_type: u16_of(body, big_endian),
                         name: None,
                         units_per_second: 1_000_000,
-                        block: block.clone(),
+                        block: block.to_vec(),
                     };
                     for (code, value) in options(body, 8, big_endian) {
                         match code {
@@ -299,7 +323,12 @@ impl Reader {
                     };
                     for (code, value) in options(body, 20 + captured.next_multiple_of(4), big_endian) {
                         match code {
-                            OPT_COMMENT => packet.comment = Some(String::from_utf8_lossy(value).into_owned()),
+                            OPT_COMMENT => {
+                                packet.comment = Some(
+                                    String::from_utf8(value.to_vec())
+                                        .unwrap_or_else(|bad| String::from_utf8_lossy(bad.as_bytes()).into_owned()),
+                                )
+                            }
                             EPB_PACKETID if value.len() == 8 => {
                                 let bytes: [u8; 8] = value.try_into().unwrap_or_default();
                                 packet.packet_id = Some(if big_endian {
@@ -311,7 +340,9 @@ impl Reader {
                             _ => {}
                         }
                     }
-                    packet.block = block;
+                    if self.keep_blocks {
+                        packet.block = block.to_vec();
+                    }
                     return Ok(Some(packet));
                 }
                 PCAPNG_SIMPLE_PACKET if body.len() >= 4 => {
@@ -324,13 +355,14 @@ impl Reader {
                         wire_len,
                         comment: None,
                         packet_id: None,
-                        block,
+                        block: if self.keep_blocks { block.to_vec() } else { Vec::new() },
                     }));
                 }
                 // Name resolution, statistics, secrets, custom blocks: nothing netcap reads.
                 _ => {}
             }
         }
+        Ok(None)
     }
 
     fn nanoseconds(&self, interface: usize, ticks: u64) -> u64 {

@@ -10,23 +10,38 @@ use crate::packet;
 
 pub struct TextSink<W: Write> {
     out: W,
+    /// Each line starts with the time (`netcap read -t` leaves it out).
+    time: bool,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(out: W) -> Self {
-        TextSink { out }
+        TextSink { out, time: true }
+    }
+
+    /// Lines without the time, as tcpdump -t prints them.
+    pub fn without_time(out: W) -> Self {
+        TextSink { out, time: false }
     }
 }
 
 /// "HH:MM:SS.uuuuuu" in local time, as tcpdump prints it.
 pub fn clock_text(wall_ns: u64) -> String {
-    let seconds = (wall_ns / 1_000_000_000) as libc::time_t;
+    let second = wall_ns / 1_000_000_000;
     let micros = (wall_ns % 1_000_000_000) / 1000;
-    // SAFETY: tm is plain data that localtime_r fills in.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call.
-    unsafe { libc::localtime_r(&seconds, &mut tm) };
-    format!("{:02}:{:02}:{:02}.{micros:06}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+    // localtime_r costs more than the rest of a line: once per second of events.
+    thread_local!(static LAST: std::cell::Cell<(u64, [u8; 8])> = const { std::cell::Cell::new((u64::MAX, [0; 8])) });
+    let (cached, mut clock) = LAST.get();
+    if cached != second {
+        // SAFETY: tm is plain data that localtime_r fills in.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are valid for the call.
+        unsafe { libc::localtime_r(&(second as libc::time_t), &mut tm) };
+        let text = format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec);
+        clock.copy_from_slice(&text.as_bytes()[..8]);
+        LAST.set((second, clock));
+    }
+    format!("{}.{micros:06}", std::str::from_utf8(&clock).unwrap_or("??:??:??"))
 }
 
 pub fn line(event: &Event, context: &Context) -> String {
@@ -69,7 +84,10 @@ pub fn lines_after(text: &mut String, event: &Event, context: &Context) {
 
 impl<W: Write> Sink for TextSink<W> {
     fn write(&mut self, event: &Event, context: &Context) -> io::Result<()> {
-        writeln!(self.out, "{}", line(event, context))
+        let text = line(event, context);
+        // The time is the line's first word.
+        let text = if self.time { &text[..] } else { text.split_once(' ').map_or(&text[..], |(_, rest)| rest) };
+        writeln!(self.out, "{text}")
     }
 
     fn flush(&mut self) -> io::Result<()> {
