@@ -125,7 +125,8 @@ struct LibpcapHeader {
     len: u32,
 }
 
-#[link(name = "pcap")]
+// libpcap comes linked by the pcap crate; a #[link] here would put it
+// before native/pcap_without_dbus.c's stand-ins in the static build.
 unsafe extern "C" {
     fn pcap_offline_filter(
         program: *const LibpcapProgram,

@@ -79,4 +79,10 @@ fn the_static_binary_captures_with_no_library_no_environment_and_no_files() {
     let packets = tcpdump_packets(out.to_str().unwrap(), None);
     assert_eq!(packets.len(), 3, "{packets:?}");
     assert!(packets.iter().all(|p| p.contains("198.18.0.1 > 198.18.0.2: ICMP echo request")), "{packets:?}");
+    // Read back by the static binary itself: libpcap's interpreter for -e, linked in.
+    let read = bare(&["read", "--json", "-e", "icmp[icmptype] == icmp-echo", out.to_str().unwrap()]);
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let events = json_events(&String::from_utf8_lossy(&read.stdout));
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events.iter().all(|e| e["point"] == "netif_receive_skb" && e["device"] == pair.dev_b.as_str()), "{events:?}");
 }
