@@ -145,6 +145,9 @@ pub(super) fn tcp(p: &mut Printer, data: &[u8], length: usize, ends: &Ends) -> S
         put!(p, ": BGP");
     } else if port(22) {
         ssh_version(p, body, payload)?;
+    } else if port(80) || port(8080) {
+        put!(p, ": ");
+        http(p, body, payload)?;
     } else if port(53) {
         dns_over_tcp(p, body, payload)?;
     }
@@ -173,6 +176,110 @@ fn ssh_version(p: &mut Printer, body: &[u8], length: usize) -> Step {
         at += 1;
     }
     Ok(())
+}
+
+/// HTTP's request methods, as tcpdump knows them.
+const HTTP_METHODS: [&str; 38] = [
+    "GET",
+    "PUT",
+    "COPY",
+    "HEAD",
+    "LOCK",
+    "MOVE",
+    "POLL",
+    "POST",
+    "BCOPY",
+    "BMOVE",
+    "MKCOL",
+    "TRACE",
+    "LABEL",
+    "MERGE",
+    "DELETE",
+    "SEARCH",
+    "UNLOCK",
+    "REPORT",
+    "UPDATE",
+    "NOTIFY",
+    "BDELETE",
+    "CONNECT",
+    "OPTIONS",
+    "CHECKIN",
+    "PROPFIND",
+    "CHECKOUT",
+    "CCM_POST",
+    "SUBSCRIBE",
+    "PROPPATCH",
+    "BPROPFIND",
+    "BPROPPATCH",
+    "UNCHECKOUT",
+    "MKACTIVITY",
+    "MKWORKSPACE",
+    "UNSUBSCRIBE",
+    "RPC_CONNECT",
+    "VERSION-CONTROL",
+    "BASELINE-CONTROL",
+];
+
+/// HTTP: its name, and a request's or response's first line (a segment
+/// in the middle of a body shows the name only).
+fn http(p: &mut Printer, body: &[u8], length: usize) -> Step {
+    p.protocol = "http";
+    let first = token(body, 0, length);
+    let mut wanted = first.is_some_and(|(word, _)| HTTP_METHODS.iter().any(|m| m.eq_ignore_ascii_case(word)));
+    // A response: the second word is a three-digit status.
+    if let Some((_, next)) = first.filter(|_| !wanted) {
+        wanted = token(body, next, length)
+            .is_some_and(|(word, _)| word.len() == 3 && word.bytes().all(|b| b.is_ascii_digit()));
+    }
+    put!(p, "HTTP");
+    if !wanted {
+        return Ok(());
+    }
+    // The first line, when it is printable text that ends in this segment.
+    let mut at = 0;
+    while at < length {
+        let c = u8_at(body, at)?;
+        if c == b'\n' || (c == b'\r' && at + 1 < length && u8_at(body, at + 1)? == b'\n') {
+            put!(p, ": {}", String::from_utf8_lossy(&body[..at]));
+            return Ok(());
+        }
+        if c == b'\r' || (!(0x20..0x7f).contains(&c) && c != b'\t') {
+            return Ok(());
+        }
+        at += 1;
+    }
+    put!(p, ": {}", String::from_utf8_lossy(&body[..at]));
+    Err(Short)
+}
+
+/// A word of printable ASCII at `at` (ending at white space), and where the
+/// next one starts; None when there is none or it is not text.
+fn token(body: &[u8], mut at: usize, length: usize) -> Option<(&str, usize)> {
+    let start = at;
+    while at < length {
+        let c = *body.get(at)?;
+        if !c.is_ascii() {
+            return None;
+        }
+        if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+            break;
+        }
+        if !(0x20..0x7f).contains(&c) {
+            return None;
+        }
+        at += 1;
+    }
+    if at == start {
+        return None;
+    }
+    let word = std::str::from_utf8(&body[start..at]).ok()?;
+    while at < length {
+        match body.get(at) {
+            Some(b' ' | b'\t') => at += 1,
+            _ => break,
+        }
+    }
+    Some((word, at))
 }
 
 /// DNS over TCP: a two-byte length, then the message.

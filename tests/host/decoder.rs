@@ -134,6 +134,30 @@ fn the_decoder_prints_what_tcpdump_prints_for_real_traffic() {
     a(&["timeout", "2", "nc", "-w", "1", ADDR_B, "9999"]); // a reset
     a(&["timeout", "2", "nc", "-6", "-w", "1", "fd00:18::2", "9999"]);
     a(&["timeout", "2", "nc", "-w", "1", "198.19.10.2", "9999"]); // a reset inside the tunnel
+    // HTTP: a request and its response, on port 80.
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.b,
+            "timeout",
+            "5",
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "80",
+            "--bind",
+            ADDR_B,
+        ])
+        .current_dir(&*dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let fetch = format!("import urllib.request; urllib.request.urlopen('http://{ADDR_B}/', timeout=2).read()");
+    a(&["timeout", "3", "/usr/bin/python3", "-c", &fetch]);
+    let _ = server.wait();
     std::thread::sleep(Duration::from_millis(500));
     // SAFETY: kill has no memory effects; the pid is tcpdump's, started above.
     unsafe { libc::kill(dump.id() as i32, libc::SIGINT) };
@@ -142,6 +166,7 @@ fn the_decoder_prints_what_tcpdump_prints_for_real_traffic() {
     let whole = both(file);
     assert!(whole.len() >= 40, "{} packets captured", whole.len());
     assert!(whole.iter().any(|(theirs, _)| theirs.contains("VXLAN")), "the VXLAN tunnel's packets were captured");
+    assert!(whole.iter().any(|(theirs, _)| theirs.contains("HTTP: GET / HTTP/1.1")), "the HTTP request was captured");
     let mut tally = Tally::default();
     for (theirs, ours) in &whole {
         tally.add("whole", "", theirs, ours);

@@ -116,6 +116,10 @@ add("tcpopt", eth() / IP(src=v4(), dst=v4()) / TCP(sport=port(), dport=port(), f
 for sport, dport, data in ((port(), 179, b"\xff" * 16 + b"\x00\x13\x04"),
                            (22, port(), b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"),
                            (port(), 22, b"\x00\x00\x01\x0c\x0a\x14"),
+                           (port(), 80, b"GET /index.html HTTP/1.1\r\nHost: 198.18.0.2\r\nUser-Agent: curl/7.88.1\r\n\r\n"),
+                           (80, port(), b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello world\n"),
+                           (8080, port(), b"x" * 200),
+                           (port(), 8080, b"post /form HTTP/1.0\n"),
                            (port(), 53, len(bytes(DNS(id=5, qd=DNSQR(qname="tcp.example.net")))).to_bytes(2, "big") +
                             bytes(DNS(id=5, qd=DNSQR(qname="tcp.example.net"))))):
     add("tcpapp", eth() / IP(src=v4(), dst=v4()) / TCP(sport=sport, dport=dport, flags="PA", seq=rng.randrange(1 << 32),

@@ -84,5 +84,8 @@ fn the_static_binary_captures_with_no_library_no_environment_and_no_files() {
     assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
     let events = json_events(&String::from_utf8_lossy(&read.stdout));
     assert_eq!(events.len(), 3, "{events:?}");
-    assert!(events.iter().all(|e| e["point"] == "netif_receive_skb" && e["device"] == pair.dev_b.as_str()), "{events:?}");
+    assert!(
+        events.iter().all(|e| e["point"] == "netif_receive_skb" && e["device"] == pair.dev_b.as_str()),
+        "{events:?}"
+    );
 }
