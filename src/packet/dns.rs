@@ -9,7 +9,6 @@ use super::{Printer, Short, Step, bytes_at, printable, put, u8_at, u16_at};
 const T_A: u16 = 1;
 const T_NS: u16 = 2;
 const T_CNAME: u16 = 5;
-const T_SOA: u16 = 6;
 const T_PTR: u16 = 12;
 const T_MX: u16 = 15;
 const T_TXT: u16 = 16;
@@ -390,7 +389,7 @@ fn record(p: &mut Printer, data: &[u8], at: usize, mdns: bool) -> Result<usize, 
                 put!(p, "]");
             }
         }
-        T_SOA | 250 => {}
+        // SOA, TSIG and the rest: the type's name only, without -v.
         _ => {}
     }
     Ok(end)

@@ -230,17 +230,12 @@ pub(super) fn icmp6(p: &mut Printer, data: &[u8], length: usize) -> Step {
             if length == 24 {
                 mld(p, data)?;
             } else if length >= 28 {
-                put!(p, " v2");
-                if length < 28 {
-                    put!(p, " [invalid len {length}]");
-                } else {
-                    put!(p, " [gaddr {}", ipv6_at(data, 8)?);
-                    let sources = u16_at(data, 26)?;
-                    if sources > 0 {
-                        put!(p, ", {sources} source(s)");
-                    }
-                    put!(p, "]");
+                put!(p, " v2 [gaddr {}", ipv6_at(data, 8)?);
+                let sources = u16_at(data, 26)?;
+                if sources > 0 {
+                    put!(p, ", {sources} source(s)");
                 }
+                put!(p, "]");
             } else {
                 put!(p, " unknown-version (len {length}) ");
             }

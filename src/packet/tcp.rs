@@ -163,19 +163,36 @@ fn ssh_version(p: &mut Printer, body: &[u8], length: usize) -> Step {
             return Ok(());
         }
     }
-    let mut at = 4;
+    if let Line::Ends(end) = text_line(body, 4, length, false)? {
+        put!(p, ": SSH: {}", String::from_utf8_lossy(&body[..end]));
+    }
+    Ok(())
+}
+
+/// How a line of text from `at` ends.
+enum Line {
+    /// Before "\n" or "\r\n", at this offset.
+    Ends(usize),
+    /// A byte that is not text.
+    NotText,
+    /// At the end of the segment, with no line end.
+    Unended(usize),
+}
+
+/// Reads a line of printable ASCII (with tabs, if `tabs`) as tcpdump does,
+/// byte by byte: a byte past the capture is `Short`.
+fn text_line(body: &[u8], mut at: usize, length: usize, tabs: bool) -> Result<Line, Short> {
     while at < length {
         let c = u8_at(body, at)?;
         if c == b'\n' || (c == b'\r' && at + 1 < length && u8_at(body, at + 1)? == b'\n') {
-            put!(p, ": SSH: {}", String::from_utf8_lossy(&body[..at]));
-            return Ok(());
+            return Ok(Line::Ends(at));
         }
-        if c == b'\r' || !(0x20..0x7f).contains(&c) {
-            return Ok(());
+        if c == b'\r' || !((0x20..0x7f).contains(&c) || (tabs && c == b'\t')) {
+            return Ok(Line::NotText);
         }
         at += 1;
     }
-    Ok(())
+    Ok(Line::Unended(at))
 }
 
 /// HTTP's request methods, as tcpdump knows them.
@@ -235,21 +252,17 @@ fn http(p: &mut Printer, body: &[u8], length: usize) -> Step {
     if !wanted {
         return Ok(());
     }
-    // The first line, when it is printable text that ends in this segment.
-    let mut at = 0;
-    while at < length {
-        let c = u8_at(body, at)?;
-        if c == b'\n' || (c == b'\r' && at + 1 < length && u8_at(body, at + 1)? == b'\n') {
-            put!(p, ": {}", String::from_utf8_lossy(&body[..at]));
-            return Ok(());
+    // The first line, when it is printable text; one the segment cuts off
+    // is shown as far as it goes, and marked.
+    match text_line(body, 0, length, true)? {
+        Line::Ends(end) => put!(p, ": {}", String::from_utf8_lossy(&body[..end])),
+        Line::NotText => {}
+        Line::Unended(end) => {
+            put!(p, ": {}", String::from_utf8_lossy(&body[..end]));
+            return Err(Short);
         }
-        if c == b'\r' || (!(0x20..0x7f).contains(&c) && c != b'\t') {
-            return Ok(());
-        }
-        at += 1;
     }
-    put!(p, ": {}", String::from_utf8_lossy(&body[..at]));
-    Err(Short)
+    Ok(())
 }
 
 /// A word of printable ASCII at `at` (ending at white space), and where the
@@ -587,30 +600,17 @@ fn mptcp(p: &mut Printer, option: &[u8], flags: u8) -> bool {
                 put!(p, " fin");
             }
             let mut at = 4;
-            let mut number = |p: &mut Printer, wide: bool| -> bool {
-                let value = if wide { be64(at) } else { be32(at).map(u64::from) };
+            // The data ack and sequence number: 8 bytes or 4, as the flags say.
+            for (present, wide, name) in [(0x01, 0x02, "ack"), (0x04, 0x08, "seq")] {
+                if dss & present == 0 {
+                    continue;
+                }
+                let (value, size) = if dss & wide != 0 { (be64(at), 8) } else { (be32(at).map(u64::from), 4) };
+                put!(p, " {name} ");
                 let Some(value) = value else { return false };
                 put!(p, "{value}");
-                at += if wide { 8 } else { 4 };
-                true
-            };
-            if dss & 0x01 != 0 {
-                put!(p, " ack ");
-                if !number(p, dss & 0x02 != 0) {
-                    return false;
-                }
+                at += size;
             }
-            if dss & 0x04 != 0 {
-                put!(p, " seq ");
-                if !number(p, dss & 0x08 != 0) {
-                    return false;
-                }
-            }
-            let mut at = 4 + [(0x01, 0x02), (0x04, 0x08)]
-                .iter()
-                .filter(|(present, _)| dss & present != 0)
-                .map(|(_, wide)| if dss & wide != 0 { 8 } else { 4 })
-                .sum::<usize>();
             if dss & 0x04 != 0 {
                 let Some(subseq) = be32(at) else { return false };
                 put!(p, " subseq {subseq}");

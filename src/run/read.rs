@@ -174,7 +174,7 @@ fn events(args: &ReadArgs, reader: &mut Reader, filters: &mut Filters) -> Result
         *written += 1;
         Ok(true)
     };
-    while let Some(packet) = reader.next_packet().with_context(|| args.file.clone())? {
+    while let Some(mut packet) = reader.next_packet().with_context(|| args.file.clone())? {
         if reader.interfaces.len() != context.points.len() {
             context.points = points(reader);
         }
@@ -182,21 +182,30 @@ fn events(args: &ReadArgs, reader: &mut Reader, filters: &mut Filters) -> Result
         if !filters.keeps(link, &packet)? {
             continue;
         }
-        let mut event = metadata::take(packet, link);
+        // Another program's comments are not netcap's metadata.
         if !from_netcap {
-            event.saved = None;
+            packet.comment = None;
         }
+        let mut event = metadata::take(packet, link);
         if !wanted(args, &event, &context) {
             continue;
         }
         number += 1;
         event.number = number;
         drops.add(&event);
-        let ready = match &mut gather {
-            Some(gather) => gather.add(event),
-            None => vec![event],
+        // Without --gather, each event as it comes (no batch to allocate).
+        let (batch, single);
+        let ready: &[Event] = match &mut gather {
+            Some(gather) => {
+                batch = gather.add(event);
+                &batch
+            }
+            None => {
+                single = [event];
+                &single
+            }
         };
-        for event in &ready {
+        for event in ready {
             match write(&mut sink, event, &context, &mut written) {
                 Ok(true) => {}
                 Ok(false) => return finish(sink, &drops, gather.as_ref(), &context, args),
@@ -259,9 +268,9 @@ fn copy(args: &ReadArgs, reader: &mut Reader, filters: &mut Filters, path: &std:
     let file = super::output::create_capture_file(path)?;
     reader.keep_blocks = true;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let from_pcapng = !reader.section.is_empty();
+    let from_pcapng = reader.sections > 0;
     let context = Context::offline(points(reader));
-    let mut section_written: Vec<u8> = Vec::new();
+    let mut sections_written = 0;
     let mut interfaces_written = 0;
     let mut kept = 0u64;
     while let Some(packet) = reader.next_packet().with_context(|| args.file.clone())? {
@@ -274,9 +283,9 @@ fn copy(args: &ReadArgs, reader: &mut Reader, filters: &mut Filters, path: &std:
         }
         if from_pcapng {
             // A new section of the input starts one in the output.
-            if section_written != reader.section {
+            if sections_written != reader.sections {
                 out.write_all(&reader.section)?;
-                section_written = reader.section.clone();
+                sections_written = reader.sections;
                 interfaces_written = 0;
             }
             for interface in &reader.interfaces[interfaces_written..] {

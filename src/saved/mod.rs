@@ -65,6 +65,8 @@ pub struct Reader {
     pub application: Option<String>,
     /// The current section's header block as read.
     pub section: Vec<u8>,
+    /// Sections read so far (pcapng): a copy starts a new one when this grows.
+    pub sections: usize,
     /// Keep each packet's block (for a copy); off, none is allocated.
     pub keep_blocks: bool,
     /// The block being read, reused.
@@ -134,6 +136,7 @@ impl Reader {
                 interfaces: Vec::new(),
                 application: None,
                 section: Vec::new(),
+                sections: 0,
                 keep_blocks: false,
                 buffer: Vec::new(),
             },
@@ -153,6 +156,7 @@ impl Reader {
                     interfaces: vec![Interface { link_type, name: None, units_per_second, block: Vec::new() }],
                     application: None,
                     section: Vec::new(),
+                    sections: 0,
                     keep_blocks: false,
                     buffer: Vec::new(),
                 }
@@ -200,6 +204,7 @@ impl Reader {
                 .map(|(_, value)| String::from_utf8_lossy(value).trim_end_matches('\0').to_string());
         }
         self.section = block;
+        self.sections += 1;
         Ok(())
     }
 
