@@ -52,12 +52,20 @@ static __always_inline long netcap_filter(__u8 link, __u8 *packet,
 }
 
 /* The -e filter on netcap's copy of the packet: a load past the copy is
- * no match, as in libpcap. */
+ * no match, as in libpcap. Where the filter also runs in place, the copy is
+ * handed over through the same cast: the verifier refuses a load
+ * instruction that sees two kinds of pointer (6.18 refuses the copy's map
+ * value beside the in-place read-only memory: "same insn cannot be used
+ * with different pointers"). */
 static __always_inline bool netcap_keep_copy(struct netcap_event *event, __u8 *data)
 {
+	__u8 *packet = data;
+
 	if (!netcap_cfg.filter)
 		return true;
-	return netcap_filter(event->link, data, event->cap_len, event->pkt_len) > 0;
+	if (netcap_cfg.filter_in_place)
+		packet = bpf_rdonly_cast(data, 0);
+	return netcap_filter(event->link, packet, event->cap_len, event->pkt_len) > 0;
 }
 
 /*
