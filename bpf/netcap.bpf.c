@@ -29,6 +29,7 @@
  *   lib/track.h     --track: following skbs, and the skbs made from them
  *   entry/skb.h     kernel skb points: every attach flavour
  *   entry/user.h    user-space packets: uprobes and USDT
+ *   entry/prog.h    BPF programs at tc and XDP: fentry/fexit on them
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -60,3 +61,4 @@
 #include "lib/track.h"
 #include "entry/skb.h"
 #include "entry/user.h"
+#include "entry/prog.h"

@@ -10,6 +10,7 @@ use crate::feature::drop::DropArgs;
 use crate::feature::fake_headers::FakeHeaderArgs;
 use crate::feature::fields::FieldsArgs;
 use crate::feature::gather::GatherArgs;
+use crate::feature::progs::ProgsArgs;
 use crate::feature::scope::ScopeArgs;
 use crate::feature::stack::StackArgs;
 use crate::feature::track::TrackArgs;
@@ -22,7 +23,8 @@ pub use crate::feature::Color;
     netcap skb -f tracepoint:net:netif_receive_skb -i veth1\n  \
     netcap skb -f tracepoint:skb:kfree_skb -e 'tcp port 9000' -S\n  \
     netcap skb -f icmp_rcv@1 -i eth0 -e 'host 198.18.0.45' -t -nnv\n  \
-    netcap skb -f tp:net:net_dev_queue,tp:net:netif_receive_skb -w out.pcapng -c 100")]
+    netcap skb -f tp:net:net_dev_queue,tp:net:netif_receive_skb -w out.pcapng -c 100\n  \
+    netcap skb --bpf-progs=tc,xdp -i eth0 -e 'tcp port 443'")]
 pub struct SkbArgs {
     /// Trace points, comma-separated: [prefix:]name[@p1[@p2]].
     ///
@@ -30,11 +32,14 @@ pub struct SkbArgs {
     /// tracepoint (tp_btf, falling back to raw_tp); raw_tp:CAT:NAME forces raw_tp. @p1 is the
     /// 1-based argument holding the sk_buff (found from BTF when omitted), @p2 an extra argument
     /// for extensions. `netcap list` shows what can be traced.
-    #[arg(short = 'f', long = "function", required = true)]
+    #[arg(short = 'f', long = "function", required_unless_present = "bpf_progs")]
     pub function: Vec<String>,
 
     #[command(flatten)]
     pub capture: CaptureArgs,
+
+    #[command(flatten)]
+    pub progs: ProgsArgs,
 
     /// Device of the skb, by name or index, in netcap's network namespace (or the one --netns
     /// names); `any` for all.

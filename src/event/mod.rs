@@ -75,6 +75,8 @@ pub struct Event {
     pub data: Vec<u8>,
     /// The traced function's return value (fexit, kretprobe).
     pub retval: Option<i64>,
+    /// Filled in by `pipeline` at a --bpf-progs exit: the program's return value as its verdict.
+    pub verdict: Option<crate::feature::progs::Verdict>,
     /// Raw drop reason and location from the trace point's arguments (0: none).
     pub reason: u32,
     pub location: u64,
@@ -316,6 +318,7 @@ impl Event {
             paged_len: 0,
             data,
             retval: None,
+            verdict: None,
             reason: 0,
             location: 0,
             stack_id: -1,
@@ -377,6 +380,7 @@ impl Event {
             paged_len: raw.paged_len,
             data: record[data_at..data_at + claimed].to_vec(),
             retval: sections.retval,
+            verdict: None,
             reason: sections.reason,
             location: sections.location,
             stack_id: sections.stack_id,

@@ -25,7 +25,7 @@ pub struct CtArgs {
 }
 
 pub fn wants_section(target: &Target, ct: bool) -> bool {
-    ct && target.user.is_none()
+    ct && target.has_skb()
 }
 
 /// One direction of the entry.

@@ -138,7 +138,7 @@ fn render(access: &Access, bytes: &[u8]) -> Rendered {
 
 /// Fields are read at kernel skb points only.
 pub fn wants_section(target: &Target, fields: bool) -> bool {
-    fields && target.user.is_none()
+    fields && target.has_skb()
 }
 
 fn braces(event: &Event, fields: &SkbFields) -> Option<String> {

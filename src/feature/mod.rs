@@ -22,6 +22,7 @@ pub mod drop;
 pub mod fake_headers;
 pub mod fields;
 pub mod gather;
+pub mod progs;
 pub mod retval;
 pub mod scope;
 pub mod stack;

@@ -61,7 +61,7 @@ pub struct Owner {
 
 /// The socket's cgroup is read at kernel skb points when it is shown.
 pub fn wants_cgroup_section(target: &Target, owner: bool) -> bool {
-    owner && target.user.is_none()
+    owner && target.has_skb()
 }
 
 /// cgroup paths by id, to name the socket's cgroup with each event.

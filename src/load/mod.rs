@@ -3,7 +3,7 @@
 //! through the first copy, each point attached by the first flavour that
 //! the kernel accepts. Dropping a `Session` detaches and unloads everything.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -18,6 +18,7 @@ use crate::event::Lineage;
 use crate::feature;
 use crate::filter::Filter;
 use crate::kernel::Device;
+use crate::kernel::progs::Hook;
 use crate::plan::user::{PacketForm, Probe};
 use crate::plan::{Flavour, Target};
 
@@ -396,6 +397,8 @@ struct ObjectConfig {
     silent: bool,
     /// --track's identity hook: what the function's result is to its skb.
     inherit: Option<Lineage>,
+    /// --bpf-progs: the hook of the program traced (its own entry programs).
+    program_hook: Option<Hook>,
 }
 
 impl ObjectConfig {
@@ -412,6 +415,7 @@ impl ObjectConfig {
             frees: target.frees,
             silent: target.hidden,
             inherit: target.inherit,
+            program_hook: target.program.as_ref().map(|p| p.hook),
         }
     }
 }
@@ -422,6 +426,13 @@ pub static EMBEDDED_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ne
 /// The program that implements a flavour for packets of this form (mbuf
 /// arrays have programs of their own: by bpf_loop, else a bounded loop).
 fn program_for(flavour: Flavour, config: &ObjectConfig, bpf_loop: bool) -> &'static str {
+    match (flavour, config.program_hook) {
+        (Flavour::Fentry, Some(Hook::Tc)) => return "netcap_fentry_tc",
+        (Flavour::Fexit, Some(Hook::Tc)) => return "netcap_fexit_tc",
+        (Flavour::Fentry, Some(Hook::Xdp)) => return "netcap_fentry_xdp",
+        (Flavour::Fexit, Some(Hook::Xdp)) => return "netcap_fexit_xdp",
+        _ => {}
+    }
     match (flavour, config.form.map(|(form, _)| form), bpf_loop) {
         (Flavour::Uprobe, Some(PacketForm::MbufArray), true) => "netcap_uprobe_burst",
         (Flavour::Uprobe, Some(PacketForm::MbufArray), false) => "netcap_uprobe_burst_bounded",
@@ -536,12 +547,14 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
 }
 
 /// Opens a copy of the object, configured, maps shared with `shared`, with
-/// only the program of `flavour` left to load (attached to `attach_name`
-/// where the flavour needs its target at load time), and loads it.
+/// only the program of `flavour` left to load (attached to `attach_name`,
+/// a function of the kernel or of the BPF program `attach_prog`, where the
+/// flavour needs its target at load time), and loads it.
 fn load_object(
     config: &ObjectConfig,
     flavour: Flavour,
     attach_name: Option<&str>,
+    attach_prog: Option<BorrowedFd<'_>>,
     options: &LoadOptions,
     shared: Option<&Object>,
 ) -> Result<Object> {
@@ -596,7 +609,7 @@ fn load_object(
         if name == chosen
             && let Some(target) = attach_name
         {
-            prog.set_attach_target(0, Some(target.to_string()))?;
+            prog.set_attach_target(attach_prog.map_or(0, |fd| fd.as_raw_fd()), Some(target.to_string()))?;
         }
     }
 
@@ -634,7 +647,19 @@ fn attach_one(
         sections: feature::sections(target, flavour, options.wanted()),
         ..ObjectConfig::of(target, index)
     };
-    let object = load_object(&config, flavour, needs_target.then_some(name), options, shared)?;
+    // --bpf-progs: fentry/fexit on another program, by its BTF function's name.
+    let program_fd = match &target.program {
+        Some(program) => Some(
+            crate::kernel::progs::open(program.id)
+                .with_context(|| format!("opening BPF program {} (unloaded since?)", program.id))?,
+        ),
+        None => None,
+    };
+    let attach_name = match &target.program {
+        Some(program) => Some(program.function.as_str()),
+        None => needs_target.then_some(name),
+    };
+    let object = load_object(&config, flavour, attach_name, program_fd.as_ref().map(|fd| fd.as_fd()), options, shared)?;
     let prog = program_named(&object, program_for(flavour, &config, options.bpf_loop))?;
     let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
     let links = match flavour {
@@ -693,6 +718,7 @@ fn attach_group(
         frees: false,
         silent: false,
         inherit: None,
+        program_hook: None,
         sections: grouped
             .iter()
             .fold(0, |bits, (_, t)| bits | feature::sections(t, Flavour::KprobeMulti, options.wanted())),
@@ -725,7 +751,7 @@ fn attach_multi(
     options: &LoadOptions,
     shared: Option<&Object>,
 ) -> Result<GroupLinks> {
-    let object = load_object(config, Flavour::KprobeMulti, None, options, shared)?;
+    let object = load_object(config, Flavour::KprobeMulti, None, None, options, shared)?;
     let opts = libbpf_rs::KprobeMultiOpts {
         symbols: grouped.iter().map(|(_, t)| t.spec.name.clone()).collect(),
         cookies: grouped.iter().map(|(index, t)| cookie(*index, t)).collect(),
@@ -748,7 +774,7 @@ fn attach_each(
     shared: Option<&Object>,
     progress: &mut impl FnMut(Progress<'_>),
 ) -> Result<GroupLinks> {
-    let object = load_object(config, flavour, None, options, shared)?;
+    let object = load_object(config, flavour, None, None, options, shared)?;
     if flavour == Flavour::KprobeByAddress {
         fill_cookies_by_address(&object, grouped)?;
     }

@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::event::{Drop, Event};
+use crate::feature::progs::Verdict;
 use crate::kernel::btf::Btf;
 use crate::kernel::kallsyms::Kallsyms;
+use crate::kernel::progs::Hook;
 
 const REASON_PREFIX: &str = "SKB_DROP_REASON_";
 /// What a drop is called where the kernel gives no reason: what kernels
@@ -116,6 +118,8 @@ pub struct Annotator {
     reasons: DropReasons,
     /// Points whose events carry a drop reason, by trace index.
     drop_points: Vec<bool>,
+    /// --bpf-progs: the exit points, by trace index: their program's hook and label.
+    verdict_points: Vec<Option<(Hook, String)>>,
     symbols: Symbols,
     stacks: HashMap<Vec<u64>, Arc<[String]>>,
     /// Events whose stack could not be read.
@@ -128,10 +132,18 @@ impl Annotator {
             tracks: Renumber::default(),
             reasons,
             drop_points,
+            verdict_points: Vec::new(),
             symbols,
             stacks: HashMap::new(),
             missing_stacks: 0,
         }
+    }
+
+    /// --bpf-progs: at these exit points (by trace index) the return value
+    /// is the program's verdict, and a dropping verdict is the event's drop.
+    pub fn with_verdicts(mut self, verdict_points: Vec<Option<(Hook, String)>>) -> Annotator {
+        self.verdict_points = verdict_points;
+        self
     }
 
     fn symbol(&mut self, address: u64) -> String {
@@ -150,6 +162,16 @@ impl Annotator {
             let reason =
                 if self.reasons.is_empty() { Some(UNSPECIFIED.to_string()) } else { self.reasons.name(event.reason) };
             event.drop = reason.map(|reason| Drop { reason, location });
+        }
+        if let Some(Some((hook, label))) = self.verdict_points.get(usize::from(event.trace_index))
+            && let Some(value) = event.retval.take()
+        {
+            // The program returns an int: the low 32 bits are all of it.
+            let verdict = Verdict { hook: *hook, code: value as i32 };
+            if verdict.drops() {
+                event.drop = Some(Drop { reason: verdict.name(), location: Some(label.clone()) });
+            }
+            event.verdict = Some(verdict);
         }
         if event.stack_id >= 0 {
             match stack(event.stack_id) {
@@ -241,6 +263,32 @@ mod tests {
         annotator.annotate(&mut event, |_| None);
         let drop = event.drop.unwrap();
         assert_eq!((drop.reason.as_str(), drop.location.as_deref()), ("NOT_SPECIFIED", Some("tcp_v4_rcv+0x62")));
+    }
+
+    #[test]
+    fn a_program_s_return_value_is_its_verdict_and_a_dropping_one_its_drop() {
+        let exit = Some((Hook::Tc, "tc:drop_tcp_9000[7]:exit".to_string()));
+        let mut annotator = Annotator::new(DropReasons::default(), vec![false, false, false], Symbols::none())
+            .with_verdicts(vec![None, exit, Some((Hook::Xdp, "xdp:pass[9]:exit".into()))]);
+        let at = |index: u16, retval: Option<i64>, annotator: &mut Annotator| {
+            let mut event = sample_event();
+            event.trace_index = index;
+            event.retval = retval;
+            annotator.annotate(&mut event, |_| None);
+            event
+        };
+        let shot = at(1, Some(2), &mut annotator);
+        assert_eq!(shot.verdict, Some(Verdict { hook: Hook::Tc, code: 2 }));
+        assert_eq!(shot.retval, None, "the verdict takes the return value's place");
+        let drop = shot.drop.unwrap();
+        assert_eq!((drop.reason.as_str(), drop.location.as_deref()), ("TC_ACT_SHOT", Some("tc:drop_tcp_9000[7]:exit")));
+        let ok = at(1, Some(0), &mut annotator);
+        assert_eq!((ok.verdict.map(|v| v.name()), ok.drop), (Some("TC_ACT_OK".into()), None));
+        let pass = at(2, Some(2), &mut annotator);
+        assert_eq!((pass.verdict.map(|v| v.name()), pass.drop), (Some("XDP_PASS".into()), None));
+        // A function's fexit is not a program's: its return value stays one.
+        let other = at(0, Some(2), &mut annotator);
+        assert_eq!((other.verdict, other.retval), (None, Some(2)));
     }
 
     #[test]

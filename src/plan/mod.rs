@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::event::Lineage;
 use crate::kernel::btf::{Btf, Kind};
 use crate::kernel::features::{Feature, Features};
+use crate::kernel::progs::{Hook, Program};
 use spec::{FunctionMode, PointKind, PointSpec};
 
 /// How a target is attached, in the order tried.
@@ -95,6 +96,26 @@ pub struct Target {
     pub signature: String,
     /// Where a user-space point is (netcap raw, mbuf); None for the kernel's.
     pub user: Option<user::UserPoint>,
+    /// --bpf-progs: the tc or XDP program traced here.
+    pub program: Option<ProgramPoint>,
+}
+
+/// --bpf-progs: one loaded tc or XDP program, traced at its entry (the
+/// packet as it got it) or its exit (its verdict).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramPoint {
+    pub id: u32,
+    /// The name fentry and fexit attach by (its BTF function's).
+    pub function: String,
+    pub hook: Hook,
+    pub exit: bool,
+}
+
+impl ProgramPoint {
+    /// `tc:NAME[ID]`, `xdp:NAME[ID]:exit`: the trace point's name in every output.
+    pub fn label(&self) -> String {
+        format!("{}:{}[{}]{}", self.hook.name(), self.function, self.id, if self.exit { ":exit" } else { "" })
+    }
 }
 
 impl Target {
@@ -106,12 +127,22 @@ impl Target {
     pub fn label(&self) -> &str {
         &self.spec.name
     }
+
+    /// Whether its packets are skbs (not an XDP program's, not a process's),
+    /// so that what is read from the skb can be.
+    pub fn has_skb(&self) -> bool {
+        self.user.is_none() && self.program.as_ref().is_none_or(|p| p.hook == Hook::Tc)
+    }
 }
 
 #[derive(Debug, Error)]
 pub enum PlanError {
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
+    #[error(
+        "--bpf-progs traces programs by fentry and fexit, which this kernel cannot do ({why}); programs it would trace: {programs}"
+    )]
+    ProgramsNeedFentry { why: String, programs: String },
     #[error("unknown tracepoint '{name}'{}", suggest(.nearest))]
     UnknownTracepoint { name: String, nearest: Vec<String> },
     #[error("tracepoint '{name}' is in category '{actual}', not '{given}' (write tracepoint:{actual}:{name})")]
@@ -336,6 +367,7 @@ fn resolve_one(
         inherit: None,
         signature,
         user: None,
+        program: None,
     })
 }
 
@@ -368,6 +400,49 @@ pub fn with_track_ends(targets: &mut Vec<Target>, btf: &Btf, features: &Features
         added.push(format!("skb:{name}"));
     }
     Ok(added)
+}
+
+/// --bpf-progs: an entry and an exit target for each program, by fentry
+/// and fexit (nothing else can attach to a BPF program).
+pub fn with_programs(targets: &mut Vec<Target>, programs: &[&Program], features: &Features) -> Result<(), PlanError> {
+    if !features.has(Feature::Fentry) {
+        let names: Vec<String> = programs.iter().map(|p| format!("{}[{}]", p.function, p.id)).collect();
+        return Err(PlanError::ProgramsNeedFentry {
+            why: features.why_missing(Feature::Fentry),
+            programs: if names.is_empty() { "none loaded".into() } else { names.join(", ") },
+        });
+    }
+    for program in programs {
+        for exit in [false, true] {
+            let point = ProgramPoint { id: program.id, function: program.function.clone(), hook: program.hook, exit };
+            let spec = PointSpec {
+                kind: PointKind::Function(if exit { FunctionMode::Fexit } else { FunctionMode::Fentry }),
+                name: point.label(),
+                packet_arg: None,
+                extra_arg: None,
+            };
+            targets.push(Target {
+                spec,
+                skb_arg: 0,
+                extra_arg: None,
+                reason_arg: None,
+                location_arg: None,
+                ret_arg: exit.then_some(1),
+                flavours: vec![if exit { Flavour::Fexit } else { Flavour::Fentry }],
+                passed_over: Vec::new(),
+                frees: false,
+                hidden: false,
+                inherit: None,
+                signature: match program.hook {
+                    Hook::Tc => "struct __sk_buff *skb".into(),
+                    Hook::Xdp => "struct xdp_md *ctx".into(),
+                },
+                user: None,
+                program: Some(point),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// --track: the kernel functions that make new skbs from one, how what

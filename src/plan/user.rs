@@ -214,6 +214,7 @@ pub fn resolve(lists: &[String], mode: Mode, pid: Option<i32>) -> Result<Vec<Tar
             inherit: None,
             signature: String::new(),
             user: Some(UserPoint { binary, pid, probe: spec.probe, form, packet_arg, len_arg }),
+            program: None,
         });
     }
     Ok(targets)

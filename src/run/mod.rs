@@ -65,6 +65,9 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
             features.release
         ));
     }
+    if let Some(selection) = args.progs.selection() {
+        add_programs(&mut targets, &selection, &features)?;
+    }
     if args.track.track {
         let added = plan::with_track_ends(&mut targets, &btf, &features)?;
         let hooks = plan::with_identity_hooks(&mut targets, &btf, &features, &traceable);
@@ -117,6 +120,36 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         features,
     };
     trace::trace(&args.capture, setup, verbose)
+}
+
+/// --bpf-progs: the loaded tc and XDP programs asked for become an entry and
+/// an exit point each. Programs without BTF cannot take fentry: named, left out.
+fn add_programs(targets: &mut Vec<plan::Target>, selection: &[String], features: &Features) -> Result<()> {
+    let loaded = kernel::progs::loaded();
+    let chosen = kernel::progs::select(&loaded, selection).map_err(anyhow::Error::msg)?;
+    let (traceable, without_btf): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|p| p.has_btf);
+    if !without_btf.is_empty() {
+        let names: Vec<String> = without_btf.iter().map(|p| format!("{}[{}]", p.function, p.id)).collect();
+        report::say(&format!(
+            "netcap: --bpf-progs: {} carry no BTF, which fentry needs: not traced (build them with clang -g)",
+            names.join(", ")
+        ));
+    }
+    plan::with_programs(targets, &traceable, features)?;
+    if traceable.is_empty() {
+        if targets.is_empty() {
+            anyhow::bail!(
+                "--bpf-progs{}: no program to trace is loaded at tc or XDP (loaded: {}); attach one, or name trace points with -f",
+                if selection.is_empty() { String::new() } else { format!("={}", selection.join(",")) },
+                kernel::progs::listing(&loaded)
+            );
+        }
+        report::say("netcap: --bpf-progs: no program to trace is loaded at tc or XDP");
+        return Ok(());
+    }
+    let owned: Vec<kernel::progs::Program> = traceable.into_iter().cloned().collect();
+    report::say(&format!("netcap: --bpf-progs: tracing {} at entry and exit", kernel::progs::listing(&owned)));
+    Ok(())
 }
 
 /// What --track attached besides the user's points, and what it cannot

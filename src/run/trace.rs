@@ -107,7 +107,9 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
     } else {
         Symbols::none()
     };
-    let annotator = Annotator::new(setup.reasons, drop_points, symbols);
+    let verdict_points =
+        setup.targets.iter().map(|t| t.program.as_ref().filter(|p| p.exit).map(|p| (p.hook, p.label()))).collect();
+    let annotator = Annotator::new(setup.reasons, drop_points, symbols).with_verdicts(verdict_points);
     // Points netcap added for --track (emitting nothing) come last: neither counted nor part of journeys.
     let shown = setup.targets.iter().filter(|t| !t.hidden).count();
     let journeys = &args.gather;

@@ -111,6 +111,7 @@ fn restore_with(packet: &Packet, data: Vec<u8>, link: Link) -> Event {
                 }
             }
             "ret" => event.retval = value.parse().ok(),
+            "verdict" => event.verdict = crate::feature::progs::Verdict::parse(value),
             "track" => {
                 event.track = number().unwrap_or(event.track);
                 after_track = true;

@@ -5,6 +5,8 @@ use super::metadata::restore;
 use super::*;
 use crate::event::tests::sample_event;
 use crate::event::{Drop, Lineage, Link};
+use crate::feature::progs::Verdict;
+use crate::kernel::progs::Hook;
 use crate::sink::pcapng::PcapngSink;
 use crate::sink::{Context, Sink};
 
@@ -29,10 +31,13 @@ fn netcap_pcapng_reads_back_into_the_events_it_was_written_from() {
     second.drop = Some(Drop { reason: "NETFILTER_DROP".into(), location: Some("nft_do_chain+0x3e8".into()) });
     second.stack = Some(vec!["kfree_skb_reason+0x0".to_string(), "nf_hook_slow+0x91".to_string()].into());
     second.retval = Some(-22);
+    let mut third = sample_event();
+    third.verdict = Some(Verdict { hook: Hook::Xdp, code: 1 });
     let mut bytes = Vec::new();
     let mut sink = PcapngSink::new(&mut bytes, &context, 256).unwrap();
     sink.write(&first, &context).unwrap();
     sink.write(&second, &context).unwrap();
+    sink.write(&third, &context).unwrap();
     sink.flush().unwrap();
     drop(sink);
 
@@ -40,6 +45,7 @@ fn netcap_pcapng_reads_back_into_the_events_it_was_written_from() {
     assert!(reader.written_by_netcap(), "{:?}", reader.application);
     let a = reader.next_packet().unwrap().unwrap();
     let b = reader.next_packet().unwrap().unwrap();
+    let c = reader.next_packet().unwrap().unwrap();
     assert!(reader.next_packet().unwrap().is_none());
     let names: Vec<_> = reader.interfaces.iter().map(|i| i.name.clone().unwrap()).collect();
     assert_eq!(names, ["ip_rcv", "kfree_skb"]);
@@ -56,6 +62,7 @@ fn netcap_pcapng_reads_back_into_the_events_it_was_written_from() {
     assert_eq!(b.drop, second.drop);
     assert_eq!(b.stack, second.stack);
     assert_eq!((b.retval, b.trace_index, b.time_ns), (Some(-22), 1, second.time_ns));
+    assert_eq!(restore(&c, Link::Ethernet).verdict, third.verdict);
 }
 
 /// A classic pcap file: header, then records.

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, Link};
-use crate::feature::{ct, drop, fake_headers, fields, gather, retval, scope, stack, track, user};
+use crate::feature::{ct, drop, fake_headers, fields, gather, progs, retval, scope, stack, track, user};
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE_DESCRIPTION: u32 = 1;
@@ -23,6 +23,8 @@ const OPT_END: u16 = 0;
 const OPT_COMMENT: u16 = 1;
 /// Enhanced Packet Block option: a 64-bit packet id (pcapng spec, epb_packetid).
 const EPB_PACKETID: u16 = 5;
+/// Enhanced Packet Block option: what a tc or XDP program decided (epb_verdict).
+const EPB_VERDICT: u16 = 7;
 const SHB_USERAPPL: u16 = 4;
 const IF_NAME: u16 = 2;
 const IF_DESCRIPTION: u16 = 3;
@@ -106,6 +108,7 @@ pub fn write_comment(text: &mut String, event: &Event, context: &Context) {
     }
     drop::comment(text, event);
     retval::comment(text, event);
+    progs::comment(text, event);
     track::comment(text, event);
     scope::comment(text, event, context.netns_names.as_deref());
     fields::comment(text, event, context.skb_fields.as_deref());
@@ -168,6 +171,9 @@ impl<W: Write> Sink for PcapngSink<W> {
         if event.track != 0 {
             // epb_packetid: the same id on every event of one followed packet.
             option(block, EPB_PACKETID, &event.track.to_le_bytes());
+        }
+        if let Some(verdict) = event.verdict {
+            option(block, EPB_VERDICT, &verdict.pcapng_option());
         }
         end_options(block);
         let total = (block.len() + 4) as u32;

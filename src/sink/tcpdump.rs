@@ -17,7 +17,7 @@ use super::pcap;
 use super::text::lines_after;
 use super::{Context, Sink};
 use crate::event::Event;
-use crate::feature::{ct, drop, fields, retval, scope, track};
+use crate::feature::{ct, drop, fields, progs, retval, scope, track};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FlagsError {
@@ -169,6 +169,7 @@ impl<W: Write> Sink for TcpdumpSink<W> {
         let mut text = format!("{} {}", context.point(event), device);
         drop::suffix(&mut text, event);
         retval::suffix(&mut text, event);
+        progs::suffix(&mut text, event);
         track::suffix(&mut text, event);
         scope::suffix(&mut text, event, context.netns_names.as_deref());
         fields::suffix(&mut text, event, context.skb_fields.as_deref());

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_PAGED_MISSED};
-use crate::feature::{ct, drop, fake_headers, fields, gather, retval, scope, stack, track, user};
+use crate::feature::{ct, drop, fake_headers, fields, gather, progs, retval, scope, stack, track, user};
 use crate::packet;
 
 pub struct TextSink<W: Write> {
@@ -60,6 +60,7 @@ pub fn line(event: &Event, context: &Context) -> String {
     fake_headers::marker(&mut text, event);
     drop::suffix(&mut text, event);
     retval::suffix(&mut text, event);
+    progs::suffix(&mut text, event);
     track::suffix(&mut text, event);
     scope::suffix(&mut text, event, context.netns_names.as_deref());
     fields::suffix(&mut text, event, context.skb_fields.as_deref());
@@ -118,6 +119,20 @@ mod tests {
             rest,
             "netif_receive_skb veth1 len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request, id 3, seq 1, length 64\n"
         );
+    }
+
+    #[test]
+    fn a_program_s_verdict_ends_the_line_and_its_drop_names_the_program() {
+        use crate::feature::progs::Verdict;
+        use crate::kernel::progs::Hook;
+        let context = Context::plain(vec!["tc:drop_tcp_9000[7]:exit".into()]);
+        let mut event = sample_event();
+        event.verdict = Some(Verdict { hook: Hook::Tc, code: 0 });
+        assert!(line(&event, &context).ends_with("length 64 [verdict TC_ACT_OK]"), "{}", line(&event, &context));
+        event.verdict = Some(Verdict { hook: Hook::Tc, code: 2 });
+        event.drop = Some(Drop { reason: "TC_ACT_SHOT".into(), location: Some("tc:drop_tcp_9000[7]:exit".into()) });
+        let text = line(&event, &context);
+        assert!(text.ends_with("length 64 [drop TC_ACT_SHOT at tc:drop_tcp_9000[7]:exit]"), "{text}");
     }
 
     #[test]
