@@ -7,7 +7,7 @@ pass() { echo "NETCAP-VM: PASS $1"; }
 fail() { echo "NETCAP-VM: FAIL $1: $2"; }
 
 insmod /lib/modules/veth.ko || fail setup "insmod veth"
-for module in llc stp garp mrp 8021q; do insmod /lib/modules/$module.ko; done
+for module in llc stp garp mrp 8021q sch_ingress cls_bpf; do insmod /lib/modules/$module.ko; done
 IP=/sbin/ip  # iproute2: busybox ip cannot make veth pairs across namespaces
 $IP link set lo up
 unshare -n sleep 100000 &
@@ -440,6 +440,56 @@ check mbuf_burst_by_usdt sh -c '[ "$(grep -c "usdt:netcap_test:rx - len 98 IP .*
 IN_A=
 exec 3>&-
 wait "$FEEDER"
+
+# --bpf-progs: a tc program on vb's ingress drops TCP to port 9000
+# (TC_ACT_SHOT), an XDP program on vb drops echo requests (XDP_DROP); both
+# built from tests/bpf/ by run.sh. bpftool is the oracle of their ids, and
+# of nothing of netcap's being left after it ends.
+TC=/sbin/tc  # iproute2: busybox tc has no clsact nor bpf filters
+BPFTOOL=/sbin/bpftool
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+nsenter -t "$B" -n $TC qdisc add dev vb clsact
+nsenter -t "$B" -n $TC filter add dev vb ingress bpf da obj /bpf/tc_drop_port.o sec tc
+nsenter -t "$B" -n $IP link set vb xdp obj /bpf/xdp_drop_echo.o sec xdp
+TC_ID=$($BPFTOOL prog show | awk -F: '/ sched_cls / && / name drop_tcp_9000 / { print $1; exit }')
+XDP_ID=$($BPFTOOL prog show | awk -F: '/ xdp / && / name drop_echo_reque/ { print $1; exit }')
+export TC_ID XDP_ID
+progs_traffic() {
+  ping -c 3 -i 0.3 -W 1 198.18.0.2 >/dev/null 2>&1
+  nc -w 1 198.18.0.2 9000 </dev/null >/dev/null 2>&1
+  nc -w 1 198.18.0.2 9001 </dev/null >/dev/null 2>&1
+}
+if start skb --bpf-progs -i vb -e 'icmp or tcp port 9000 or tcp port 9001'; then
+  progs_traffic
+  finish
+fi
+check bpf_progs_attached sh -c '[ -n "$TC_ID" ] && [ -n "$XDP_ID" ] &&
+  grep -q "tracing .*drop_tcp_9000\[$TC_ID\] (tc)" /tmp/err && grep -q "drop_echo_requests\[$XDP_ID\] (xdp)" /tmp/err &&
+  grep -q "tc:drop_tcp_9000\[$TC_ID\] attached by fentry" /tmp/err &&
+  grep -q "tc:drop_tcp_9000\[$TC_ID\]:exit attached by fexit" /tmp/err &&
+  grep -q "xdp:drop_echo_requests\[$XDP_ID\]:exit attached by fexit" /tmp/err'
+check xdp_drop sh -c '[ "$(grep -c "xdp:drop_echo_requests\[$XDP_ID\] vb len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request" /tmp/out)" = 3 ] &&
+  [ "$(grep -c "xdp:drop_echo_requests\[$XDP_ID\]:exit vb len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[drop XDP_DROP at xdp:drop_echo_requests\[$XDP_ID\]:exit\]" /tmp/out)" = 3 ] &&
+  ! grep -q "tc:.*ICMP echo request" /tmp/out'
+check tc_shot sh -c 'grep -q "tc:drop_tcp_9000\[$TC_ID\]:exit vb .* > 198.18.0.2.9000: Flags \[S\].* \[drop TC_ACT_SHOT at tc:drop_tcp_9000\[$TC_ID\]:exit\]" /tmp/out &&
+  grep -q "tc:drop_tcp_9000\[$TC_ID\]:exit vb .* > 198.18.0.2.9001: Flags \[S\].* \[verdict TC_ACT_OK\]" /tmp/out &&
+  grep -q "xdp:drop_echo_requests\[$XDP_ID\]:exit vb .* > 198.18.0.2.9000: Flags \[S\].* \[verdict XDP_PASS\]" /tmp/out &&
+  ! grep -q "9001: .*TC_ACT_SHOT" /tmp/out'
+check bpf_progs_summary sh -c 'grep -q "XDP_DROP *xdp:drop_echo_requests\[$XDP_ID\]:exit *vb" /tmp/err &&
+  grep -q "TC_ACT_SHOT *tc:drop_tcp_9000\[$TC_ID\]:exit *vb" /tmp/err &&
+  [ -z "$($BPFTOOL prog show | grep " tracing ")" ]'
+# The same into pcapng, carried to the host (base64 on the console) for
+# tshark to read the epb_verdict options.
+if start skb --bpf-progs=xdp,drop_tcp_9000 -i vb -e 'icmp or tcp port 9000' -w /tmp/progs.pcapng; then
+  progs_traffic
+  finish
+fi
+check bpf_progs_written sh -c 'grep -q "written" /tmp/err && [ -s /tmp/progs.pcapng ]'
+echo "NETCAP-VM: PCAPNG-BEGIN"
+base64 /tmp/progs.pcapng
+echo "NETCAP-VM: PCAPNG-END"
+nsenter -t "$B" -n $IP link set vb xdp off
+nsenter -t "$B" -n $TC qdisc del dev vb clsact
 
 # Cost, for the record (info, not a check; TCG emulates the CPU, so only the
 # ratios mean something): ns per event of the program at icmp_rcv (fentry,

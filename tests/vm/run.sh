@@ -99,10 +99,19 @@ cc -O2 -g -o "$work/raw_feeder" "$here/../user/raw_feeder.c"
 with_libraries "$work/raw_feeder" /bin/raw_feeder
 cc -O2 -o "$work/tcp_sender" "$here/../user/tcp_sender.c"
 with_libraries "$work/tcp_sender" /bin/tcp_sender
+# --bpf-progs: tc and XDP programs to trace, attached with iproute2's tc and
+# ip, their ids read with bpftool.
+with_libraries "$(command -v tc)" /sbin/tc
+with_libraries "$(command -v bpftool)" /sbin/bpftool
+mkdir -p "$image/bpf"
+for program in tc_drop_port xdp_drop_echo; do
+  clang -O2 -g -target bpf -Wall -Werror -I/usr/include/x86_64-linux-gnu \
+    -c "$here/../bpf/$program.c" -o "$image/bpf/$program.o"
+done
 # glibc also looks for its loader at /lib64.
 mkdir -p "$image/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$image/lib64/"
-# veth, and 802.1Q with what it needs, in load order.
-for name in veth llc stp garp mrp 8021q; do
+# veth, and 802.1Q with what it needs, in load order; clsact and bpf filters.
+for name in veth llc stp garp mrp 8021q sch_ingress cls_bpf; do
   module=$(find "$tree/lib/modules/$version" -name "$name.ko*" | head -n 1)
   case $module in
     *.xz) xz -dc "$module" >"$image/lib/modules/$name.ko" ;;
@@ -141,7 +150,22 @@ qemu_pid=
 elapsed=$(( $(date +%s) - started ))
 
 grep -a "NETCAP-VM" "$work/console.log" | sed "s/^/[$series] /"
-expected=$(grep -c '^check ' "$here/guest.sh")
+# The guest's --bpf-progs capture, read by tshark: one verdict option per
+# exit event, XDP_DROP (1) on the echo requests and TC_ACT_SHOT (2) on the
+# SYNs to port 9000.
+expected=$(( $(grep -c '^check ' "$here/guest.sh") + 1 ))
+sed -n '/NETCAP-VM: PCAPNG-BEGIN/,/NETCAP-VM: PCAPNG-END/p' "$work/console.log" | tr -d '\r' |
+  grep -v NETCAP-VM | base64 -d >"$work/progs.pcapng" 2>/dev/null || true
+verdicts=$(tshark -r "$work/progs.pcapng" -T fields -e frame.verdict.ebpf_xdp -e frame.verdict.ebpf_tc 2>/dev/null | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+if tshark -r "$work/progs.pcapng" -Y 'icmp.type == 8 && frame.verdict.ebpf_xdp == 1' 2>/dev/null | grep -q . &&
+   tshark -r "$work/progs.pcapng" -Y 'tcp.dstport == 9000 && frame.verdict.ebpf_tc == 2' 2>/dev/null | grep -q . &&
+   [ "$(tshark -r "$work/progs.pcapng" -Y 'frame.verdict.ebpf_tc == 2' 2>/dev/null | grep -c .)" = \
+     "$(tshark -r "$work/progs.pcapng" -Y 'tcp.dstport == 9000 && frame.verdict.ebpf_tc' 2>/dev/null | grep -c .)" ]; then
+  echo "NETCAP-VM: PASS tshark_reads_verdicts" >>"$work/console.log"
+else
+  echo "NETCAP-VM: FAIL tshark_reads_verdicts: $verdicts" >>"$work/console.log"
+fi
+grep -a "NETCAP-VM: .* tshark_reads_verdicts" "$work/console.log" | sed "s/^/[$series] /"
 passed=$(grep -ac "NETCAP-VM: PASS" "$work/console.log" || true)
 failed=$(grep -ac "NETCAP-VM: FAIL" "$work/console.log" || true)
 if ! grep -aq "NETCAP-VM: DONE" "$work/console.log" || [ "$failed" -ne 0 ] || [ "$passed" -ne "$expected" ]; then
