@@ -8,6 +8,7 @@ mod ext;
 mod filter;
 mod gather;
 mod output;
+mod progs;
 mod read;
 mod release;
 mod robust;
