@@ -30,6 +30,7 @@
  *   entry/skb.h     kernel skb points: every attach flavour
  *   entry/user.h    user-space packets: uprobes and USDT
  *   entry/prog.h    BPF programs at tc and XDP: fentry/fexit on them
+ *   entry/nft.h     --nft: the verdict of each nftables base chain
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -62,3 +63,4 @@
 #include "entry/skb.h"
 #include "entry/user.h"
 #include "entry/prog.h"
+#include "entry/nft.h"

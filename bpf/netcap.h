@@ -146,7 +146,8 @@ enum netcap_section_kind {
 	NETCAP_SECTION_FIELDS = 7,  /* struct netcap_section_fields: sk_buff fields (--skb-fields) */
 	NETCAP_SECTION_CGROUP = 8,  /* struct netcap_section_value: the skb's socket's cgroup v2 id (--pid, --cgroup) */
 	NETCAP_SECTION_CT = 9,      /* struct netcap_section_ct: the skb's conntrack entry (--ct) */
-	NETCAP_SECTION_END = 10,
+	NETCAP_SECTION_NFT = 10,    /* struct netcap_section_nft: the nftables base chain that decided (--nft) */
+	NETCAP_SECTION_END = 11,
 };
 
 struct netcap_section {
@@ -217,6 +218,21 @@ struct netcap_section_ct {
 	__u16 pad[3];
 	struct netcap_ct_tuple original;
 	struct netcap_ct_tuple reply;
+};
+
+/* --nft: names are cut to this many bytes (nftables allows 256). */
+#define NETCAP_NFT_NAME_LEN 32
+
+/* --nft: the base chain nft_do_chain() evaluated (its verdict is in the
+ * RETVAL section). */
+struct netcap_section_nft {
+	struct netcap_section head;
+	__u8 family;     /* NFPROTO_*: the table's family */
+	__u8 hook;       /* enum nf_inet_hooks (or the netdev hook) the packet is at */
+	__u16 pad;
+	__u64 chain_handle;
+	char table[NETCAP_NFT_NAME_LEN];
+	char chain[NETCAP_NFT_NAME_LEN];
 };
 
 struct netcap_section_user {

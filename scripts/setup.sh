@@ -7,7 +7,7 @@ packages=(
   # build: clang compiles the BPF programs; libbpf is vendored by libbpf-sys
   clang libelf-dev zlib1g-dev libpcap-dev pkg-config make
   # demo and tests: namespaces, traffic, comparison tools
-  iproute2 iputils-ping netcat-openbsd iptables tcpdump tshark tcpreplay bpftool util-linux procps ethtool bc conntrack
+  iproute2 iputils-ping netcat-openbsd iptables tcpdump tshark tcpreplay bpftool util-linux procps ethtool bc conntrack nftables
   # the decoder's differential test makes packets of every family with scapy
   python3-scapy
   # user-space tests: a C feeder and a DPDK feeder with a USDT probe (netcap raw, netcap mbuf)

@@ -20,6 +20,7 @@ struct netcap_section_value netcap_section_value_layout = {};
 struct netcap_section_user netcap_section_user_layout = {};
 struct netcap_section_fields netcap_section_fields_layout = {};
 struct netcap_section_ct netcap_section_ct_layout = {};
+struct netcap_section_nft netcap_section_nft_layout = {};
 enum netcap_section_kind netcap_section_kind_layout;
 
 struct {

@@ -26,6 +26,7 @@ struct xcap_user_extend netcap_user_layout = {};
 	 4 * sizeof(struct netcap_section_value) +                            \
 	 sizeof(struct netcap_section_fields) +                               \
 	 sizeof(struct netcap_section_ct) +                                   \
+	 sizeof(struct netcap_section_nft) +                                  \
 	 sizeof(struct netcap_section_user) + NETCAP_USER_SIZE)
 
 struct netcap_scratch {

@@ -31,6 +31,8 @@ static __always_inline __u32 netcap_section_size(__u32 kind)
 		return sizeof(struct netcap_section_fields);
 	case NETCAP_SECTION_CT:
 		return sizeof(struct netcap_section_ct);
+	case NETCAP_SECTION_NFT:
+		return sizeof(struct netcap_section_nft);
 	}
 	return 0;
 }
@@ -68,6 +70,8 @@ struct netcap_args {
 	__u64 track;	/* --track: the followed skb's id, 0 if none */
 	__u32 lineage;	/* --track: enum netcap_lineage of the followed skb */
 	__u64 skb;	/* the sk_buff, for --skb-fields; 0 at user-space points */
+	__u64 nft_chain; /* --nft: the struct nft_chain evaluated */
+	__u32 nft_hook;	/* --nft: the hook it was evaluated at */
 	__u32 trace_index;
 };
 
@@ -139,6 +143,19 @@ static __always_inline void netcap_fill_sections(struct netcap_event *event, voi
 		struct netcap_section_ct *ct = netcap_section(event, NETCAP_SECTION_CT);
 
 		netcap_read_ct(ct, args->skb);
+	}
+	if (netcap_has_section(NETCAP_SECTION_NFT)) {
+		struct netcap_section_nft *nft = netcap_section(event, NETCAP_SECTION_NFT);
+		struct nft_chain *chain = (void *)args->nft_chain;
+		struct nft_table *table = BPF_CORE_READ(chain, table);
+
+		/* A bitfield since 5.x: its place comes from the kernel's BTF. */
+		nft->family = BPF_CORE_READ_BITFIELD_PROBED(table, family);
+		nft->hook = args->nft_hook;
+		nft->pad = 0;
+		nft->chain_handle = BPF_CORE_READ(chain, handle);
+		bpf_probe_read_kernel_str(nft->table, sizeof(nft->table), BPF_CORE_READ(table, name));
+		bpf_probe_read_kernel_str(nft->chain, sizeof(nft->chain), BPF_CORE_READ(chain, name));
 	}
 	if (netcap_has_section(NETCAP_SECTION_FIELDS)) {
 		struct netcap_section_fields *fields = netcap_section(event, NETCAP_SECTION_FIELDS);

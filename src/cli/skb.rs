@@ -10,6 +10,7 @@ use crate::feature::drop::DropArgs;
 use crate::feature::fake_headers::FakeHeaderArgs;
 use crate::feature::fields::FieldsArgs;
 use crate::feature::gather::GatherArgs;
+use crate::feature::nft::NftArgs;
 use crate::feature::progs::ProgsArgs;
 use crate::feature::scope::ScopeArgs;
 use crate::feature::stack::StackArgs;
@@ -32,7 +33,7 @@ pub struct SkbArgs {
     /// tracepoint (tp_btf, falling back to raw_tp); raw_tp:CAT:NAME forces raw_tp. @p1 is the
     /// 1-based argument holding the sk_buff (found from BTF when omitted), @p2 an extra argument
     /// for extensions. `netcap list` shows what can be traced.
-    #[arg(short = 'f', long = "function", required_unless_present = "bpf_progs")]
+    #[arg(short = 'f', long = "function", required_unless_present_any = ["bpf_progs", "nft"])]
     pub function: Vec<String>,
 
     #[command(flatten)]
@@ -40,6 +41,9 @@ pub struct SkbArgs {
 
     #[command(flatten)]
     pub progs: ProgsArgs,
+
+    #[command(flatten)]
+    pub nft: NftArgs,
 
     /// Device of the skb, by name or index, in netcap's network namespace (or the one --netns
     /// names); `any` for all.

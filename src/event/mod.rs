@@ -12,7 +12,7 @@ use thiserror::Error;
 use crate::bpf::types::netcap_event as RawEvent;
 use crate::bpf::types::{
     netcap_section, netcap_section_ct, netcap_section_drop, netcap_section_fields, netcap_section_kind as Kind,
-    netcap_section_stack, netcap_section_user, netcap_section_value,
+    netcap_section_nft, netcap_section_stack, netcap_section_user, netcap_section_value,
 };
 
 /// Where the captured bytes begin.
@@ -99,6 +99,8 @@ pub struct Event {
     pub cgroup: u64,
     /// --ct: the skb's conntrack entry, if it had one.
     pub ct: Option<Box<crate::feature::ct::Conntrack>>,
+    /// --nft: the nftables base chain evaluated, and (from `pipeline`) its verdict.
+    pub nft: Option<Box<crate::feature::nft::Nft>>,
     /// --skb-fields: the fields' bytes as read, and a bit per field that could not be.
     pub fields: Option<(u32, Box<[u8]>)>,
     /// 1 for the first event read, then counting (netcap's "No N's pkt").
@@ -218,6 +220,7 @@ struct Sections<'a> {
     lineage: u32,
     cgroup: u64,
     ct: Option<netcap_section_ct>,
+    nft: Option<netcap_section_nft>,
     fields: Option<(u32, &'a [u8])>,
     user: Option<&'a [u8]>,
 }
@@ -241,6 +244,7 @@ impl<'a> Sections<'a> {
             lineage: 0,
             cgroup: 0,
             ct: None,
+            nft: None,
             fields: None,
             user: None,
         };
@@ -274,6 +278,9 @@ impl<'a> Sections<'a> {
                 }
                 Kind::NETCAP_SECTION_CT => {
                     sections.ct = Some(read::<netcap_section_ct>(body).ok_or_else(short)?);
+                }
+                Kind::NETCAP_SECTION_NFT => {
+                    sections.nft = Some(read::<netcap_section_nft>(body).ok_or_else(short)?);
                 }
                 Kind::NETCAP_SECTION_CGROUP => {
                     sections.cgroup = read::<netcap_section_value>(body).ok_or_else(short)?.value;
@@ -330,6 +337,7 @@ impl Event {
             lineage: Lineage::Matched,
             cgroup: 0,
             ct: None,
+            nft: None,
             fields: None,
             number: 0,
             saved: None,
@@ -392,6 +400,16 @@ impl Event {
             lineage: Lineage::from_kernel(sections.lineage),
             cgroup: sections.cgroup,
             ct: sections.ct.as_ref().and_then(crate::feature::ct::Conntrack::from_section).map(Box::new),
+            nft: sections.nft.map(|nft| {
+                Box::new(crate::feature::nft::Nft {
+                    family: nft.family,
+                    hook: nft.hook,
+                    chain_handle: nft.chain_handle,
+                    table: c_string(&nft.table),
+                    chain: c_string(&nft.chain),
+                    verdict: None,
+                })
+            }),
             fields: sections.fields.map(|(missing, data)| (missing, data.into())),
             number: 0,
             saved: None,

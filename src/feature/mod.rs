@@ -22,6 +22,7 @@ pub mod drop;
 pub mod fake_headers;
 pub mod fields;
 pub mod gather;
+pub mod nft;
 pub mod progs;
 pub mod retval;
 pub mod scope;
@@ -93,6 +94,7 @@ pub fn sections(target: &Target, flavour: Flavour, wanted: Wanted) -> u32 {
     let Wanted { stacks, track, fields, owner, ct } = wanted;
     let wanted = [
         (Section::NETCAP_SECTION_CT, ct::wants_section(target, ct)),
+        (Section::NETCAP_SECTION_NFT, nft::wants_section(target)),
         (Section::NETCAP_SECTION_CGROUP, scope::wants_cgroup_section(target, owner)),
         (Section::NETCAP_SECTION_FIELDS, fields::wants_section(target, fields)),
         (Section::NETCAP_SECTION_TRACK, track::wants_section(track)),
@@ -133,6 +135,7 @@ pub fn layout(bits: u32, user_struct: Option<u32>) -> SectionLayout {
             | Section::NETCAP_SECTION_CGROUP => size_of::<types::netcap_section_value>(),
             Section::NETCAP_SECTION_FIELDS => size_of::<types::netcap_section_fields>(),
             Section::NETCAP_SECTION_CT => size_of::<types::netcap_section_ct>(),
+            Section::NETCAP_SECTION_NFT => size_of::<types::netcap_section_nft>(),
             _ => size_of::<types::netcap_section_user>() + user_struct.unwrap_or(0) as usize,
         };
         layout.at[kind as usize] = layout.len as u16;

@@ -34,6 +34,25 @@ pub enum KernelError {
     Cgroup(#[from] cgroup::CgroupError),
 }
 
+/// Where nf_tables is, for --nft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NfTables {
+    ModuleWithBtf,
+    ModuleWithoutBtf,
+    /// Not loaded as a module (or built in: then vmlinux's BTF has it).
+    Absent,
+}
+
+pub fn nf_tables() -> NfTables {
+    if Path::new("/sys/kernel/btf/nf_tables").exists() {
+        NfTables::ModuleWithBtf
+    } else if Path::new("/sys/module/nf_tables").exists() {
+        NfTables::ModuleWithoutBtf
+    } else {
+        NfTables::Absent
+    }
+}
+
 pub fn load_btf() -> Result<btf::Btf, KernelError> {
     let path = Path::new(VMLINUX_BTF);
     if !path.exists() {

@@ -399,6 +399,8 @@ struct ObjectConfig {
     inherit: Option<Lineage>,
     /// --bpf-progs: the hook of the program traced (its own entry programs).
     program_hook: Option<Hook>,
+    /// --nft: nft_do_chain, by its own program.
+    netfilter: bool,
 }
 
 impl ObjectConfig {
@@ -416,6 +418,7 @@ impl ObjectConfig {
             silent: target.hidden,
             inherit: target.inherit,
             program_hook: target.program.as_ref().map(|p| p.hook),
+            netfilter: target.netfilter,
         }
     }
 }
@@ -431,6 +434,7 @@ fn program_for(flavour: Flavour, config: &ObjectConfig, bpf_loop: bool) -> &'sta
         (Flavour::Fexit, Some(Hook::Tc)) => return "netcap_fexit_tc",
         (Flavour::Fentry, Some(Hook::Xdp)) => return "netcap_fentry_xdp",
         (Flavour::Fexit, Some(Hook::Xdp)) => return "netcap_fexit_xdp",
+        (Flavour::Fexit, None) if config.netfilter => return "netcap_fexit_nft",
         _ => {}
     }
     match (flavour, config.form.map(|(form, _)| form), bpf_loop) {
@@ -719,6 +723,7 @@ fn attach_group(
         silent: false,
         inherit: None,
         program_hook: None,
+        netfilter: false,
         sections: grouped
             .iter()
             .fold(0, |bits, (_, t)| bits | feature::sections(t, Flavour::KprobeMulti, options.wanted())),

@@ -163,6 +163,14 @@ impl Annotator {
                 if self.reasons.is_empty() { Some(UNSPECIFIED.to_string()) } else { self.reasons.name(event.reason) };
             event.drop = reason.map(|reason| Drop { reason, location });
         }
+        if let Some(nft) = event.nft.as_deref_mut()
+            && let Some(value) = event.retval.take()
+        {
+            nft.verdict = Some(value as u32);
+            if nft.drops() {
+                event.drop = Some(Drop { reason: "NF_DROP".into(), location: Some(nft.location()) });
+            }
+        }
         if let Some(Some((hook, label))) = self.verdict_points.get(usize::from(event.trace_index))
             && let Some(value) = event.retval.take()
         {
@@ -289,6 +297,32 @@ mod tests {
         // A function's fexit is not a program's: its return value stays one.
         let other = at(0, Some(2), &mut annotator);
         assert_eq!((other.verdict, other.retval), (None, Some(2)));
+    }
+
+    #[test]
+    fn a_chain_s_verdict_goes_into_its_nft_and_a_drop_names_the_chain() {
+        let mut annotator = Annotator::new(DropReasons::default(), vec![false], Symbols::none());
+        let chain = |retval| {
+            let mut event = sample_event();
+            event.retval = Some(retval);
+            event.nft = Some(Box::new(crate::feature::nft::Nft {
+                family: 1,
+                hook: 1,
+                chain_handle: 1,
+                table: "netcap_test".into(),
+                chain: "first".into(),
+                verdict: None,
+            }));
+            event
+        };
+        let mut accepted = chain(1);
+        annotator.annotate(&mut accepted, |_| None);
+        assert_eq!((accepted.retval, accepted.drop.clone()), (None, None));
+        assert_eq!(accepted.nft.unwrap().verdict_name().as_deref(), Some("accept"));
+        let mut dropped = chain(0);
+        annotator.annotate(&mut dropped, |_| None);
+        let drop = dropped.drop.unwrap();
+        assert_eq!((drop.reason.as_str(), drop.location.as_deref()), ("NF_DROP", Some("nft inet netcap_test first")));
     }
 
     #[test]

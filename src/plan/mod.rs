@@ -10,6 +10,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::event::Lineage;
+use crate::kernel::NfTables;
 use crate::kernel::btf::{Btf, Kind};
 use crate::kernel::features::{Feature, Features};
 use crate::kernel::progs::{Hook, Program};
@@ -98,6 +99,8 @@ pub struct Target {
     pub user: Option<user::UserPoint>,
     /// --bpf-progs: the tc or XDP program traced here.
     pub program: Option<ProgramPoint>,
+    /// --nft: nft_do_chain, whose records name the base chain and its verdict.
+    pub netfilter: bool,
 }
 
 /// --bpf-progs: one loaded tc or XDP program, traced at its entry (the
@@ -139,6 +142,8 @@ impl Target {
 pub enum PlanError {
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
+    #[error("{0}")]
+    NftCannot(String),
     #[error(
         "--bpf-progs traces programs by fentry and fexit, which this kernel cannot do ({why}); programs it would trace: {programs}"
     )]
@@ -368,6 +373,7 @@ fn resolve_one(
         signature,
         user: None,
         program: None,
+        netfilter: false,
     })
 }
 
@@ -439,9 +445,69 @@ pub fn with_programs(targets: &mut Vec<Target>, programs: &[&Program], features:
                 },
                 user: None,
                 program: Some(point),
+                netfilter: false,
             });
         }
     }
+    Ok(())
+}
+
+/// --nft: fexit on nft_do_chain(pkt, priv), where every nftables base
+/// chain is evaluated. Its types are the nf_tables module's: fexit finds the
+/// function, and CO-RE its structs, in the module's BTF (or vmlinux's, when
+/// nf_tables is built in).
+pub fn with_nft(
+    targets: &mut Vec<Target>,
+    btf: &Btf,
+    features: &Features,
+    nf_tables: NfTables,
+) -> Result<(), PlanError> {
+    const FUNCTION: &str = "nft_do_chain";
+    if !features.has(Feature::Fentry) {
+        return Err(PlanError::NftCannot(format!(
+            "--nft traces {FUNCTION} by fexit, which this kernel cannot do ({})",
+            features.why_missing(Feature::Fentry)
+        )));
+    }
+    let in_vmlinux = btf.function(FUNCTION).is_some();
+    match nf_tables {
+        _ if in_vmlinux => {}
+        NfTables::ModuleWithBtf => {}
+        NfTables::ModuleWithoutBtf => {
+            return Err(PlanError::NftCannot(format!(
+                "--nft: the nf_tables module has no BTF here (/sys/kernel/btf/nf_tables; Linux 5.11+ with \
+                 CONFIG_DEBUG_INFO_BTF_MODULES), which fexit on {FUNCTION} and reading its structs need"
+            )));
+        }
+        NfTables::Absent => {
+            return Err(PlanError::NftCannot(
+                "--nft: nf_tables is not loaded, so no nftables chain sees packets (load a ruleset with nft first)"
+                    .into(),
+            ));
+        }
+    }
+    targets.push(Target {
+        spec: PointSpec {
+            kind: PointKind::Function(FunctionMode::Fexit),
+            name: FUNCTION.into(),
+            packet_arg: None,
+            extra_arg: None,
+        },
+        skb_arg: 0,
+        extra_arg: None,
+        reason_arg: None,
+        location_arg: None,
+        ret_arg: Some(2),
+        flavours: vec![Flavour::Fexit],
+        passed_over: Vec::new(),
+        frees: false,
+        hidden: false,
+        inherit: None,
+        signature: "const struct nft_pktinfo *pkt, void *priv".into(),
+        user: None,
+        program: None,
+        netfilter: true,
+    });
     Ok(())
 }
 

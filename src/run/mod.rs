@@ -65,6 +65,9 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
             features.release
         ));
     }
+    if args.nft.nft {
+        plan::with_nft(&mut targets, &btf, &features, kernel::nf_tables())?;
+    }
     if let Some(selection) = args.progs.selection() {
         add_programs(&mut targets, &selection, &features)?;
     }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, Link};
-use crate::feature::{ct, drop, fake_headers, fields, gather, progs, retval, scope, stack, track, user};
+use crate::feature::{ct, drop, fake_headers, fields, gather, nft, progs, retval, scope, stack, track, user};
 use crate::packet;
 
 pub struct JsonSink<W: Write> {
@@ -89,6 +89,7 @@ pub fn object(event: &Event, context: &Context) -> Value {
         "journey": gather::json(event, point),
         "retval": retval::json(event),
         "verdict": progs::json(event),
+        "nft": nft::json(event),
         "track": track::json(event),
         "lineage": track::lineage_json(event),
         "saved": event.saved.as_deref(),

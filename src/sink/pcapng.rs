@@ -12,7 +12,7 @@ use std::io::{self, Write};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_CHAINED, FLAG_MBUF, FLAG_PAGED_MISSED, Link};
-use crate::feature::{ct, drop, fake_headers, fields, gather, progs, retval, scope, stack, track, user};
+use crate::feature::{ct, drop, fake_headers, fields, gather, nft, progs, retval, scope, stack, track, user};
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE_DESCRIPTION: u32 = 1;
@@ -109,6 +109,7 @@ pub fn write_comment(text: &mut String, event: &Event, context: &Context) {
     drop::comment(text, event);
     retval::comment(text, event);
     progs::comment(text, event);
+    nft::comment(text, event);
     track::comment(text, event);
     scope::comment(text, event, context.netns_names.as_deref());
     fields::comment(text, event, context.skb_fields.as_deref());

@@ -17,7 +17,7 @@ use super::pcap;
 use super::text::lines_after;
 use super::{Context, Sink};
 use crate::event::Event;
-use crate::feature::{ct, drop, fields, progs, retval, scope, track};
+use crate::feature::{ct, drop, fields, nft, progs, retval, scope, track};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FlagsError {
@@ -170,6 +170,7 @@ impl<W: Write> Sink for TcpdumpSink<W> {
         drop::suffix(&mut text, event);
         retval::suffix(&mut text, event);
         progs::suffix(&mut text, event);
+        nft::suffix(&mut text, event);
         track::suffix(&mut text, event);
         scope::suffix(&mut text, event, context.netns_names.as_deref());
         fields::suffix(&mut text, event, context.skb_fields.as_deref());

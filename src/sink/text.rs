@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::{Context, Sink};
 use crate::event::{Event, FLAG_PAGED_MISSED};
-use crate::feature::{ct, drop, fake_headers, fields, gather, progs, retval, scope, stack, track, user};
+use crate::feature::{ct, drop, fake_headers, fields, gather, nft, progs, retval, scope, stack, track, user};
 use crate::packet;
 
 pub struct TextSink<W: Write> {
@@ -61,6 +61,7 @@ pub fn line(event: &Event, context: &Context) -> String {
     drop::suffix(&mut text, event);
     retval::suffix(&mut text, event);
     progs::suffix(&mut text, event);
+    nft::suffix(&mut text, event);
     track::suffix(&mut text, event);
     scope::suffix(&mut text, event, context.netns_names.as_deref());
     fields::suffix(&mut text, event, context.skb_fields.as_deref());

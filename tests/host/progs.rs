@@ -109,3 +109,15 @@ fn bpf_progs_without_fentry_names_what_it_would_trace_and_leaves_nothing() {
     assert_eq!(bpftool_id("sched_cls", "drop_tcp_9000"), tc_id);
     assert_eq!(bpftool_id("xdp", "drop_echo_reque"), xdp_id);
 }
+
+/// `--nft` is fexit on nft_do_chain: on this kernel, without fentry, one
+/// line that says so, exit 2, nothing loaded.
+#[test]
+fn nft_without_fentry_says_so_in_one_line() {
+    let Some(_guard) = root_test("nft_without_fentry_says_so_in_one_line") else { return };
+    let output = netcap(&["skb", "--nft", "-e", "tcp port 9100"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!((output.status.code(), stderr.lines().count()), (Some(2), 1), "{stderr}");
+    assert!(stderr.contains("--nft traces nft_do_chain by fexit") && stderr.contains("no fentry here"), "{stderr}");
+    assert_eq!(netcap_programs_loaded(), Vec::<String>::new(), "netcap left programs loaded");
+}

@@ -103,6 +103,8 @@ with_libraries "$work/tcp_sender" /bin/tcp_sender
 # ip, their ids read with bpftool.
 with_libraries "$(command -v tc)" /sbin/tc
 with_libraries "$(command -v bpftool)" /sbin/bpftool
+# --nft: a ruleset loaded with nft, whose chain handles are the oracle.
+with_libraries "$(command -v nft)" /sbin/nft
 mkdir -p "$image/bpf"
 for program in tc_drop_port xdp_drop_echo; do
   clang -O2 -g -target bpf -Wall -Werror -I/usr/include/x86_64-linux-gnu \
@@ -110,8 +112,9 @@ for program in tc_drop_port xdp_drop_echo; do
 done
 # glibc also looks for its loader at /lib64.
 mkdir -p "$image/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$image/lib64/"
-# veth, and 802.1Q with what it needs, in load order; clsact and bpf filters.
-for name in veth llc stp garp mrp 8021q sch_ingress cls_bpf; do
+# veth, and 802.1Q with what it needs, in load order; clsact and bpf filters;
+# nf_tables with what it needs, for --nft.
+for name in veth llc stp garp mrp 8021q sch_ingress cls_bpf libcrc32c nfnetlink nf_tables; do
   module=$(find "$tree/lib/modules/$version" -name "$name.ko*" | head -n 1)
   case $module in
     *.xz) xz -dc "$module" >"$image/lib/modules/$name.ko" ;;

@@ -1,0 +1,156 @@
+//! nftables verdicts (`--nft`): fexit on `nft_do_chain`, the evaluation of
+//! one base chain, adds an NFT section (table, family, chain, its handle,
+//! the hook) to the RETVAL section holding the chain's verdict. `pipeline`
+//! puts the verdict into `Nft` (a drop into the event's drop, named after
+//! the chain). Shown as ` [nft inet filter input accept]` on the line (a
+//! drop as ` [drop NF_DROP at nft inet filter input]`), `nft` in JSON,
+//! ` nft=…` in the pcapng comment.
+
+use std::fmt::Write as _;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::event::Event;
+use crate::plan::Target;
+
+#[derive(Debug, Args)]
+pub struct NftArgs {
+    /// Show the verdict of every nftables base chain each packet goes through (table, chain,
+    /// hook; a drop names the chain), by fexit on nft_do_chain
+    #[arg(long = "nft")]
+    pub nft: bool,
+}
+
+pub fn wants_section(target: &Target) -> bool {
+    target.netfilter
+}
+
+/// One base chain's evaluation of a packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nft {
+    /// NFPROTO_* of the table.
+    pub family: u8,
+    /// The hook the chain is at, in its family's numbering.
+    pub hook: u8,
+    pub chain_handle: u64,
+    pub table: String,
+    pub chain: String,
+    /// What nft_do_chain returned: NF_* in the low byte, an errno or queue number above.
+    pub verdict: Option<u32>,
+}
+
+impl Nft {
+    /// `nft list ruleset`'s word for the table's family.
+    pub fn family_name(&self) -> String {
+        match self.family {
+            1 => "inet".into(),
+            2 => "ip".into(),
+            3 => "arp".into(),
+            5 => "netdev".into(),
+            7 => "bridge".into(),
+            10 => "ip6".into(),
+            other => format!("family{other}"),
+        }
+    }
+
+    /// The hook's name as a chain declares it (`hook input`).
+    pub fn hook_name(&self) -> String {
+        let names: &[&str] = match self.family {
+            5 => &["ingress", "egress"],
+            3 => &["input", "output", "forward"],
+            _ => &["prerouting", "input", "forward", "output", "postrouting", "ingress"],
+        };
+        names.get(usize::from(self.hook)).map_or_else(|| format!("hook{}", self.hook), |n| n.to_string())
+    }
+
+    /// `nft`'s word for the verdict (`accept`, `drop`, `queue`, …).
+    pub fn verdict_name(&self) -> Option<String> {
+        let code = self.verdict? & 0xff;
+        Some(match code {
+            0 => "drop".into(),
+            1 => "accept".into(),
+            2 => "stolen".into(),
+            3 => "queue".into(),
+            4 => "repeat".into(),
+            5 => "stop".into(),
+            other => format!("verdict{other}"),
+        })
+    }
+
+    pub fn drops(&self) -> bool {
+        self.verdict.is_some_and(|v| v & 0xff == 0)
+    }
+
+    /// `nft inet filter input`: where a drop happened.
+    pub fn location(&self) -> String {
+        format!("nft {} {} {}", self.family_name(), self.table, self.chain)
+    }
+}
+
+/// ` [nft inet filter input accept]` unless it dropped (the drop says so).
+pub fn suffix(text: &mut String, event: &Event) {
+    if let Some(nft) = event.nft.as_deref().filter(|n| !n.drops()) {
+        let _ = write!(text, " [{} {}]", nft.location(), nft.verdict_name().as_deref().unwrap_or("?"));
+    }
+}
+
+pub fn json(event: &Event) -> Value {
+    event
+        .nft
+        .as_deref()
+        .map(|nft| {
+            json!({
+                "family": nft.family_name(),
+                "table": nft.table,
+                "chain": nft.chain,
+                "chain_handle": nft.chain_handle,
+                "hook": nft.hook_name(),
+                "verdict": nft.verdict_name(),
+                "code": nft.verdict,
+            })
+        })
+        .into()
+}
+
+/// ` nft=inet:filter:input:accept chain_handle=N hook=input`.
+pub fn comment(text: &mut String, event: &Event) {
+    if let Some(nft) = event.nft.as_deref() {
+        let _ = write!(
+            text,
+            " nft={}:{}:{}:{} chain_handle={} hook={}",
+            nft.family_name(),
+            nft.table,
+            nft.chain,
+            nft.verdict_name().as_deref().unwrap_or("?"),
+            nft.chain_handle,
+            nft.hook_name()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_as_nft_writes_them() {
+        let mut nft =
+            Nft { family: 1, hook: 1, chain_handle: 3, table: "filter".into(), chain: "in".into(), verdict: Some(1) };
+        assert_eq!(
+            (nft.family_name(), nft.hook_name(), nft.verdict_name()),
+            ("inet".into(), "input".into(), Some("accept".into()))
+        );
+        assert!(!nft.drops());
+        // NF_DROP_ERR(-EPERM): the errno rides above the verdict.
+        nft.verdict = Some(((-1i32 as u32) << 16) | 0);
+        assert!(nft.drops());
+        assert_eq!(nft.verdict_name().as_deref(), Some("drop"));
+        assert_eq!(nft.location(), "nft inet filter in");
+        nft.family = 5;
+        nft.hook = 0;
+        assert_eq!((nft.family_name(), nft.hook_name()), ("netdev".into(), "ingress".into()));
+        nft.verdict = Some(0x0003_0003);
+        assert_eq!(nft.verdict_name().as_deref(), Some("queue"));
+    }
+}
