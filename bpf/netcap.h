@@ -278,6 +278,8 @@ struct netcap_config {
 	__u32 sections_len; /* bytes of all of them */
 	__u16 section_at[NETCAP_SECTION_END]; /* where each starts after the header */
 	struct netcap_mbuf_offsets mbuf;
+	__u32 defer;       /* 1: --nft's entry: the record waits in netcap_pending_map for the exit */
+	__u32 pending_size; /* netcap_pending_map's value size */
 };
 
 #endif /* NETCAP_H */

@@ -172,7 +172,7 @@ static __always_inline void netcap_handle_packet(void *ctx, struct sk_buff *skb,
 		return;
 
 #ifndef NETCAP_EXT
-	if (verdict > 0 && !frame.made && frame.want <= frame.linear_end) {
+	if (verdict > 0 && !frame.made && frame.want <= frame.linear_end && !netcap_cfg.defer) {
 		netcap_follow(skb, args);
 		netcap_emit_in_place(ctx, skb, &frame, args, dev, ifindex, netns, direct);
 		return;

@@ -56,6 +56,17 @@ struct {
 	__type(value, struct netcap_entry);
 } netcap_entries_map SEC(".maps");
 
+/* --nft: records made at nft_do_chain's entry, waiting there for the
+ * chain's verdict at its exit (by then a dropped skb is freed), by the
+ * address of the call's struct nft_pktinfo. Sized by user space: the nft
+ * point's record with capture_max bytes; one byte elsewhere. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u64));
+	__uint(value_size, 1);
+} netcap_pending_map SEC(".maps");
+
 /* Kernel stacks for -S; identical stacks share one id. Sized by user
  * space (one entry when -S is off). */
 struct {

@@ -97,6 +97,11 @@ static __always_inline void netcap_submit(struct netcap_event *event, void *ctx,
 {
 	netcap_fill_sections(event, ctx, args);
 	netcap_fill_common(event, pkt, args->trace_index, direct);
+	if (netcap_cfg.defer) {
+		if (bpf_map_update_elem(&netcap_pending_map, &args->defer_key, event, BPF_ANY))
+			netcap_count(NETCAP_COUNTER_LOST);
+		return;
+	}
 	if (bpf_ringbuf_output(&netcap_events_map, event,
 			       (sizeof(*event) + netcap_sections_len() + event->cap_len) & 0x1ffff,
 			       netcap_wakeup(event->ts_ns)))

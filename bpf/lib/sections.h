@@ -72,6 +72,7 @@ struct netcap_args {
 	__u64 skb;	/* the sk_buff, for --skb-fields; 0 at user-space points */
 	__u64 nft_chain; /* --nft: the struct nft_chain evaluated */
 	__u32 nft_hook;	/* --nft: the hook it was evaluated at */
+	__u64 defer_key; /* --nft: the call's struct nft_pktinfo, its record's key in netcap_pending_map */
 	__u32 trace_index;
 };
 

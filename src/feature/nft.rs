@@ -66,6 +66,9 @@ impl Nft {
 
     /// `nft`'s word for the verdict (`accept`, `drop`, `queue`, …).
     pub fn verdict_name(&self) -> Option<String> {
+        if self.drops() {
+            return Some("drop".into());
+        }
         let code = self.verdict? & 0xff;
         Some(match code {
             0 => "drop".into(),
@@ -78,8 +81,12 @@ impl Nft {
         })
     }
 
+    /// NF_DROP (with or without an errno above it) up to 6.0; from 6.1
+    /// nft_do_chain frees a dropped skb itself (NF_DROP_REASON) and returns
+    /// NF_STOLEN with the errno above it, where a packet really taken over
+    /// (fwd, dup) is NF_STOLEN alone.
     pub fn drops(&self) -> bool {
-        self.verdict.is_some_and(|v| v & 0xff == 0)
+        self.verdict.is_some_and(|v| v & 0xff == 0 || (v & 0xff == 2 && v >> 16 != 0))
     }
 
     /// `nft inet filter input`: where a drop happened.
@@ -152,5 +159,12 @@ mod tests {
         assert_eq!((nft.family_name(), nft.hook_name()), ("netdev".into(), "ingress".into()));
         nft.verdict = Some(0x0003_0003);
         assert_eq!(nft.verdict_name().as_deref(), Some("queue"));
+        // 6.1 on: NF_DROP_REASON(skb, …, EPERM) is EPERM << 16 | NF_STOLEN.
+        nft.verdict = Some(1 << 16 | 2);
+        assert!(nft.drops());
+        assert_eq!(nft.verdict_name().as_deref(), Some("drop"));
+        nft.verdict = Some(2);
+        assert!(!nft.drops());
+        assert_eq!(nft.verdict_name().as_deref(), Some("stolen"));
     }
 }

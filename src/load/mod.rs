@@ -434,7 +434,7 @@ fn program_for(flavour: Flavour, config: &ObjectConfig, bpf_loop: bool) -> &'sta
         (Flavour::Fexit, Some(Hook::Tc)) => return "netcap_fexit_tc",
         (Flavour::Fentry, Some(Hook::Xdp)) => return "netcap_fentry_xdp",
         (Flavour::Fexit, Some(Hook::Xdp)) => return "netcap_fexit_xdp",
-        (Flavour::Fexit, None) if config.netfilter => return "netcap_fexit_nft",
+        (Flavour::Fexit, None) if config.netfilter => return "netcap_fentry_nft",
         _ => {}
     }
     match (flavour, config.form.map(|(form, _)| form), bpf_loop) {
@@ -468,6 +468,9 @@ fn program_name(flavour: Flavour) -> &'static str {
 /// A kretprobe needs its entry half too.
 const KRETPROBE_ENTRY: &str = "netcap_kretprobe_entry";
 
+/// --nft's exit half: it adds the verdict to the record its entry made.
+const NFT_EXIT: &str = "netcap_fexit_nft";
+
 /// Maps every opened copy shares with the first.
 const SHARED_MAPS: [&str; 8] = [
     "netcap_events_map",
@@ -486,6 +489,12 @@ fn map_named<'a>(object: &'a Object, name: &str) -> Result<Map<'a>> {
 
 fn program_named<'a>(object: &'a Object, name: &str) -> Result<ProgramMut<'a>> {
     object.progs_mut().find(|p| p.name() == name).ok_or_else(|| anyhow!("BPF object has no program {name}"))
+}
+
+/// --nft: a waiting record's bytes, header, sections and up to capture_max of packet.
+fn pending_size(config: &ObjectConfig, options: &LoadOptions) -> u32 {
+    let sections = feature::layout(config.sections, options.user_struct);
+    std::mem::size_of::<crate::bpf::types::netcap_event>() as u32 + sections.len + options.capture_max
 }
 
 /// The `.rodata` configuration of one opened copy, as the C struct's bytes.
@@ -533,6 +542,10 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
     rodata.cgroup_id = options.owner.cgroup.unwrap_or(0);
     if let Some((fields, count)) = options.skb_fields {
         (rodata.fields, rodata.field_count) = (fields, count);
+    }
+    if config.netfilter {
+        rodata.defer = 1;
+        rodata.pending_size = pending_size(config, options);
     }
     rodata.len_arg = NO_ARG;
     if let Some((form, len_arg)) = config.form {
@@ -593,6 +606,12 @@ fn load_object(
         if name == "netcap_cookies_map" {
             map.set_max_entries(COOKIES_BY_ADDRESS)?;
         }
+        if name == "netcap_pending_map" && config.netfilter {
+            // Calls in flight at once: one per CPU, and a few nested (a
+            // reject's reply goes through the output chains inside the call).
+            map.set_value_size(pending_size(config, options))?;
+            map.set_max_entries(crate::kernel::possible_cpus() as u32 * NEST_MAX)?;
+        }
         match shared {
             Some(first) if SHARED_MAPS.contains(&name.as_str()) => map.reuse_fd(map_named(first, &name)?.as_fd())?,
             Some(_) => {}
@@ -609,8 +628,10 @@ fn load_object(
     let chosen = program_for(flavour, config, options.bpf_loop);
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
-        prog.set_autoload(name == chosen || (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY));
-        if name == chosen
+        let second_half =
+            (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY) || (config.netfilter && name == NFT_EXIT);
+        prog.set_autoload(name == chosen || second_half);
+        if (name == chosen || (config.netfilter && name == NFT_EXIT))
             && let Some(target) = attach_name
         {
             prog.set_attach_target(attach_prog.map_or(0, |fd| fd.as_raw_fd()), Some(target.to_string()))?;
@@ -667,6 +688,9 @@ fn attach_one(
     let prog = program_named(&object, program_for(flavour, &config, options.bpf_loop))?;
     let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
     let links = match flavour {
+        Flavour::Fexit if config.netfilter => {
+            vec![attach(prog.attach_trace())?, attach(program_named(&object, NFT_EXIT)?.attach_trace())?]
+        }
         Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor => {
             vec![attach(prog.attach_trace())?]
         }
