@@ -1,6 +1,7 @@
-//! nftables verdicts (`--nft`): fexit on `nft_do_chain`, the evaluation of
-//! one base chain, adds an NFT section (table, family, chain, its handle,
-//! the hook) to the RETVAL section holding the chain's verdict. `pipeline`
+//! nftables verdicts (`--nft`): `nft_do_chain` evaluates one base chain;
+//! its fentry records the packet with an NFT section (table, family, chain,
+//! its handle, the hook), its fexit adds the chain's verdict in the RETVAL
+//! section. `pipeline`
 //! puts the verdict into `Nft` (a drop into the event's drop, named after
 //! the chain). Shown as ` [nft inet filter input accept]` on the line (a
 //! drop as ` [drop NF_DROP at nft inet filter input]`), `nft` in JSON,
@@ -17,7 +18,7 @@ use crate::plan::Target;
 #[derive(Debug, Args)]
 pub struct NftArgs {
     /// Show the verdict of every nftables base chain each packet goes through (table, chain,
-    /// hook; a drop names the chain), by fexit on nft_do_chain
+    /// hook; a drop names the chain), by fentry and fexit on nft_do_chain
     #[arg(long = "nft")]
     pub nft: bool,
 }
@@ -71,7 +72,6 @@ impl Nft {
         }
         let code = self.verdict? & 0xff;
         Some(match code {
-            0 => "drop".into(),
             1 => "accept".into(),
             2 => "stolen".into(),
             3 => "queue".into(),
@@ -150,7 +150,7 @@ mod tests {
         );
         assert!(!nft.drops());
         // NF_DROP_ERR(-EPERM): the errno rides above the verdict.
-        nft.verdict = Some(((-1i32 as u32) << 16) | 0);
+        nft.verdict = Some((-1i32 as u32) << 16); // NF_DROP (0) in the low byte
         assert!(nft.drops());
         assert_eq!(nft.verdict_name().as_deref(), Some("drop"));
         assert_eq!(nft.location(), "nft inet filter in");

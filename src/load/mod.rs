@@ -13,7 +13,7 @@ mod filter_hook;
 pub mod mbuf;
 mod removal;
 
-use crate::bpf::types::netcap_config;
+use crate::bpf::types::{netcap_config, netcap_event};
 use crate::event::Lineage;
 use crate::feature;
 use crate::filter::Filter;
@@ -491,12 +491,6 @@ fn program_named<'a>(object: &'a Object, name: &str) -> Result<ProgramMut<'a>> {
     object.progs_mut().find(|p| p.name() == name).ok_or_else(|| anyhow!("BPF object has no program {name}"))
 }
 
-/// --nft: a waiting record's bytes, header, sections and up to capture_max of packet.
-fn pending_size(config: &ObjectConfig, options: &LoadOptions) -> u32 {
-    let sections = feature::layout(config.sections, options.user_struct);
-    std::mem::size_of::<crate::bpf::types::netcap_event>() as u32 + sections.len + options.capture_max
-}
-
 /// The `.rodata` configuration of one opened copy, as the C struct's bytes.
 fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
     let sections = feature::layout(config.sections, options.user_struct);
@@ -544,8 +538,9 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
         (rodata.fields, rodata.field_count) = (fields, count);
     }
     if config.netfilter {
+        // A waiting record: header, sections and up to capture_max bytes of packet.
         rodata.defer = 1;
-        rodata.pending_size = pending_size(config, options);
+        rodata.pending_size = std::mem::size_of::<netcap_event>() as u32 + sections.len + options.capture_max;
     }
     rodata.len_arg = NO_ARG;
     if let Some((form, len_arg)) = config.form {
@@ -609,7 +604,7 @@ fn load_object(
         if name == "netcap_pending_map" && config.netfilter {
             // Calls in flight at once: one per CPU, and a few nested (a
             // reject's reply goes through the output chains inside the call).
-            map.set_value_size(pending_size(config, options))?;
+            map.set_value_size(rodata.pending_size)?;
             map.set_max_entries(crate::kernel::possible_cpus() as u32 * NEST_MAX)?;
         }
         match shared {
@@ -630,10 +625,10 @@ fn load_object(
         let name = prog.name().to_string_lossy().into_owned();
         let second_half =
             (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY) || (config.netfilter && name == NFT_EXIT);
-        prog.set_autoload(name == chosen || second_half);
-        if (name == chosen || (config.netfilter && name == NFT_EXIT))
-            && let Some(target) = attach_name
-        {
+        let load = name == chosen || second_half;
+        prog.set_autoload(load);
+        // Only tracing flavours have an attach name, so a kretprobe's entry never gets one.
+        if load && let Some(target) = attach_name {
             prog.set_attach_target(attach_prog.map_or(0, |fd| fd.as_raw_fd()), Some(target.to_string()))?;
         }
     }

@@ -131,6 +131,33 @@ impl Target {
         &self.spec.name
     }
 
+    /// A point netcap attaches by what it is, not by resolving a `-f` spec
+    /// (--bpf-progs, --nft): fexit when it has a result slot (`ret_arg`),
+    /// else fentry, with the packet in the first argument.
+    fn fixed(name: String, ret_arg: Option<u32>, signature: &str) -> Target {
+        let (mode, flavour) = match ret_arg {
+            Some(_) => (FunctionMode::Fexit, Flavour::Fexit),
+            None => (FunctionMode::Fentry, Flavour::Fentry),
+        };
+        Target {
+            spec: PointSpec { kind: PointKind::Function(mode), name, packet_arg: None, extra_arg: None },
+            skb_arg: 0,
+            extra_arg: None,
+            reason_arg: None,
+            location_arg: None,
+            ret_arg,
+            flavours: vec![flavour],
+            passed_over: Vec::new(),
+            frees: false,
+            hidden: false,
+            inherit: None,
+            signature: signature.into(),
+            user: None,
+            program: None,
+            netfilter: false,
+        }
+    }
+
     /// Whether its packets are skbs (not an XDP program's, not a process's),
     /// so that what is read from the skb can be.
     pub fn has_skb(&self) -> bool {
@@ -421,32 +448,13 @@ pub fn with_programs(targets: &mut Vec<Target>, programs: &[&Program], features:
     for program in programs {
         for exit in [false, true] {
             let point = ProgramPoint { id: program.id, function: program.function.clone(), hook: program.hook, exit };
-            let spec = PointSpec {
-                kind: PointKind::Function(if exit { FunctionMode::Fexit } else { FunctionMode::Fentry }),
-                name: point.label(),
-                packet_arg: None,
-                extra_arg: None,
+            let signature = match program.hook {
+                Hook::Tc => "struct __sk_buff *skb",
+                Hook::Xdp => "struct xdp_md *ctx",
             };
-            targets.push(Target {
-                spec,
-                skb_arg: 0,
-                extra_arg: None,
-                reason_arg: None,
-                location_arg: None,
-                ret_arg: exit.then_some(1),
-                flavours: vec![if exit { Flavour::Fexit } else { Flavour::Fentry }],
-                passed_over: Vec::new(),
-                frees: false,
-                hidden: false,
-                inherit: None,
-                signature: match program.hook {
-                    Hook::Tc => "struct __sk_buff *skb".into(),
-                    Hook::Xdp => "struct xdp_md *ctx".into(),
-                },
-                user: None,
-                program: Some(point),
-                netfilter: false,
-            });
+            let mut target = Target::fixed(point.label(), exit.then_some(1), signature);
+            target.program = Some(point);
+            targets.push(target);
         }
     }
     Ok(())
@@ -486,28 +494,9 @@ pub fn with_nft(
             ));
         }
     }
-    targets.push(Target {
-        spec: PointSpec {
-            kind: PointKind::Function(FunctionMode::Fexit),
-            name: FUNCTION.into(),
-            packet_arg: None,
-            extra_arg: None,
-        },
-        skb_arg: 0,
-        extra_arg: None,
-        reason_arg: None,
-        location_arg: None,
-        ret_arg: Some(2),
-        flavours: vec![Flavour::Fexit],
-        passed_over: Vec::new(),
-        frees: false,
-        hidden: false,
-        inherit: None,
-        signature: "const struct nft_pktinfo *pkt, void *priv".into(),
-        user: None,
-        program: None,
-        netfilter: true,
-    });
+    let mut target = Target::fixed(FUNCTION.into(), Some(2), "const struct nft_pktinfo *pkt, void *priv");
+    target.netfilter = true;
+    targets.push(target);
     Ok(())
 }
 
