@@ -5,7 +5,8 @@
 //! takes a tenth of a second each in a small VM, and threads do not help.
 //! Instead the pattern's program is told to do nothing from now on, and a
 //! forked process that holds only the links closes them at its exit, while
-//! netcap reports and ends.
+//! netcap reports and ends. The child exits only after netcap has closed its
+//! own copies: whichever closes last pays for the removal.
 
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -28,15 +29,31 @@ fn stop_program(object: &Object) -> Result<()> {
 /// Nothing runs the group's program after this returns.
 pub fn remove_in_background(object: &Object, links: Vec<Link>) -> Result<i32> {
     stop_program(object)?;
+    // The child waits on this pipe until this process has closed its copies
+    // of the links: a child that exited first would leave this process's
+    // closes as the last, and so the slow removal in place.
+    let mut ends = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("making the pipe the kprobes' remover waits on");
+    }
+    let [handed_over, hand_over] = ends;
     let mut kept: Vec<i32> = links.iter().map(|l| l.as_fd().as_raw_fd()).collect();
+    kept.push(handed_over);
     kept.sort_unstable();
     // SAFETY: sysconf has no preconditions.
     let open_max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(1024, 1 << 20) as i32;
     // SAFETY: the child calls only async-signal-safe functions (setsid,
-    // close_range or close, _exit) on data prepared before the fork.
+    // close_range or close, read, _exit) on data prepared before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(std::io::Error::last_os_error()).context("forking the process that removes the kprobes");
+        let err = std::io::Error::last_os_error();
+        // SAFETY: both ends are this process's own and closed once.
+        unsafe {
+            libc::close(handed_over);
+            libc::close(hand_over);
+        }
+        return Err(err).context("forking the process that removes the kprobes");
     }
     if pid == 0 {
         // SAFETY: see above; the child never returns into Rust code.
@@ -49,6 +66,11 @@ pub fn remove_in_background(object: &Object, links: Vec<Link>) -> Result<i32> {
                 next = fd + 1;
             }
             close_between(next, open_max, open_max);
+            // End of file once the parent has closed its copies (or died).
+            let mut byte = 0u8;
+            while libc::read(handed_over, (&raw mut byte).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
             // Exiting closes the links: the kernel removes each kprobe then.
             libc::_exit(0);
         }
@@ -60,6 +82,12 @@ pub fn remove_in_background(object: &Object, links: Vec<Link>) -> Result<i32> {
         // nothing closes it twice.
         unsafe { libc::close(link.as_fd().as_raw_fd()) };
         std::mem::forget(link);
+    }
+    // SAFETY: both ends are this process's own; closing the writing end
+    // lets the child go.
+    unsafe {
+        libc::close(handed_over);
+        libc::close(hand_over);
     }
     Ok(pid)
 }
