@@ -223,16 +223,26 @@ struct netcap_section_ct {
 /* --nft: names are cut to this many bytes (nftables allows 256). */
 #define NETCAP_NFT_NAME_LEN 32
 
+/* --nft: what decided the verdict, as nft_trace_notify() reported it. */
+enum netcap_nft_decider {
+	NETCAP_NFT_UNKNOWN = 0, /* no report (the packet was not traced) */
+	NETCAP_NFT_RULE = 1,    /* rule_handle, in chain rule_chain */
+	NETCAP_NFT_POLICY = 2,  /* the base chain's policy */
+};
+
 /* --nft: the base chain nft_do_chain() evaluated (its verdict is in the
- * RETVAL section). */
+ * RETVAL section), and the rule that gave the verdict. */
 struct netcap_section_nft {
 	struct netcap_section head;
 	__u8 family;     /* NFPROTO_*: the table's family */
 	__u8 hook;       /* enum nf_inet_hooks (or the netdev hook) the packet is at */
-	__u16 pad;
+	__u8 decider;    /* enum netcap_nft_decider */
+	__u8 pad;
 	__u64 chain_handle;
+	__u64 rule_handle;
 	char table[NETCAP_NFT_NAME_LEN];
 	char chain[NETCAP_NFT_NAME_LEN];
+	char rule_chain[NETCAP_NFT_NAME_LEN]; /* the chain holding the rule (a jump's target, or chain) */
 };
 
 struct netcap_section_user {
@@ -280,6 +290,7 @@ struct netcap_config {
 	struct netcap_mbuf_offsets mbuf;
 	__u32 defer;       /* 1: --nft's entry: the record waits in netcap_pending_map for the exit */
 	__u32 pending_size; /* netcap_pending_map's value size */
+	__u32 nft_skip_own; /* 1: --nft: chains of tables named netcap_trace_* (netcap's own) are not events */
 };
 
 #endif /* NETCAP_H */

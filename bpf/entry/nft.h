@@ -11,6 +11,24 @@
 #ifndef NETCAP_ENTRY_NFT_H
 #define NETCAP_ENTRY_NFT_H
 
+/* The prefix of netcap's own tables (src/kernel/nftrace.rs). */
+#define NETCAP_NFT_OWN_PREFIX "netcap_trace_"
+
+/* True for a chain of netcap's own tables, which only set nf_trace. */
+static __always_inline bool netcap_nft_own_chain(struct nft_chain *chain)
+{
+	char name[sizeof(NETCAP_NFT_OWN_PREFIX)] = {};
+
+	if (!netcap_cfg.nft_skip_own)
+		return false;
+	bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(chain, table, name));
+#pragma unroll
+	for (int i = 0; i < (int)sizeof(NETCAP_NFT_OWN_PREFIX) - 1; i++)
+		if (name[i] != NETCAP_NFT_OWN_PREFIX[i])
+			return false;
+	return true;
+}
+
 SEC("fentry")
 int netcap_fentry_nft(__u64 *ctx)
 {
@@ -22,7 +40,102 @@ int netcap_fentry_nft(__u64 *ctx)
 		.trace_index = netcap_cfg.trace_index,
 	};
 
+	if (netcap_nft_own_chain((struct nft_chain *)extra.nft_chain))
+		return 0;
 	return netcap_handle(ctx, BPF_CORE_READ(pkt, skb), &extra, false, false);
+}
+
+/* nft_trace_notify() up to 6.2 takes only its struct nft_traceinfo, which
+ * then holds the packet, the chain, the rule and the verdict. */
+struct nft_traceinfo___v61 {
+	const struct nft_pktinfo *pkt;
+	const struct nft_chain *chain;
+	const struct nft_rule_dp *rule;
+	const struct nft_verdict *verdict;
+} __attribute__((preserve_access_index));
+
+/* Rules a chain is walked through to its end (6.3 on) before giving up. */
+#define NETCAP_NFT_RULES_MAX 1024
+
+/* 6.3 on: the chain a rule is in is found after the chain's last rule
+ * (struct nft_rule_dp_last); rules follow one another by their length. */
+static __always_inline const struct nft_chain *netcap_nft_rule_chain(const struct nft_rule_dp *rule)
+{
+	for (int i = 0; i < NETCAP_NFT_RULES_MAX; i++) {
+		if (BPF_CORE_READ_BITFIELD_PROBED(rule, is_last))
+			return BPF_CORE_READ((struct nft_rule_dp_last *)rule, chain);
+		rule = (void *)((__u8 *)rule + bpf_core_type_size(struct nft_rule_dp) +
+				BPF_CORE_READ_BITFIELD_PROBED(rule, dlen));
+	}
+	return NULL;
+}
+
+/*
+ * --nft's rules: nft_trace_notify(), which nf_tables calls for a traced
+ * packet (skb->nf_trace, set by netcap's own table) after each rule that
+ * matched and at the policy: (info) up to 6.2, (pkt, verdict, rule, info)
+ * from 6.3. The last report with a final verdict (not continue, jump,
+ * goto or return) names the rule that decided, in the record the call's
+ * nft_do_chain entry left waiting. Each report counts: a packet may be
+ * accepted by one rule in a jumped-to chain and the report still comes
+ * from inside the same nft_do_chain call.
+ */
+SEC("fentry")
+int netcap_fentry_nft_rule(__u64 *ctx)
+{
+	const struct nft_pktinfo *pkt;
+	const struct nft_rule_dp *rule;
+	const struct nft_verdict *verdict;
+	const struct nft_chain *chain;
+	struct nft_traceinfo *info;
+	struct netcap_event *event;
+	struct netcap_section_nft *nft;
+	__u32 type;
+	__s32 code;
+	__u64 key;
+
+	if (bpf_core_field_exists(((struct nft_traceinfo___v61 *)0)->pkt)) {
+		struct nft_traceinfo___v61 *old = (void *)netcap_array_arg(ctx, 0);
+
+		info = (void *)old;
+		pkt = BPF_CORE_READ(old, pkt);
+		rule = BPF_CORE_READ(old, rule);
+		verdict = BPF_CORE_READ(old, verdict);
+		chain = BPF_CORE_READ(old, chain);
+	} else {
+		pkt = (void *)netcap_array_arg(ctx, 0);
+		verdict = (void *)netcap_array_arg(ctx, 1);
+		rule = (void *)netcap_array_arg(ctx, 2);
+		info = (void *)netcap_array_arg(ctx, 3);
+		chain = NULL;
+	}
+	type = BPF_CORE_READ_BITFIELD_PROBED(info, type);
+	code = (__s32)BPF_CORE_READ(verdict, code);
+	/* NFT_CONTINUE, NFT_BREAK, NFT_JUMP, NFT_GOTO, NFT_RETURN are below 0. */
+	if (!(type == NFT_TRACETYPE_POLICY || (type == NFT_TRACETYPE_RULE && code >= 0)))
+		return 0;
+	key = (__u64)pkt;
+	event = bpf_map_lookup_elem(&netcap_pending_map, &key);
+	if (!event || !netcap_has_section(NETCAP_SECTION_NFT))
+		return 0;
+	nft = (void *)((__u8 *)(event + 1) + netcap_section_offset(NETCAP_SECTION_NFT));
+	if ((__u8 *)(nft + 1) > (__u8 *)event + netcap_cfg.pending_size)
+		return 0;
+	if (type == NFT_TRACETYPE_POLICY || !rule) {
+		nft->decider = NETCAP_NFT_POLICY;
+		nft->rule_handle = 0;
+		nft->rule_chain[0] = 0;
+		return 0;
+	}
+	/* (6.1 has no struct nft_rule_dp_last: the walk must be dead code there.) */
+	if (!chain && bpf_core_type_exists(struct nft_rule_dp_last))
+		chain = netcap_nft_rule_chain(rule);
+	nft->decider = NETCAP_NFT_RULE;
+	nft->rule_handle = BPF_CORE_READ_BITFIELD_PROBED(rule, handle);
+	nft->rule_chain[0] = 0;
+	if (chain)
+		bpf_probe_read_kernel_str(nft->rule_chain, sizeof(nft->rule_chain), BPF_CORE_READ(chain, name));
+	return 0;
 }
 
 SEC("fexit")

@@ -153,8 +153,11 @@ static __always_inline void netcap_fill_sections(struct netcap_event *event, voi
 		/* A bitfield since 5.x: its place comes from the kernel's BTF. */
 		nft->family = BPF_CORE_READ_BITFIELD_PROBED(table, family);
 		nft->hook = args->nft_hook;
+		nft->decider = NETCAP_NFT_UNKNOWN;
 		nft->pad = 0;
 		nft->chain_handle = BPF_CORE_READ(chain, handle);
+		nft->rule_handle = 0;
+		nft->rule_chain[0] = 0;
 		bpf_probe_read_kernel_str(nft->table, sizeof(nft->table), BPF_CORE_READ(table, name));
 		bpf_probe_read_kernel_str(nft->chain, sizeof(nft->chain), BPF_CORE_READ(chain, name));
 	}

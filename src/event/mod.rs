@@ -173,7 +173,7 @@ pub enum DecodeError {
 pub const HEADER_SIZE: usize = std::mem::size_of::<RawEvent>();
 
 /// A NUL-terminated name of at most 16 bytes (comm, ifname).
-fn c_string(bytes: &[i8]) -> String {
+pub fn c_string(bytes: &[i8]) -> String {
     let mut name = [0u8; 16];
     let mut length = 0;
     for (slot, &byte) in name.iter_mut().zip(bytes).take_while(|&(_, &byte)| byte != 0) {
@@ -408,6 +408,7 @@ impl Event {
                     table: c_string(&nft.table),
                     chain: c_string(&nft.chain),
                     verdict: None,
+                    decider: crate::feature::nft::Decider::from_section(nft.decider, nft.rule_handle, &nft.rule_chain),
                 })
             }),
             fields: sections.fields.map(|(missing, data)| (missing, data.into())),

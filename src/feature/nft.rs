@@ -1,10 +1,12 @@
 //! nftables verdicts (`--nft`): `nft_do_chain` evaluates one base chain;
 //! its fentry records the packet with an NFT section (table, family, chain,
-//! its handle, the hook), its fexit adds the chain's verdict in the RETVAL
-//! section. `pipeline`
-//! puts the verdict into `Nft` (a drop into the event's drop, named after
-//! the chain). Shown as ` [nft inet filter input accept]` on the line (a
-//! drop as ` [drop NF_DROP at nft inet filter input]`), `nft` in JSON,
+//! its handle, the hook), nf_tables' trace report (`nft_trace_notify`, for
+//! packets netcap's own table marks with nftrace: `kernel::nftrace`) adds
+//! the rule that decided, and its fexit adds the chain's verdict in the
+//! RETVAL section. `pipeline` puts the verdict into `Nft` (a drop into the
+//! event's drop, named after the chain and rule). Shown as
+//! ` [nft inet filter input rule 4 accept]` on the line (a drop as
+//! ` [drop NF_DROP at nft inet filter input rule 4]`), `nft` in JSON,
 //! ` nft=…` in the pcapng comment.
 
 use std::fmt::Write as _;
@@ -17,8 +19,10 @@ use crate::plan::Target;
 
 #[derive(Debug, Args)]
 pub struct NftArgs {
-    /// Show the verdict of every nftables base chain each packet goes through (table, chain,
-    /// hook; a drop names the chain), by fentry and fexit on nft_do_chain
+    /// Show the verdict of every nftables base chain each packet goes through and the rule that
+    /// gave it (table, chain, hook, rule handle; a drop names the rule), by fentry and fexit on
+    /// nft_do_chain and nf_tables' own trace reports, for which netcap adds a table
+    /// netcap_trace_PID that sets nftrace, while it runs
     #[arg(long = "nft")]
     pub nft: bool,
 }
@@ -39,6 +43,30 @@ pub struct Nft {
     pub chain: String,
     /// What nft_do_chain returned: NF_* in the low byte, an errno or queue number above.
     pub verdict: Option<u32>,
+    pub decider: Decider,
+}
+
+/// What gave the chain's verdict, as nf_tables' trace reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decider {
+    /// No report: the packet was not traced (netcap's table could not be
+    /// added, or the packet was in a namespace without it).
+    Unknown,
+    /// The rule of this handle, in `chain` (the base chain or one it jumped to).
+    Rule { handle: u64, chain: String },
+    /// No rule decided: the base chain's policy.
+    Policy,
+}
+
+impl Decider {
+    /// From the section's enum netcap_nft_decider and its rule fields.
+    pub fn from_section(kind: u8, handle: u64, chain: &[i8]) -> Decider {
+        match kind {
+            1 => Decider::Rule { handle, chain: crate::event::c_string(chain) },
+            2 => Decider::Policy,
+            _ => Decider::Unknown,
+        }
+    }
 }
 
 impl Nft {
@@ -89,9 +117,27 @@ impl Nft {
         self.verdict.is_some_and(|v| v & 0xff == 0 || (v & 0xff == 2 && v >> 16 != 0))
     }
 
-    /// `nft inet filter input`: where a drop happened.
+    /// `nft inet filter input rule 4`: where a drop happened (a rule in a
+    /// chain jumped to: `input>tcp_in rule 7`; no rule: `input policy`).
     pub fn location(&self) -> String {
-        format!("nft {} {} {}", self.family_name(), self.table, self.chain)
+        let chain = format!("nft {} {} {}", self.family_name(), self.table, self.chain);
+        match &self.decider {
+            Decider::Unknown => chain,
+            Decider::Policy => format!("{chain} policy"),
+            Decider::Rule { handle, chain: inner } if *inner == self.chain || inner.is_empty() => {
+                format!("{chain} rule {handle}")
+            }
+            Decider::Rule { handle, chain: inner } => format!("{chain}>{inner} rule {handle}"),
+        }
+    }
+
+    /// JSON's `rule`: the handle and its chain, "policy", or null.
+    fn rule_json(&self) -> Value {
+        match &self.decider {
+            Decider::Unknown => Value::Null,
+            Decider::Policy => json!("policy"),
+            Decider::Rule { handle, chain } => json!({"handle": handle, "chain": chain}),
+        }
     }
 }
 
@@ -115,12 +161,14 @@ pub fn json(event: &Event) -> Value {
                 "hook": nft.hook_name(),
                 "verdict": nft.verdict_name(),
                 "code": nft.verdict,
+                "rule": nft.rule_json(),
             })
         })
         .into()
 }
 
-/// ` nft=inet:filter:input:accept chain_handle=N hook=input`.
+/// ` nft=inet:filter:input:accept chain_handle=N hook=input`, then
+/// ` nft_rule=H nft_rule_chain=C` or ` nft_rule=policy`.
 pub fn comment(text: &mut String, event: &Event) {
     if let Some(nft) = event.nft.as_deref() {
         let _ = write!(
@@ -133,6 +181,13 @@ pub fn comment(text: &mut String, event: &Event) {
             nft.chain_handle,
             nft.hook_name()
         );
+        match &nft.decider {
+            Decider::Unknown => {}
+            Decider::Policy => text.push_str(" nft_rule=policy"),
+            Decider::Rule { handle, chain } => {
+                let _ = write!(text, " nft_rule={handle} nft_rule_chain={chain}");
+            }
+        }
     }
 }
 
@@ -142,8 +197,15 @@ mod tests {
 
     #[test]
     fn names_as_nft_writes_them() {
-        let mut nft =
-            Nft { family: 1, hook: 1, chain_handle: 3, table: "filter".into(), chain: "in".into(), verdict: Some(1) };
+        let mut nft = Nft {
+            family: 1,
+            hook: 1,
+            chain_handle: 3,
+            table: "filter".into(),
+            chain: "in".into(),
+            verdict: Some(1),
+            decider: Decider::Unknown,
+        };
         assert_eq!(
             (nft.family_name(), nft.hook_name(), nft.verdict_name()),
             ("inet".into(), "input".into(), Some("accept".into()))
@@ -154,6 +216,14 @@ mod tests {
         assert!(nft.drops());
         assert_eq!(nft.verdict_name().as_deref(), Some("drop"));
         assert_eq!(nft.location(), "nft inet filter in");
+        // The rule that decided, in the base chain or in one it jumped to; else the policy.
+        nft.decider = Decider::from_section(1, 4, &[b'i' as i8, b'n' as i8, 0]);
+        assert_eq!(nft.location(), "nft inet filter in rule 4");
+        nft.decider = Decider::Rule { handle: 7, chain: "tcp_in".into() };
+        assert_eq!(nft.location(), "nft inet filter in>tcp_in rule 7");
+        nft.decider = Decider::from_section(2, 0, &[0]);
+        assert_eq!(nft.location(), "nft inet filter in policy");
+        nft.decider = Decider::Unknown;
         nft.family = 5;
         nft.hook = 0;
         assert_eq!((nft.family_name(), nft.hook_name()), ("netdev".into(), "ingress".into()));

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod features;
 pub mod kallsyms;
 pub mod netns;
+pub mod nftrace;
 pub mod progs;
 
 use std::ffi::CString;

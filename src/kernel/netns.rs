@@ -112,22 +112,27 @@ impl Netns {
     /// Runs `lookup` inside this namespace (on this thread), then returns to
     /// netcap's own.
     pub fn inside<T>(&self, given: &str, device: &str, lookup: impl FnOnce() -> T) -> Result<T, NetnsError> {
-        let enter_error = |why: String| NetnsError::Enter { given: given.into(), device: device.into(), why };
+        self.enter(lookup).map_err(|why| NetnsError::Enter { given: given.into(), device: device.into(), why })
+    }
+
+    /// Runs `work` inside this namespace (on this thread), then returns to
+    /// netcap's own; the error says why it could not get in.
+    pub fn enter<T>(&self, work: impl FnOnce() -> T) -> Result<T, String> {
         let Some(path) = &self.path else {
-            return Err(enter_error("no file enters it (no name, no process in it)".into()));
+            return Err("no file enters it (no name, no process in it)".into());
         };
-        let own = File::open("/proc/thread-self/ns/net").map_err(|e| enter_error(e.to_string()))?;
-        let target = File::open(path).map_err(|e| enter_error(e.to_string()))?;
+        let own = File::open("/proc/thread-self/ns/net").map_err(|e| e.to_string())?;
+        let target = File::open(path).map_err(|e| e.to_string())?;
         // SAFETY: both are open namespace files; setns changes this thread only.
         if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(enter_error(std::io::Error::last_os_error().to_string()));
+            return Err(std::io::Error::last_os_error().to_string());
         }
-        let found = lookup();
+        let done = work();
         // SAFETY: as above, back to where this thread was.
         if unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
             panic!("cannot return to netcap's own network namespace: {}", std::io::Error::last_os_error());
         }
-        Ok(found)
+        Ok(done)
     }
 }
 

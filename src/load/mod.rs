@@ -470,6 +470,9 @@ const KRETPROBE_ENTRY: &str = "netcap_kretprobe_entry";
 
 /// --nft's exit half: it adds the verdict to the record its entry made.
 const NFT_EXIT: &str = "netcap_fexit_nft";
+/// --nft's rules: nf_tables' report of the rule that decided, into the same record.
+const NFT_RULE: &str = "netcap_fentry_nft_rule";
+const NFT_RULE_FUNCTION: &str = "nft_trace_notify";
 
 /// Maps every opened copy shares with the first.
 const SHARED_MAPS: [&str; 8] = [
@@ -540,6 +543,7 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
     if config.netfilter {
         // A waiting record: header, sections and up to capture_max bytes of packet.
         rodata.defer = 1;
+        rodata.nft_skip_own = 1;
         rodata.pending_size = std::mem::size_of::<netcap_event>() as u32 + sections.len + options.capture_max;
     }
     rodata.len_arg = NO_ARG;
@@ -623,11 +627,12 @@ fn load_object(
     let chosen = program_for(flavour, config, options.bpf_loop);
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
-        let second_half =
-            (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY) || (config.netfilter && name == NFT_EXIT);
+        let second_half = (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY)
+            || (config.netfilter && (name == NFT_EXIT || name == NFT_RULE));
         let load = name == chosen || second_half;
         prog.set_autoload(load);
         // Only tracing flavours have an attach name, so a kretprobe's entry never gets one.
+        let attach_name = if name == NFT_RULE { Some(NFT_RULE_FUNCTION) } else { attach_name };
         if load && let Some(target) = attach_name {
             prog.set_attach_target(attach_prog.map_or(0, |fd| fd.as_raw_fd()), Some(target.to_string()))?;
         }
@@ -684,7 +689,11 @@ fn attach_one(
     let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
     let links = match flavour {
         Flavour::Fexit if config.netfilter => {
-            vec![attach(prog.attach_trace())?, attach(program_named(&object, NFT_EXIT)?.attach_trace())?]
+            vec![
+                attach(prog.attach_trace())?,
+                attach(program_named(&object, NFT_EXIT)?.attach_trace())?,
+                attach(program_named(&object, NFT_RULE)?.attach_trace())?,
+            ]
         }
         Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor => {
             vec![attach(prog.attach_trace())?]

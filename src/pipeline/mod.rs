@@ -229,9 +229,11 @@ impl DropSummary {
     pub fn render(&self) -> String {
         let mut rows: Vec<(&(String, String, String), &u64)> = self.counts.iter().collect();
         rows.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-        let mut text = format!("{:>8}  {:<28} {:<40} {}\n", "drops", "reason", "location", "device");
+        // Wide enough for the longest location (an nft rule in a jumped-to chain runs long).
+        let width = rows.iter().map(|((_, location, _), _)| location.len()).max().unwrap_or(0).max(40);
+        let mut text = format!("{:>8}  {:<28} {:<width$} {}\n", "drops", "reason", "location", "device");
         for ((reason, location, device), count) in rows {
-            text.push_str(&format!("{count:>8}  {reason:<28} {location:<40} {device}\n"));
+            text.push_str(&format!("{count:>8}  {reason:<28} {location:<width$} {device}\n"));
         }
         text
     }
@@ -312,6 +314,7 @@ mod tests {
                 table: "netcap_test".into(),
                 chain: "first".into(),
                 verdict: None,
+                decider: crate::feature::nft::Decider::Rule { handle: 3, chain: "first".into() },
             }));
             event
         };
@@ -322,7 +325,7 @@ mod tests {
         let mut dropped = chain(0);
         annotator.annotate(&mut dropped, |_| None);
         let drop = dropped.drop.unwrap();
-        assert_eq!((drop.reason.as_str(), drop.location.as_deref()), ("NF_DROP", Some("nft inet netcap_test first")));
+        assert_eq!((drop.reason.as_str(), drop.location.as_deref()), ("NF_DROP", Some("nft inet netcap_test first rule 3")));
     }
 
     #[test]

@@ -473,7 +473,7 @@ pub fn with_nft(
     const FUNCTION: &str = "nft_do_chain";
     if !features.has(Feature::Fentry) {
         return Err(PlanError::NftCannot(format!(
-            "--nft traces {FUNCTION} by fexit, which this kernel cannot do ({})",
+            "--nft traces {FUNCTION} and nft_trace_notify by fentry and fexit, which this kernel cannot do ({})",
             features.why_missing(Feature::Fentry)
         )));
     }

@@ -92,6 +92,11 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     };
     let device = kernel::resolve_device(&args.interface, netns.as_ref().map(|(given, n)| (*given, n)))?;
     // -i already pins the namespace; without it --netns does.
+    // --nft names rules where its table is: here, and in the namespace --netns names.
+    let nft_rules = args
+        .nft
+        .nft
+        .then(|| netns.iter().map(|(_, n)| n.clone()).filter(|n| n.inode != kernel::own_netns()).collect());
     let netns_only = netns.filter(|_| device.is_none()).map(|(_, n)| n);
     let setup = Setup {
         targets,
@@ -120,6 +125,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         skb_filter,
         skb_fields,
         ct: args.ct.ct,
+        nft_rules,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -241,6 +247,7 @@ pub fn user(args: &UserArgs, mode: user::Mode, mbuf_layout: Option<&str>, verbos
         skb_filter: None,
         skb_fields: None,
         ct: false,
+        nft_rules: None,
         features,
     };
     trace::trace(&args.capture, setup, verbose)
@@ -300,6 +307,9 @@ struct Setup {
     skb_fields: Option<feature::fields::SkbFields>,
     /// --ct: show each skb's conntrack entry.
     ct: bool,
+    /// --nft: the namespaces besides netcap's own where its table marks
+    /// packets for nf_tables' rule reports.
+    nft_rules: Option<Vec<kernel::netns::Netns>>,
 }
 
 /// `netcap bench-sink N FILE`: the user-space half of a capture on one

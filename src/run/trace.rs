@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use super::capture::{self, Capture, Chores};
 use super::report::{Totals, say};
 use super::{Setup, attach, colors_wanted, output};
+use crate::kernel::nftrace::RuleTracing;
 use crate::cli::skb::{CaptureArgs, Color};
 use crate::ext::Extensions;
 use crate::filter::Filter;
@@ -98,6 +99,22 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
         ct: setup.ct,
     };
     let session = attach::attach(&setup.targets, &options, verbose, compiled.is_some())?;
+    // Added once the programs are in: the kernel deletes it when this is dropped.
+    let rule_tracing = setup.nft_rules.as_deref().and_then(|others| match RuleTracing::start(others) {
+        Ok(tracing) => {
+            say(&format!(
+                "netcap: --nft: table inet {} marks packets with nftrace at prerouting and output (priority \
+                 -2147483648) in {} namespace(s), so that nf_tables names the rule of each verdict; it goes when netcap does",
+                tracing.table,
+                tracing.namespaces()
+            ));
+            Some(tracing)
+        }
+        Err(err) => {
+            say(&format!("netcap: --nft: chains and verdicts only, no rules: {err:#}"));
+            None
+        }
+    });
 
     let drop_points: Vec<bool> = setup.targets.iter().map(crate::feature::drop::wants_section).collect();
     // Symbols name drop locations and stack frames; read after attaching,
@@ -124,6 +141,7 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
     say(&format!("netcap: tracing {shown} point(s); Ctrl-C to stop"));
     let chores = Chores { watched_pid: setup.watched_pid, summary_every: setup.drop_summary_every, say: &say };
     capture::read(&session, &capture, &context, &stop, &chores)?;
+    drop(rule_tracing);
 
     let mut capture = capture.into_inner();
     let counters = session.counters();

@@ -503,19 +503,26 @@ nsenter -t "$B" -n $IP link set vb xdp off
 nsenter -t "$B" -n $TC qdisc del dev vb clsact
 
 # --nft: two base chains at input in namespace b, the first dropping TCP
-# to port 9100, the second echo requests over 300 bytes (busybox nc has no
-# UDP); nft's own listing (-a) is the oracle of the chains' handles. 5.10
-# has no BTF for modules, which fexit on nft_do_chain needs: one line, exit 2.
+# to port 9100, the second jumping to a chain that drops echo requests over
+# 300 bytes (busybox nc has no UDP); nft's own listing (-a) is the oracle of
+# the chains' and rules' handles. 5.10 has no BTF for modules, which fexit
+# on nft_do_chain needs: one line, exit 2.
 NFT=/sbin/nft
 nsenter -t "$B" -n $NFT -f - <<'RULES'
 table inet netcap_test {
+	chain big_echo { icmp type echo-request ip length > 300 drop; }
 	chain first { type filter hook input priority 0; policy accept; tcp dport 9100 drop; }
-	chain second { type filter hook input priority 10; policy accept; icmp type echo-request ip length > 300 drop; }
+	chain second { type filter hook input priority 10; policy accept; ip protocol icmp jump big_echo; }
 }
 RULES
-FIRST=$(nsenter -t "$B" -n $NFT -a list table inet netcap_test | sed -n 's/.*chain first { # handle \([0-9]*\).*/\1/p')
-export FIRST
+LISTED=$(nsenter -t "$B" -n $NFT -a list table inet netcap_test)
+FIRST=$(echo "$LISTED" | sed -n 's/.*chain first { # handle \([0-9]*\).*/\1/p')
+TCP_RULE=$(echo "$LISTED" | sed -n 's/.*tcp dport 9100 drop # handle \([0-9]*\).*/\1/p')
+BIG_RULE=$(echo "$LISTED" | sed -n 's/.* drop # handle \([0-9]*\)$/\1/p' | grep -vx "$TCP_RULE")
+export FIRST TCP_RULE BIG_RULE
 nft_traffic() {
+  # netcap's own table is there while it runs, in its namespace.
+  nsenter -t "$B" -n $NFT list tables >/tmp/tables_during
   ping -c 2 -i 0.3 -W 1 198.18.0.2 >/dev/null 2>&1
   nc -w 1 198.18.0.2 9100 </dev/null >/dev/null 2>&1
   ping -c 1 -s 400 -W 1 198.18.0.2 >/dev/null 2>&1
@@ -525,6 +532,7 @@ nft_refused='grep -q "^exit 2$" /tmp/out && [ "$(wc -l </tmp/err)" = 1 ] &&
   grep -q "nf_tables module has no BTF here" /tmp/err && [ -z "$($BPFTOOL prog show | grep " tracing ")" ]'
 export nft_refused
 nft_run() {
+  rm -f /tmp/tables_during
   if [ "$SERIES" = 5.10 ]; then
     nsenter -t "$B" -n /bin/netcap skb "$@" >/tmp/out 2>/tmp/err
     echo "exit $?" >>/tmp/out
@@ -532,21 +540,29 @@ nft_run() {
     nft_traffic
     stop
   fi
+  nsenter -t "$B" -n $NFT list tables >/tmp/tables_after
 }
 nft_run --nft -e 'tcp port 9100 or icmp'
+# Small echo requests: no rule of either chain decides, the policies accept.
 check nft_verdicts sh -c 'if [ "$SERIES" = 5.10 ]; then eval "$nft_refused"; else
-  grep -q "nft_do_chain attached by fexit" /tmp/err &&
-  [ "$(grep -c "nft_do_chain vb len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[nft inet netcap_test first accept\]" /tmp/out)" = 2 ] &&
-  [ "$(grep -c "nft_do_chain vb len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[nft inet netcap_test second accept\]" /tmp/out)" = 2 ] &&
-  grep -q "198.18.0.2.9100: Flags \[S\].* \[drop NF_DROP at nft inet netcap_test first\]" /tmp/out &&
+  grep -q "nft_do_chain attached by fexit" /tmp/err && [ -n "$TCP_RULE" ] && [ -n "$BIG_RULE" ] &&
+  [ "$(grep -c "nft_do_chain vb len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[nft inet netcap_test first policy accept\]" /tmp/out)" = 2 ] &&
+  [ "$(grep -c "nft_do_chain vb len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[nft inet netcap_test second policy accept\]" /tmp/out)" = 2 ] &&
+  grep -q "198.18.0.2.9100: Flags \[S\].* \[drop NF_DROP at nft inet netcap_test first rule $TCP_RULE\]" /tmp/out &&
   ! grep -q "9100: .*second" /tmp/out &&
-  grep -q "nft_do_chain vb len 442 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[nft inet netcap_test first accept\]" /tmp/out &&
-  grep -q "nft_do_chain vb len 442 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[drop NF_DROP at nft inet netcap_test second\]" /tmp/out &&
-  grep -q "NF_DROP *nft inet netcap_test first *vb" /tmp/err && grep -q "NF_DROP *nft inet netcap_test second *vb" /tmp/err; fi'
+  grep -q "nft_do_chain vb len 442 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[nft inet netcap_test first policy accept\]" /tmp/out &&
+  grep -q "nft_do_chain vb len 442 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[drop NF_DROP at nft inet netcap_test second>big_echo rule $BIG_RULE\]" /tmp/out &&
+  grep -q "NF_DROP *nft inet netcap_test first rule $TCP_RULE *vb" /tmp/err &&
+  grep -q "NF_DROP *nft inet netcap_test second>big_echo rule $BIG_RULE *vb" /tmp/err &&
+  ! grep -q "netcap_trace_" /tmp/out; fi'
+# netcap_trace_PID was there during the run and went with netcap.
+check nft_own_table_goes sh -c 'if [ "$SERIES" = 5.10 ]; then ! grep -q netcap_trace_ /tmp/tables_after; else
+  grep -q "^table inet netcap_trace_[0-9]*$" /tmp/tables_during && grep -q "netcap_test" /tmp/tables_after &&
+  ! grep -q netcap_trace_ /tmp/tables_after; fi'
 nft_run --nft -e 'tcp port 9100' --json -c 1
 check nft_chain_handle sh -c 'if [ "$SERIES" = 5.10 ]; then eval "$nft_refused"; else [ -n "$FIRST" ] &&
-  grep -q "\"chain\":\"first\",\"chain_handle\":$FIRST,\"code\":[0-9]*,\"family\":\"inet\",\"hook\":\"input\",\"table\":\"netcap_test\",\"verdict\":\"drop\"" /tmp/out &&
-  grep -q "\"drop\":{\"location\":\"nft inet netcap_test first\",\"reason\":\"NF_DROP\"}" /tmp/out; fi'
+  grep -q "\"chain\":\"first\",\"chain_handle\":$FIRST,\"code\":[0-9]*,\"family\":\"inet\",\"hook\":\"input\",\"rule\":{\"chain\":\"first\",\"handle\":$TCP_RULE},\"table\":\"netcap_test\",\"verdict\":\"drop\"" /tmp/out &&
+  grep -q "\"drop\":{\"location\":\"nft inet netcap_test first rule $TCP_RULE\",\"reason\":\"NF_DROP\"}" /tmp/out; fi'
 nsenter -t "$B" -n $NFT delete table inet netcap_test
 
 # Cost, for the record (info, not a check; TCG emulates the CPU, so only the
