@@ -172,15 +172,10 @@ pub enum DecodeError {
 
 pub const HEADER_SIZE: usize = std::mem::size_of::<RawEvent>();
 
-/// A NUL-terminated name of at most 16 bytes (comm, ifname).
+/// A NUL-terminated name in a fixed array (comm, ifname, nft names).
 pub fn c_string(bytes: &[i8]) -> String {
-    let mut name = [0u8; 16];
-    let mut length = 0;
-    for (slot, &byte) in name.iter_mut().zip(bytes).take_while(|&(_, &byte)| byte != 0) {
-        *slot = byte as u8;
-        length += 1;
-    }
-    String::from_utf8_lossy(&name[..length]).into_owned()
+    let name: Vec<u8> = bytes.iter().take_while(|&&byte| byte != 0).map(|&byte| byte as u8).collect();
+    String::from_utf8_lossy(&name).into_owned()
 }
 
 /// An mbuf's device is its DPDK port; RTE_MBUF_PORT_INVALID (0xffff) is none.

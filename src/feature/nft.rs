@@ -221,6 +221,12 @@ mod tests {
         assert_eq!(nft.location(), "nft inet filter in rule 4");
         nft.decider = Decider::Rule { handle: 7, chain: "tcp_in".into() };
         assert_eq!(nft.location(), "nft inet filter in>tcp_in rule 7");
+        // Names run to the section's 32 bytes, not comm's 16.
+        let long: Vec<i8> = b"input_from_the_uplink\0".iter().map(|&b| b as i8).collect();
+        assert_eq!(
+            Decider::from_section(1, 9, &long),
+            Decider::Rule { handle: 9, chain: "input_from_the_uplink".into() }
+        );
         nft.decider = Decider::from_section(2, 0, &[0]);
         assert_eq!(nft.location(), "nft inet filter in policy");
         nft.decider = Decider::Unknown;

@@ -57,8 +57,16 @@ impl RuleTracing {
         Ok(RuleTracing { sockets, table })
     }
 
-    pub fn namespaces(&self) -> usize {
-        self.sockets.len()
+    /// What netcap added, for the line at start.
+    pub fn summary(&self) -> String {
+        let hooks: Vec<&str> = HOOKS.iter().map(|(hook, _)| *hook).collect();
+        format!(
+            "table inet {} marks packets with nftrace at {} (priority {}) in {} namespace(s)",
+            self.table,
+            hooks.join(" and "),
+            i32::MIN,
+            self.sockets.len()
+        )
     }
 }
 
@@ -123,23 +131,24 @@ impl Message {
     }
 }
 
-/// The batch that makes the table, its chains and their one rule each.
-fn batch(table: &str) -> (Vec<u8>, u32) {
+/// The batch that makes the table, its chains and their one rule each, and
+/// what each acknowledged message makes (message `seq` is at `seq - 1`).
+fn batch(table: &str) -> (Vec<u8>, Vec<String>) {
     const REQUEST: u16 = libc::NLM_F_REQUEST as u16;
     const ACK: u16 = libc::NLM_F_ACK as u16;
     const CREATE: u16 = libc::NLM_F_CREATE as u16;
     const APPEND: u16 = libc::NLM_F_APPEND as u16;
     let subsystem = |message: u16| NFNL_SUBSYS_NFTABLES << 8 | message;
     let mut bytes = Message::new(NFNL_MSG_BATCH_BEGIN, REQUEST, 0, 0).finish();
-    let mut seq = 1;
-    let mut acks = 0;
-    let mut add = |message: Message, bytes: &mut Vec<u8>| {
+    let mut made = Vec::new();
+    let mut add = |message: Message, what: String, bytes: &mut Vec<u8>| {
         bytes.extend(message.finish());
-        acks += 1;
+        made.push(what);
     };
+    let mut seq = 1;
     let mut new_table = Message::new(subsystem(NFT_MSG_NEWTABLE), REQUEST | ACK | CREATE, NFPROTO_INET, seq);
     new_table.string(1, table).be32(2, NFT_TABLE_F_OWNER); // NFTA_TABLE_NAME, _FLAGS
-    add(new_table, &mut bytes);
+    add(new_table, "the table".into(), &mut bytes);
     for (hook, number) in HOOKS {
         seq += 1;
         let mut chain = Message::new(subsystem(NFT_MSG_NEWCHAIN), REQUEST | ACK | CREATE, NFPROTO_INET, seq);
@@ -148,11 +157,11 @@ fn batch(table: &str) -> (Vec<u8>, u32) {
             .string(3, hook) // NFTA_CHAIN_NAME
             .nest(4, |hook| {
                 // NFTA_CHAIN_HOOK: NFTA_HOOK_HOOKNUM, NFTA_HOOK_PRIORITY
-                hook.be32(1, number).be32(2, i32::MIN as u32);
+                hook.be32(1, number).be32(2, i32::MIN as u32); // first at the hook
             })
             .be32(5, 1) // NFTA_CHAIN_POLICY: NF_ACCEPT
             .string(7, "filter"); // NFTA_CHAIN_TYPE
-        add(chain, &mut bytes);
+        add(chain, format!("chain {hook}"), &mut bytes);
         seq += 1;
         let mut rule = Message::new(subsystem(NFT_MSG_NEWRULE), REQUEST | ACK | CREATE | APPEND, NFPROTO_INET, seq);
         rule.string(1, table).string(2, hook).nest(4, |list| {
@@ -170,21 +179,10 @@ fn batch(table: &str) -> (Vec<u8>, u32) {
                 });
             });
         });
-        add(rule, &mut bytes);
+        add(rule, format!("chain {hook}'s rule meta nftrace set 1"), &mut bytes);
     }
     bytes.extend(Message::new(NFNL_MSG_BATCH_END, REQUEST, 0, seq + 1).finish());
-    (bytes, acks)
-}
-
-/// The batch's message of sequence number `seq`, for errors.
-fn what(seq: u32) -> String {
-    match seq {
-        1 => "the table".into(),
-        n => {
-            let (hook, _) = HOOKS.get(((n as usize).saturating_sub(2)) / 2).copied().unwrap_or(("?", 0));
-            if n % 2 == 0 { format!("chain {hook}") } else { format!("chain {hook}'s rule meta nftrace set 1") }
-        }
-    }
+    (bytes, made)
 }
 
 /// Sends the batch on a new socket of this thread's namespace and waits
@@ -208,7 +206,8 @@ fn add_table(table: &str) -> Result<OwnedFd> {
             std::mem::size_of::<libc::timeval>() as u32,
         )
     };
-    let (bytes, mut acks) = batch(table);
+    let (bytes, made) = batch(table);
+    let mut acks = made.len();
     // SAFETY: sockaddr_nl is plain data; pid 0 and no groups address the kernel.
     let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     kernel.nl_family = libc::AF_NETLINK as u16;
@@ -243,8 +242,10 @@ fn add_table(table: &str) -> Result<OwnedFd> {
                 if error != 0 {
                     let why = std::io::Error::from_raw_os_error(-error);
                     // The refused message's header follows the errno.
-                    let seq = buffer.get(at + 28..at + 32).map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or([0; 4])));
-                    bail!("nf_tables refused netcap's table {table} ({}): {why}", what(seq));
+                    let seq =
+                        buffer.get(at + 28..at + 32).map_or(0, |b| u32::from_ne_bytes(b.try_into().unwrap_or([0; 4])));
+                    let what = (seq as usize).checked_sub(1).and_then(|i| made.get(i)).map_or("?", String::as_str);
+                    bail!("nf_tables refused netcap's table {table} ({what}): {why}");
                 }
                 acks -= 1;
             }
@@ -263,9 +264,10 @@ mod tests {
 
     #[test]
     fn the_batch_is_framed_as_netlink_wants() {
-        let (bytes, acks) = batch("netcap_trace_1");
+        let (bytes, made) = batch("netcap_trace_1");
         // A table, and a chain and a rule for each hook.
-        assert_eq!(acks, 5);
+        assert_eq!(made.len(), 5);
+        assert_eq!(made[2], "chain prerouting's rule meta nftrace set 1");
         // Messages follow one another by their own lengths, each 4-aligned,
         // from the batch's beginning to its end.
         let mut kinds = Vec::new();

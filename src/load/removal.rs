@@ -37,9 +37,9 @@ pub fn remove_in_background(object: &Object, links: Vec<Link>) -> Result<i32> {
     if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(std::io::Error::last_os_error()).context("making the pipe the kprobes' remover waits on");
     }
-    let [handed_over, hand_over] = ends;
+    let [wait_end, release_end] = ends;
     let mut kept: Vec<i32> = links.iter().map(|l| l.as_fd().as_raw_fd()).collect();
-    kept.push(handed_over);
+    kept.push(wait_end);
     kept.sort_unstable();
     // SAFETY: sysconf has no preconditions.
     let open_max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(1024, 1 << 20) as i32;
@@ -50,8 +50,8 @@ pub fn remove_in_background(object: &Object, links: Vec<Link>) -> Result<i32> {
         let err = std::io::Error::last_os_error();
         // SAFETY: both ends are this process's own and closed once.
         unsafe {
-            libc::close(handed_over);
-            libc::close(hand_over);
+            libc::close(wait_end);
+            libc::close(release_end);
         }
         return Err(err).context("forking the process that removes the kprobes");
     }
@@ -68,9 +68,7 @@ pub fn remove_in_background(object: &Object, links: Vec<Link>) -> Result<i32> {
             close_between(next, open_max, open_max);
             // End of file once the parent has closed its copies (or died).
             let mut byte = 0u8;
-            while libc::read(handed_over, (&raw mut byte).cast(), 1) < 0
-                && *libc::__errno_location() == libc::EINTR
-            {}
+            while libc::read(wait_end, (&raw mut byte).cast(), 1) < 0 && *libc::__errno_location() == libc::EINTR {}
             // Exiting closes the links: the kernel removes each kprobe then.
             libc::_exit(0);
         }
@@ -86,8 +84,8 @@ pub fn remove_in_background(object: &Object, links: Vec<Link>) -> Result<i32> {
     // SAFETY: both ends are this process's own; closing the writing end
     // lets the child go.
     unsafe {
-        libc::close(handed_over);
-        libc::close(hand_over);
+        libc::close(wait_end);
+        libc::close(release_end);
     }
     Ok(pid)
 }

@@ -325,7 +325,10 @@ mod tests {
         let mut dropped = chain(0);
         annotator.annotate(&mut dropped, |_| None);
         let drop = dropped.drop.unwrap();
-        assert_eq!((drop.reason.as_str(), drop.location.as_deref()), ("NF_DROP", Some("nft inet netcap_test first rule 3")));
+        assert_eq!(
+            (drop.reason.as_str(), drop.location.as_deref()),
+            ("NF_DROP", Some("nft inet netcap_test first rule 3"))
+        );
     }
 
     #[test]

@@ -91,12 +91,10 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         None => None,
     };
     let device = kernel::resolve_device(&args.interface, netns.as_ref().map(|(given, n)| (*given, n)))?;
-    // -i already pins the namespace; without it --netns does.
     // --nft names rules where its table is: here, and in the namespace --netns names.
-    let nft_rules = args
-        .nft
-        .nft
-        .then(|| netns.iter().map(|(_, n)| n.clone()).filter(|n| n.inode != kernel::own_netns()).collect());
+    let nft_rules =
+        args.nft.nft.then(|| netns.iter().map(|(_, n)| n.clone()).filter(|n| n.inode != kernel::own_netns()).collect());
+    // -i already pins the namespace; without it --netns does.
     let netns_only = netns.filter(|_| device.is_none()).map(|(_, n)| n);
     let setup = Setup {
         targets,

@@ -10,13 +10,13 @@ use anyhow::{Result, bail};
 use super::capture::{self, Capture, Chores};
 use super::report::{Totals, say};
 use super::{Setup, attach, colors_wanted, output};
-use crate::kernel::nftrace::RuleTracing;
 use crate::cli::skb::{CaptureArgs, Color};
 use crate::ext::Extensions;
 use crate::filter::Filter;
 use crate::kernel;
 use crate::kernel::features::Feature;
 use crate::kernel::kallsyms::Kallsyms;
+use crate::kernel::nftrace::RuleTracing;
 use crate::load::{self, LoadOptions};
 use crate::pipeline::gather::{Gather, Matching};
 use crate::pipeline::{Annotator, Symbols};
@@ -103,10 +103,8 @@ pub fn trace(args: &CaptureArgs, setup: Setup, verbose: bool) -> Result<()> {
     let rule_tracing = setup.nft_rules.as_deref().and_then(|others| match RuleTracing::start(others) {
         Ok(tracing) => {
             say(&format!(
-                "netcap: --nft: table inet {} marks packets with nftrace at prerouting and output (priority \
-                 -2147483648) in {} namespace(s), so that nf_tables names the rule of each verdict; it goes when netcap does",
-                tracing.table,
-                tracing.namespaces()
+                "netcap: --nft: {}, so that nf_tables names the rule of each verdict; it goes when netcap does",
+                tracing.summary()
             ));
             Some(tracing)
         }

@@ -118,6 +118,10 @@ fn nft_without_fentry_says_so_in_one_line() {
     let output = netcap(&["skb", "--nft", "-e", "tcp port 9100"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!((output.status.code(), stderr.lines().count()), (Some(2), 1), "{stderr}");
-    assert!(stderr.contains("--nft traces nft_do_chain and nft_trace_notify by fentry and fexit") && stderr.contains("no fentry here"), "{stderr}");
+    assert!(
+        stderr.contains("--nft traces nft_do_chain and nft_trace_notify by fentry and fexit")
+            && stderr.contains("no fentry here"),
+        "{stderr}"
+    );
     assert_eq!(netcap_programs_loaded(), Vec::<String>::new(), "netcap left programs loaded");
 }
