@@ -223,6 +223,12 @@ struct netcap_section_ct {
 /* --nft: names are cut to this many bytes (nftables allows 256). */
 #define NETCAP_NFT_NAME_LEN 32
 
+/* --nft: which netfilter engine evaluated the packet. */
+enum netcap_netfilter_engine {
+	NETCAP_NETFILTER_NFTABLES = 0, /* nft_do_chain: a base chain */
+	NETCAP_NETFILTER_XTABLES = 1,  /* ipt_do_table, ip6t_do_table: a legacy table at one hook */
+};
+
 /* --nft: what decided the verdict, as nft_trace_notify() reported it. */
 enum netcap_nft_decider {
 	NETCAP_NFT_UNKNOWN = 0, /* no report (the packet was not traced) */
@@ -230,14 +236,16 @@ enum netcap_nft_decider {
 	NETCAP_NFT_POLICY = 2,  /* the base chain's policy */
 };
 
-/* --nft: the base chain nft_do_chain() evaluated (its verdict is in the
- * RETVAL section), and the rule that gave the verdict. */
+/* --nft: the base chain nft_do_chain() evaluated, or the legacy table
+ * ipt_do_table() did (engine XTABLES: no chain, handle or rule; the hook
+ * names its built-in chain), with its verdict in the RETVAL section, and
+ * the rule that gave the verdict. */
 struct netcap_section_nft {
 	struct netcap_section head;
 	__u8 family;     /* NFPROTO_*: the table's family */
 	__u8 hook;       /* enum nf_inet_hooks (or the netdev hook) the packet is at */
 	__u8 decider;    /* enum netcap_nft_decider */
-	__u8 pad;
+	__u8 engine;     /* enum netcap_netfilter_engine */
 	__u64 chain_handle;
 	__u64 rule_handle;
 	char table[NETCAP_NFT_NAME_LEN];
@@ -289,6 +297,8 @@ struct netcap_config {
 	__u16 section_at[NETCAP_SECTION_END]; /* where each starts after the header */
 	struct netcap_mbuf_offsets mbuf;
 	__u32 defer;       /* 1: --nft's entry: the record waits in netcap_pending_map for the exit */
+	__u32 defer_arg;   /* --nft: the argument keying the waiting record (the call's nft_pktinfo, or skb) */
+	__u32 xt_table_arg; /* --nft on ipt_do_table: the argument holding its struct xt_table */
 	__u32 pending_size; /* netcap_pending_map's value size */
 	__u32 nft_skip_own; /* 1: --nft: chains of tables named netcap_trace_* (netcap's own) are not events */
 };

@@ -7,6 +7,7 @@
  * (NF_DROP_REASON), so the packet is recorded at fentry, and the record
  * waits in netcap_pending_map until fexit adds the verdict and submits it.
  * The types live in the nf_tables module: CO-RE finds them in its BTF.
+ * Legacy iptables' tables come the same way, below (netcap_fentry_xt).
  */
 #ifndef NETCAP_ENTRY_NFT_H
 #define NETCAP_ENTRY_NFT_H
@@ -138,10 +139,37 @@ int netcap_fentry_nft_rule(__u64 *ctx)
 	return 0;
 }
 
-SEC("fexit")
-int netcap_fexit_nft(__u64 *ctx)
+/*
+ * --nft on legacy iptables: ipt_do_table() and ip6t_do_table() evaluate one
+ * table at one hook, (priv, skb, state) from 6.2 (and Debian's 6.1), where
+ * priv is the struct xt_table; (skb, state, table) before. The state always
+ * follows the skb. Rules hold no handle, and which rule matched is known
+ * only inside the call: the record names the table and the hook, whose
+ * built-in chain the packet entered. A dropped skb is freed by the caller,
+ * after fexit, but the record is made at fentry all the same: one path for
+ * both engines, and the packet as the table saw it.
+ */
+SEC("fentry")
+int netcap_fentry_xt(__u64 *ctx)
 {
-	__u64 key = netcap_array_arg(ctx, 0);
+	struct sk_buff *skb = (void *)netcap_array_arg(ctx, netcap_cfg.skb_arg);
+	struct nf_hook_state *state = (void *)netcap_array_arg(ctx, netcap_cfg.skb_arg + 1);
+	struct netcap_args extra = {
+		.xt_table = netcap_array_arg(ctx, netcap_cfg.xt_table_arg),
+		.nft_hook = BPF_CORE_READ(state, hook),
+		.defer_key = (__u64)skb,
+		.trace_index = netcap_cfg.trace_index,
+	};
+
+	return netcap_handle(ctx, skb, &extra, false, false);
+}
+
+/* --nft's exit, for both engines: the verdict into the waiting record,
+ * which then goes to the ring buffer. */
+SEC("fexit")
+int netcap_fexit_netfilter(__u64 *ctx)
+{
+	__u64 key = netcap_array_arg(ctx, netcap_cfg.defer_arg);
 	struct netcap_event *event = bpf_map_lookup_elem(&netcap_pending_map, &key);
 	__u64 len;
 
@@ -152,7 +180,7 @@ int netcap_fexit_nft(__u64 *ctx)
 			(void *)((__u8 *)(event + 1) + netcap_section_offset(NETCAP_SECTION_RETVAL));
 
 		if ((__u8 *)(retval + 1) <= (__u8 *)event + netcap_cfg.pending_size)
-			retval->value = (__u32)netcap_array_arg(ctx, 2);
+			retval->value = (__u32)netcap_array_arg(ctx, netcap_cfg.ret_arg);
 	}
 	len = sizeof(*event) + netcap_sections_len() + event->cap_len;
 	if (len > netcap_cfg.pending_size)

@@ -72,7 +72,8 @@ struct netcap_args {
 	__u64 skb;	/* the sk_buff, for --skb-fields; 0 at user-space points */
 	__u64 nft_chain; /* --nft: the struct nft_chain evaluated */
 	__u32 nft_hook;	/* --nft: the hook it was evaluated at */
-	__u64 defer_key; /* --nft: the call's struct nft_pktinfo, its record's key in netcap_pending_map */
+	__u64 xt_table;	/* --nft: the struct xt_table ipt_do_table evaluates (then no nft_chain) */
+	__u64 defer_key; /* --nft: the call's nft_pktinfo or skb, its record's key in netcap_pending_map */
 	__u32 trace_index;
 };
 
@@ -147,19 +148,30 @@ static __always_inline void netcap_fill_sections(struct netcap_event *event, voi
 	}
 	if (netcap_has_section(NETCAP_SECTION_NFT)) {
 		struct netcap_section_nft *nft = netcap_section(event, NETCAP_SECTION_NFT);
-		struct nft_chain *chain = (void *)args->nft_chain;
-		struct nft_table *table = BPF_CORE_READ(chain, table);
 
-		/* A bitfield since 5.x: its place comes from the kernel's BTF. */
-		nft->family = BPF_CORE_READ_BITFIELD_PROBED(table, family);
 		nft->hook = args->nft_hook;
 		nft->decider = NETCAP_NFT_UNKNOWN;
-		nft->pad = 0;
-		nft->chain_handle = BPF_CORE_READ(chain, handle);
 		nft->rule_handle = 0;
 		nft->rule_chain[0] = 0;
-		bpf_probe_read_kernel_str(nft->table, sizeof(nft->table), BPF_CORE_READ(table, name));
-		bpf_probe_read_kernel_str(nft->chain, sizeof(nft->chain), BPF_CORE_READ(chain, name));
+		if (args->xt_table) {
+			struct xt_table *table = (void *)args->xt_table;
+
+			nft->engine = NETCAP_NETFILTER_XTABLES;
+			nft->family = BPF_CORE_READ(table, af);
+			nft->chain_handle = 0;
+			nft->chain[0] = 0;
+			bpf_probe_read_kernel_str(nft->table, sizeof(nft->table), &table->name);
+		} else {
+			struct nft_chain *chain = (void *)args->nft_chain;
+			struct nft_table *table = BPF_CORE_READ(chain, table);
+
+			nft->engine = NETCAP_NETFILTER_NFTABLES;
+			/* A bitfield since 5.x: its place comes from the kernel's BTF. */
+			nft->family = BPF_CORE_READ_BITFIELD_PROBED(table, family);
+			nft->chain_handle = BPF_CORE_READ(chain, handle);
+			bpf_probe_read_kernel_str(nft->table, sizeof(nft->table), BPF_CORE_READ(table, name));
+			bpf_probe_read_kernel_str(nft->chain, sizeof(nft->chain), BPF_CORE_READ(chain, name));
+		}
 	}
 	if (netcap_has_section(NETCAP_SECTION_FIELDS)) {
 		struct netcap_section_fields *fields = netcap_section(event, NETCAP_SECTION_FIELDS);

@@ -395,17 +395,7 @@ impl Event {
             lineage: Lineage::from_kernel(sections.lineage),
             cgroup: sections.cgroup,
             ct: sections.ct.as_ref().and_then(crate::feature::ct::Conntrack::from_section).map(Box::new),
-            nft: sections.nft.map(|nft| {
-                Box::new(crate::feature::nft::Nft {
-                    family: nft.family,
-                    hook: nft.hook,
-                    chain_handle: nft.chain_handle,
-                    table: c_string(&nft.table),
-                    chain: c_string(&nft.chain),
-                    verdict: None,
-                    decider: crate::feature::nft::Decider::from_section(nft.decider, nft.rule_handle, &nft.rule_chain),
-                })
-            }),
+            nft: sections.nft.as_ref().map(|nft| Box::new(crate::feature::nft::Nft::from_section(nft))),
             fields: sections.fields.map(|(missing, data)| (missing, data.into())),
             number: 0,
             saved: None,

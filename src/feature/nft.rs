@@ -1,4 +1,4 @@
-//! nftables verdicts (`--nft`): `nft_do_chain` evaluates one base chain;
+//! Netfilter verdicts (`--nft`): `nft_do_chain` evaluates one base chain;
 //! its fentry records the packet with an NFT section (table, family, chain,
 //! its handle, the hook), nf_tables' trace report (`nft_trace_notify`, for
 //! packets netcap's own table marks with nftrace: `kernel::nftrace`) adds
@@ -7,14 +7,19 @@
 //! event's drop, named after the chain and rule). Shown as
 //! ` [nft inet filter input rule 4 accept]` on the line (a drop as
 //! ` [drop NF_DROP at nft inet filter input rule 4]`), `nft` in JSON,
-//! ` nft=…` in the pcapng comment.
+//! ` nft=…` in the pcapng comment. Legacy iptables comes the same way:
+//! `ipt_do_table`/`ip6t_do_table` evaluate one table at one hook, shown
+//! as ` [iptables filter INPUT accept]`, the chain being the hook's
+//! built-in one (the kernel keeps no rule names, and which rule matched
+//! is known only inside the call).
 
 use std::fmt::Write as _;
 
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::event::Event;
+use crate::bpf::types::netcap_section_nft;
+use crate::event::{Event, c_string};
 use crate::plan::Target;
 
 #[derive(Debug, Args)]
@@ -28,12 +33,13 @@ pub struct NftArgs {
 }
 
 pub fn wants_section(target: &Target) -> bool {
-    target.netfilter
+    target.netfilter.is_some()
 }
 
-/// One base chain's evaluation of a packet.
+/// One base chain's (or legacy table's) evaluation of a packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Nft {
+    pub engine: Engine,
     /// NFPROTO_* of the table.
     pub family: u8,
     /// The hook the chain is at, in its family's numbering.
@@ -44,6 +50,16 @@ pub struct Nft {
     /// What nft_do_chain returned: NF_* in the low byte, an errno or queue number above.
     pub verdict: Option<u32>,
     pub decider: Decider,
+}
+
+/// Which netfilter engine evaluated the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// nf_tables: a base chain, with its handle and the rule that decided.
+    Nftables,
+    /// Legacy iptables (x_tables): a table at a hook; `chain` is the
+    /// hook's built-in chain, there is no handle and no rule.
+    Xtables,
 }
 
 /// What gave the chain's verdict, as nf_tables' trace reported it.
@@ -62,7 +78,7 @@ impl Decider {
     /// From the section's enum netcap_nft_decider and its rule fields.
     pub fn from_section(kind: u8, handle: u64, chain: &[i8]) -> Decider {
         match kind {
-            1 => Decider::Rule { handle, chain: crate::event::c_string(chain) },
+            1 => Decider::Rule { handle, chain: c_string(chain) },
             2 => Decider::Policy,
             _ => Decider::Unknown,
         }
@@ -70,6 +86,37 @@ impl Decider {
 }
 
 impl Nft {
+    /// From the record's section (enum netcap_netfilter_engine in `engine`);
+    /// the verdict comes later, from the RETVAL section.
+    pub fn from_section(section: &netcap_section_nft) -> Nft {
+        let engine = if section.engine == 1 { Engine::Xtables } else { Engine::Nftables };
+        let mut nft = Nft {
+            engine,
+            family: section.family,
+            hook: section.hook,
+            chain_handle: section.chain_handle,
+            table: c_string(&section.table),
+            chain: c_string(&section.chain),
+            verdict: None,
+            decider: Decider::from_section(section.decider, section.rule_handle, &section.rule_chain),
+        };
+        if engine == Engine::Xtables {
+            nft.chain = nft.builtin_chain();
+        }
+        nft
+    }
+
+    /// iptables' name for the chain of the hook (`INPUT`).
+    fn builtin_chain(&self) -> String {
+        const CHAINS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+        CHAINS.get(usize::from(self.hook)).map_or_else(|| format!("HOOK{}", self.hook), |c| c.to_string())
+    }
+
+    /// The legacy command of the family (`iptables`, `ip6tables`).
+    fn legacy_command(&self) -> &'static str {
+        if self.family == 10 { "ip6tables" } else { "iptables" }
+    }
+
     /// `nft list ruleset`'s word for the table's family.
     pub fn family_name(&self) -> String {
         match self.family {
@@ -119,7 +166,11 @@ impl Nft {
 
     /// `nft inet filter input rule 4`: where a drop happened (a rule in a
     /// chain jumped to: `input>tcp_in rule 7`; no rule: `input policy`).
+    /// Legacy iptables: `iptables filter INPUT`.
     pub fn location(&self) -> String {
+        if self.engine == Engine::Xtables {
+            return format!("{} {} {}", self.legacy_command(), self.table, self.chain);
+        }
         let chain = format!("nft {} {} {}", self.family_name(), self.table, self.chain);
         match &self.decider {
             Decider::Unknown => chain,
@@ -153,11 +204,16 @@ pub fn json(event: &Event) -> Value {
         .nft
         .as_deref()
         .map(|nft| {
+            let (engine, chain_handle) = match nft.engine {
+                Engine::Nftables => ("nftables", json!(nft.chain_handle)),
+                Engine::Xtables => ("xtables", Value::Null),
+            };
             json!({
+                "engine": engine,
                 "family": nft.family_name(),
                 "table": nft.table,
                 "chain": nft.chain,
-                "chain_handle": nft.chain_handle,
+                "chain_handle": chain_handle,
                 "hook": nft.hook_name(),
                 "verdict": nft.verdict_name(),
                 "code": nft.verdict,
@@ -168,9 +224,20 @@ pub fn json(event: &Event) -> Value {
 }
 
 /// ` nft=inet:filter:input:accept chain_handle=N hook=input`, then
-/// ` nft_rule=H nft_rule_chain=C` or ` nft_rule=policy`.
+/// ` nft_rule=H nft_rule_chain=C` or ` nft_rule=policy`; legacy tables
+/// ` iptables=filter:INPUT:accept hook=input`.
 pub fn comment(text: &mut String, event: &Event) {
-    if let Some(nft) = event.nft.as_deref() {
+    if let Some(nft) = event.nft.as_deref().filter(|n| n.engine == Engine::Xtables) {
+        let _ = write!(
+            text,
+            " {}={}:{}:{} hook={}",
+            nft.legacy_command(),
+            nft.table,
+            nft.chain,
+            nft.verdict_name().as_deref().unwrap_or("?"),
+            nft.hook_name()
+        );
+    } else if let Some(nft) = event.nft.as_deref() {
         let _ = write!(
             text,
             " nft={}:{}:{}:{} chain_handle={} hook={}",
@@ -198,6 +265,7 @@ mod tests {
     #[test]
     fn names_as_nft_writes_them() {
         let mut nft = Nft {
+            engine: Engine::Nftables,
             family: 1,
             hook: 1,
             chain_handle: 3,
@@ -242,5 +310,46 @@ mod tests {
         nft.verdict = Some(2);
         assert!(!nft.drops());
         assert_eq!(nft.verdict_name().as_deref(), Some("stolen"));
+    }
+
+    #[test]
+    fn legacy_tables_are_named_as_iptables_lists_them() {
+        let section = netcap_section_nft {
+            engine: 1,
+            family: 10,
+            hook: 3,
+            table: c_chars("filter"),
+            chain: c_chars(""),
+            ..Default::default()
+        };
+        let mut nft = Nft::from_section(&section);
+        nft.verdict = Some(0);
+        assert_eq!(nft.location(), "ip6tables filter OUTPUT");
+        assert_eq!((nft.family_name(), nft.hook_name()), ("ip6".into(), "output".into()));
+        assert!(nft.drops());
+        let mut event = crate::event::tests::sample_event();
+        event.nft = Some(Box::new(nft.clone()));
+        let mut written = String::new();
+        comment(&mut written, &event);
+        assert_eq!(written, " ip6tables=filter:OUTPUT:drop hook=output");
+        let value = json(&event);
+        assert_eq!((value["engine"].as_str(), value["chain"].as_str()), (Some("xtables"), Some("OUTPUT")));
+        assert!(value["chain_handle"].is_null() && value["rule"].is_null());
+        nft.family = 2;
+        nft.hook = 1;
+        nft.chain = nft.builtin_chain();
+        nft.verdict = Some(1);
+        event.nft = Some(Box::new(nft));
+        let mut text = String::new();
+        suffix(&mut text, &event);
+        assert_eq!(text, " [iptables filter INPUT accept]");
+    }
+
+    fn c_chars<const N: usize>(text: &str) -> [i8; N] {
+        let mut chars = [0i8; N];
+        for (slot, byte) in chars.iter_mut().zip(text.bytes()) {
+            *slot = byte as i8;
+        }
+        chars
     }
 }

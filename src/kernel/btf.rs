@@ -89,11 +89,13 @@ struct Type {
     kind: Kind,
 }
 
-/// One or more BTF blobs: vmlinux first, then optionally split BTF that
-/// continues its type and string numbering.
+/// vmlinux's BTF, then optionally one module's split BTF that continues
+/// its type and string numbering.
 pub struct Btf {
     types: Vec<Type>, // index 0 is void
     strings: Vec<u8>,
+    /// Types and string bytes of vmlinux alone, where a module's split starts.
+    base: (usize, usize),
     /// (hash of the name, id) of every named type, sorted: a lookup is a
     /// binary search plus a name check. vmlinux has ~100,000 named types, and
     /// a map owning a String per name cost more than the rest of the parse.
@@ -118,10 +120,26 @@ impl Btf {
 
     /// BTF from a blob (a `.BTF` section); `origin` names it in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Btf, BtfError> {
-        let mut btf =
-            Btf { types: vec![Type { name_off: 0, kind: Kind::Other }], strings: Vec::new(), by_name: Vec::new() };
+        let mut btf = Btf {
+            types: vec![Type { name_off: 0, kind: Kind::Other }],
+            strings: Vec::new(),
+            base: (1, 0),
+            by_name: Vec::new(),
+        };
         btf.append(bytes, origin)?;
+        btf.base = (btf.types.len(), btf.strings.len());
         Ok(btf)
+    }
+
+    /// Puts a module's split BTF (`/sys/kernel/btf/MODULE`) after this
+    /// vmlinux's, in place of another module's: each continues vmlinux alone.
+    pub fn use_split(&mut self, path: &Path) -> Result<(), BtfError> {
+        let bytes = read(path)?;
+        let (types, strings) = self.base;
+        self.types.truncate(types);
+        self.strings.truncate(strings);
+        self.by_name.retain(|&(_, id)| (id as usize) < types);
+        self.append(&bytes, &path.display().to_string())
     }
 
     fn append(&mut self, bytes: &[u8], origin: &str) -> Result<(), BtfError> {
@@ -134,8 +152,9 @@ impl Btf {
         let (type_off, type_len, str_off, str_len) = (field(0)?, field(1)?, field(2)?, field(3)?);
         let types = bytes.get(hdr_len + type_off..hdr_len + type_off + type_len).ok_or_else(bad)?;
         let strings = bytes.get(hdr_len + str_off..hdr_len + str_off + str_len).ok_or_else(bad)?;
-        // Split BTF string offsets continue after the base's strings.
-        let string_base = self.strings.len() as u32;
+        // Split BTF's string offsets already count the base's strings
+        // (an offset past them is into the split's own), as its type ids do:
+        // appended after them, every offset stays as written.
         self.strings.extend_from_slice(strings);
         let first_new = self.types.len();
 
@@ -147,7 +166,6 @@ impl Btf {
             let vlen = (info & 0xffff) as usize;
             let kind_code = (info >> 24) & 0x1f;
             at += 12;
-            let rebase = |off: u32| if off == 0 { 0 } else { off + string_base };
             let members = || -> Result<Vec<Member>, BtfError> {
                 let bad = || BtfError::BadType(origin.into(), id, kind_code);
                 let bitfields = info >> 31 == 1;
@@ -158,7 +176,7 @@ impl Btf {
                         let offset = u32_at(types, at + 12 * i + 8).ok_or_else(bad)?;
                         let (bit_offset, bit_size) =
                             if bitfields { (offset & 0xff_ffff, (offset >> 24) as u8) } else { (offset, 0) };
-                        Ok(Member { name_off: rebase(name_off), ty, bit_offset, bit_size })
+                        Ok(Member { name_off, ty, bit_offset, bit_size })
                     })
                     .collect()
             };
@@ -188,7 +206,7 @@ impl Btf {
                         let value = u32_at(types, at + 8 * i + 4).ok_or(BtfError::BadType(origin.into(), id, 6))?;
                         // kind_flag set means signed values.
                         let value = if info >> 31 == 1 { value as i32 as i64 } else { value as i64 };
-                        values.push((rebase(name), value));
+                        values.push((name, value));
                     }
                     (Kind::Enum { values }, 8 * vlen)
                 }
@@ -201,7 +219,7 @@ impl Btf {
                     for i in 0..vlen {
                         let name = u32_at(types, at + 8 * i).ok_or(BtfError::BadType(origin.into(), id, 13))?;
                         let ty = u32_at(types, at + 8 * i + 4).ok_or(BtfError::BadType(origin.into(), id, 13))?;
-                        params.push((rebase(name), ty));
+                        params.push((name, ty));
                     }
                     (Kind::FuncProto { params }, 8 * vlen)
                 }
@@ -216,14 +234,14 @@ impl Btf {
                         let name = u32_at(types, at + 12 * i).ok_or_else(bad)?;
                         let lo = u32_at(types, at + 12 * i + 4).ok_or_else(bad)? as u64;
                         let hi = u32_at(types, at + 12 * i + 8).ok_or_else(bad)? as u64;
-                        values.push((rebase(name), ((hi << 32) | lo) as i64));
+                        values.push((name, ((hi << 32) | lo) as i64));
                     }
                     (Kind::Enum { values }, 12 * vlen)
                 }
                 other => return Err(BtfError::BadType(origin.into(), id, other)),
             };
             at += extra;
-            self.types.push(Type { name_off: rebase(name_off), kind });
+            self.types.push(Type { name_off, kind });
         }
         for id in first_new..self.types.len() {
             let name = self.bytes_at(self.types[id].name_off);
@@ -381,6 +399,55 @@ mod tests {
 
     fn kernel_btf() -> Option<Btf> {
         Path::new(VMLINUX).exists().then(|| Btf::from_file(Path::new(VMLINUX)).unwrap())
+    }
+
+    /// A module's split BTF, as the kernel writes it: its names' offsets
+    /// and its type ids both continue vmlinux's, and it refers to vmlinux's
+    /// types by their ids.
+    #[test]
+    fn reads_a_module_s_split_btf_on_top_of_vmlinux() {
+        let Some(mut btf) = kernel_btf() else { return eprintln!("skipped: no {VMLINUX}") };
+        let sk_buff = btf.struct_named("sk_buff").unwrap();
+        let (first_id, base_strings) = (btf.types.len() as u32, btf.strings.len() as u32);
+        // No leading NUL, like a module's.
+        let strings = b"netcap_split_fn\0skb\0";
+        let mut types = Vec::new();
+        for word in [
+            0,
+            2 << 24,
+            sk_buff, // PTR to vmlinux's struct sk_buff
+            0,
+            13 << 24 | 1,
+            0,
+            base_strings + 16,
+            first_id, // FUNC_PROTO void (struct sk_buff *skb)
+            base_strings,
+            12 << 24,
+            first_id + 1, // FUNC netcap_split_fn
+        ] {
+            types.extend_from_slice(&u32::to_le_bytes(word));
+        }
+        let mut blob = vec![0x9f, 0xeb, 1, 0];
+        for word in [24, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+            blob.extend_from_slice(&u32::to_le_bytes(word));
+        }
+        blob.extend_from_slice(&types);
+        blob.extend_from_slice(strings);
+        let path = std::env::temp_dir().join(format!("netcap-split-btf-{}", std::process::id()));
+        std::fs::write(&path, &blob).unwrap();
+        // A second module's takes the place of the first's, which would
+        // otherwise shift its numbering.
+        for _ in 0..2 {
+            btf.use_split(&path).unwrap();
+            let params = btf.params(btf.function("netcap_split_fn").expect("the module's function"));
+            assert_eq!(params.len(), 1);
+            assert_eq!(params[0].0, "skb");
+            assert!(btf.is_pointer_to_struct(params[0].1, "sk_buff"));
+            assert_eq!(btf.ids("netcap_split_fn").count(), 1);
+        }
+        std::fs::remove_file(&path).unwrap();
+        // vmlinux's own names are as they were.
+        assert!(btf.function("ip_rcv").is_some());
     }
 
     #[test]

@@ -35,22 +35,22 @@ pub enum KernelError {
     Cgroup(#[from] cgroup::CgroupError),
 }
 
-/// Where nf_tables is, for --nft.
+/// Whether a module (nf_tables, ip_tables, for --nft) is loaded, and with BTF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NfTables {
-    ModuleWithBtf,
-    ModuleWithoutBtf,
+pub enum Module {
+    WithBtf,
+    WithoutBtf,
     /// Not loaded as a module (or built in: then vmlinux's BTF has it).
     Absent,
 }
 
-pub fn nf_tables() -> NfTables {
-    if Path::new("/sys/kernel/btf/nf_tables").exists() {
-        NfTables::ModuleWithBtf
-    } else if Path::new("/sys/module/nf_tables").exists() {
-        NfTables::ModuleWithoutBtf
+pub fn module(name: &str) -> Module {
+    if Path::new("/sys/kernel/btf").join(name).exists() {
+        Module::WithBtf
+    } else if Path::new("/sys/module").join(name).join("initstate").exists() {
+        Module::WithoutBtf
     } else {
-        NfTables::Absent
+        Module::Absent
     }
 }
 

@@ -20,7 +20,7 @@ use crate::filter::Filter;
 use crate::kernel::Device;
 use crate::kernel::progs::Hook;
 use crate::plan::user::{PacketForm, Probe};
-use crate::plan::{Flavour, Target};
+use crate::plan::{Flavour, Netfilter, Target};
 
 /// Must match NETCAP_NEST_MAX in bpf/netcap.h.
 const NEST_MAX: u32 = 4;
@@ -399,8 +399,8 @@ struct ObjectConfig {
     inherit: Option<Lineage>,
     /// --bpf-progs: the hook of the program traced (its own entry programs).
     program_hook: Option<Hook>,
-    /// --nft: nft_do_chain, by its own program.
-    netfilter: bool,
+    /// --nft: nft_do_chain or ipt_do_table, by programs of their own.
+    netfilter: Option<Netfilter>,
 }
 
 impl ObjectConfig {
@@ -434,7 +434,11 @@ fn program_for(flavour: Flavour, config: &ObjectConfig, bpf_loop: bool) -> &'sta
         (Flavour::Fexit, Some(Hook::Tc)) => return "netcap_fexit_tc",
         (Flavour::Fentry, Some(Hook::Xdp)) => return "netcap_fentry_xdp",
         (Flavour::Fexit, Some(Hook::Xdp)) => return "netcap_fexit_xdp",
-        (Flavour::Fexit, None) if config.netfilter => return "netcap_fentry_nft",
+        (Flavour::Fexit, None) => match config.netfilter {
+            Some(Netfilter::Nftables) => return "netcap_fentry_nft",
+            Some(Netfilter::Xtables { .. }) => return "netcap_fentry_xt",
+            None => {}
+        },
         _ => {}
     }
     match (flavour, config.form.map(|(form, _)| form), bpf_loop) {
@@ -468,8 +472,8 @@ fn program_name(flavour: Flavour) -> &'static str {
 /// A kretprobe needs its entry half too.
 const KRETPROBE_ENTRY: &str = "netcap_kretprobe_entry";
 
-/// --nft's exit half: it adds the verdict to the record its entry made.
-const NFT_EXIT: &str = "netcap_fexit_nft";
+/// --nft's exit half, for both engines: it adds the verdict to the record its entry made.
+const NETFILTER_EXIT: &str = "netcap_fexit_netfilter";
 /// --nft's rules: nf_tables' report of the rule that decided, into the same record.
 const NFT_RULE: &str = "netcap_fentry_nft_rule";
 const NFT_RULE_FUNCTION: &str = "nft_trace_notify";
@@ -540,10 +544,20 @@ fn config_bytes(config: &ObjectConfig, options: &LoadOptions) -> netcap_config {
     if let Some((fields, count)) = options.skb_fields {
         (rodata.fields, rodata.field_count) = (fields, count);
     }
-    if config.netfilter {
-        // A waiting record: header, sections and up to capture_max bytes of packet.
+    if let Some(engine) = config.netfilter {
+        // A waiting record: header, sections and up to capture_max bytes of
+        // packet, keyed by the call's nft_pktinfo, or its skb.
         rodata.defer = 1;
-        rodata.nft_skip_own = 1;
+        match engine {
+            Netfilter::Nftables => {
+                rodata.defer_arg = 0;
+                rodata.nft_skip_own = 1;
+            }
+            Netfilter::Xtables { table_arg } => {
+                rodata.defer_arg = config.skb_arg;
+                rodata.xt_table_arg = table_arg;
+            }
+        }
         rodata.pending_size = std::mem::size_of::<netcap_event>() as u32 + sections.len + options.capture_max;
     }
     rodata.len_arg = NO_ARG;
@@ -605,7 +619,7 @@ fn load_object(
         if name == "netcap_cookies_map" {
             map.set_max_entries(COOKIES_BY_ADDRESS)?;
         }
-        if name == "netcap_pending_map" && config.netfilter {
+        if name == "netcap_pending_map" && config.netfilter.is_some() {
             // Calls in flight at once: one per CPU, and a few nested (a
             // reject's reply goes through the output chains inside the call).
             map.set_value_size(rodata.pending_size)?;
@@ -628,7 +642,8 @@ fn load_object(
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
         let second_half = (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY)
-            || (config.netfilter && (name == NFT_EXIT || name == NFT_RULE));
+            || (config.netfilter.is_some() && name == NETFILTER_EXIT)
+            || (config.netfilter == Some(Netfilter::Nftables) && name == NFT_RULE);
         let load = name == chosen || second_half;
         prog.set_autoload(load);
         // Only tracing flavours have an attach name, so a kretprobe's entry never gets one.
@@ -688,12 +703,15 @@ fn attach_one(
     let prog = program_named(&object, program_for(flavour, &config, options.bpf_loop))?;
     let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
     let links = match flavour {
-        Flavour::Fexit if config.netfilter => {
+        Flavour::Fexit if config.netfilter == Some(Netfilter::Nftables) => {
             vec![
                 attach(prog.attach_trace())?,
-                attach(program_named(&object, NFT_EXIT)?.attach_trace())?,
+                attach(program_named(&object, NETFILTER_EXIT)?.attach_trace())?,
                 attach(program_named(&object, NFT_RULE)?.attach_trace())?,
             ]
+        }
+        Flavour::Fexit if config.netfilter.is_some() => {
+            vec![attach(prog.attach_trace())?, attach(program_named(&object, NETFILTER_EXIT)?.attach_trace())?]
         }
         Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor => {
             vec![attach(prog.attach_trace())?]
@@ -751,7 +769,7 @@ fn attach_group(
         silent: false,
         inherit: None,
         program_hook: None,
-        netfilter: false,
+        netfilter: None,
         sections: grouped
             .iter()
             .fold(0, |bits, (_, t)| bits | feature::sections(t, Flavour::KprobeMulti, options.wanted())),

@@ -308,6 +308,7 @@ mod tests {
             let mut event = sample_event();
             event.retval = Some(retval);
             event.nft = Some(Box::new(crate::feature::nft::Nft {
+                engine: crate::feature::nft::Engine::Nftables,
                 family: 1,
                 hook: 1,
                 chain_handle: 1,

@@ -10,7 +10,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::event::Lineage;
-use crate::kernel::NfTables;
+use crate::kernel::Module;
 use crate::kernel::btf::{Btf, Kind};
 use crate::kernel::features::{Feature, Features};
 use crate::kernel::progs::{Hook, Program};
@@ -99,8 +99,19 @@ pub struct Target {
     pub user: Option<user::UserPoint>,
     /// --bpf-progs: the tc or XDP program traced here.
     pub program: Option<ProgramPoint>,
-    /// --nft: nft_do_chain, whose records name the base chain and its verdict.
-    pub netfilter: bool,
+    /// --nft: a netfilter evaluation (nft_do_chain, ipt_do_table), whose
+    /// records name the chain or table and its verdict.
+    pub netfilter: Option<Netfilter>,
+}
+
+/// --nft: which netfilter engine a target's function is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Netfilter {
+    /// nft_do_chain(pkt, priv): one nftables base chain.
+    Nftables,
+    /// ipt_do_table, ip6t_do_table: one legacy table at one hook; the
+    /// argument holding its struct xt_table (the state follows the skb).
+    Xtables { table_arg: u32 },
 }
 
 /// --bpf-progs: one loaded tc or XDP program, traced at its entry (the
@@ -154,7 +165,7 @@ impl Target {
             signature: signature.into(),
             user: None,
             program: None,
-            netfilter: false,
+            netfilter: None,
         }
     }
 
@@ -400,7 +411,7 @@ fn resolve_one(
         signature,
         user: None,
         program: None,
-        netfilter: false,
+        netfilter: None,
     })
 }
 
@@ -461,43 +472,102 @@ pub fn with_programs(targets: &mut Vec<Target>, programs: &[&Program], features:
 }
 
 /// --nft: fexit on nft_do_chain(pkt, priv), where every nftables base
-/// chain is evaluated. Its types are the nf_tables module's: fexit finds the
-/// function, and CO-RE its structs, in the module's BTF (or vmlinux's, when
-/// nf_tables is built in).
+/// chain is evaluated, and on ipt_do_table and ip6t_do_table, where every
+/// legacy iptables table is, for the engines the kernel has loaded. Their
+/// types are their modules': fexit finds the functions, and CO-RE their
+/// structs, in each module's BTF (or vmlinux's, when built in), which is
+/// put into `btf` to read the legacy functions' argument order (it changed
+/// in 6.2). Returns what was left out, for the start line.
 pub fn with_nft(
     targets: &mut Vec<Target>,
-    btf: &Btf,
+    btf: &mut Btf,
     features: &Features,
-    nf_tables: NfTables,
-) -> Result<(), PlanError> {
-    const FUNCTION: &str = "nft_do_chain";
+    module: impl Fn(&str) -> Module,
+) -> Result<Option<String>, PlanError> {
+    const NFT: &str = "nft_do_chain";
+    const LEGACY: [(&str, &str); 2] = [("ip_tables", "ipt_do_table"), ("ip6_tables", "ip6t_do_table")];
     if !features.has(Feature::Fentry) {
         return Err(PlanError::NftCannot(format!(
-            "--nft traces {FUNCTION} and nft_trace_notify by fentry and fexit, which this kernel cannot do ({})",
+            "--nft traces {NFT}, nft_trace_notify and ipt_do_table by fentry and fexit, which this kernel cannot do ({})",
             features.why_missing(Feature::Fentry)
         )));
     }
-    let in_vmlinux = btf.function(FUNCTION).is_some();
-    match nf_tables {
-        _ if in_vmlinux => {}
-        NfTables::ModuleWithBtf => {}
-        NfTables::ModuleWithoutBtf => {
-            return Err(PlanError::NftCannot(format!(
-                "--nft: the nf_tables module has no BTF here (/sys/kernel/btf/nf_tables; Linux 5.11+ with \
-                 CONFIG_DEBUG_INFO_BTF_MODULES), which fexit on {FUNCTION} and reading its structs need"
-            )));
-        }
-        NfTables::Absent => {
-            return Err(PlanError::NftCannot(
-                "--nft: nf_tables is not loaded, so no nftables chain sees packets (load a ruleset with nft first)"
-                    .into(),
-            ));
-        }
+    let mut without_btf = Vec::new();
+    let mut engines = 0;
+    let nft_here = btf.function(NFT).is_some()
+        || match module("nf_tables") {
+            Module::WithBtf => true,
+            Module::WithoutBtf => {
+                without_btf.push("nf_tables");
+                false
+            }
+            Module::Absent => false,
+        };
+    if nft_here {
+        let mut target = Target::fixed(NFT.into(), Some(2), "const struct nft_pktinfo *pkt, void *priv");
+        target.netfilter = Some(Netfilter::Nftables);
+        targets.push(target);
+        engines += 1;
     }
-    let mut target = Target::fixed(FUNCTION.into(), Some(2), "const struct nft_pktinfo *pkt, void *priv");
-    target.netfilter = true;
-    targets.push(target);
-    Ok(())
+    for (name, function) in LEGACY {
+        if btf.function(function).is_none() {
+            match module(name) {
+                Module::Absent => continue,
+                Module::WithoutBtf => {
+                    without_btf.push(name);
+                    continue;
+                }
+                Module::WithBtf => {
+                    let path = std::path::PathBuf::from("/sys/kernel/btf").join(name);
+                    btf.use_split(&path).map_err(|err| PlanError::NftCannot(format!("--nft: {err}")))?;
+                }
+            }
+        }
+        let Some(target) = legacy_table_target(btf, function) else {
+            return Err(PlanError::NftCannot(format!(
+                "--nft: {function} takes arguments netcap does not know here (it knows (priv, skb, state) and \
+                 (skb, state, table))"
+            )));
+        };
+        targets.push(target);
+        engines += 1;
+    }
+    let missing = match without_btf.as_slice() {
+        [] => None,
+        [one] => Some(format!("the {one} module has no BTF here")),
+        [first @ .., last] => Some(format!("the {} and {last} modules have no BTF here", first.join(", "))),
+    }
+    .map(|what| {
+        format!(
+            "{what} (/sys/kernel/btf/MODULE; Linux 5.11+ with CONFIG_DEBUG_INFO_BTF_MODULES), which fexit on \
+             its functions and reading its structs need"
+        )
+    });
+    match (engines, missing) {
+        (0, Some(missing)) => Err(PlanError::NftCannot(format!("--nft: {missing}"))),
+        (0, None) => Err(PlanError::NftCannot(
+            "--nft: neither nf_tables nor ip_tables nor ip6_tables is loaded, so no netfilter table sees packets \
+             (load a ruleset with nft or iptables first)"
+                .into(),
+        )),
+        (_, missing) => Ok(missing.map(|m| format!("--nft: {m}: its tables are not traced"))),
+    }
+}
+
+/// ipt_do_table(priv, skb, state) from 6.2 (and Debian's 6.1), (skb,
+/// state, table) before: which argument is which, from BTF; None for any
+/// other order.
+fn legacy_table_target(btf: &Btf, function: &str) -> Option<Target> {
+    let params = btf.params(btf.function(function)?);
+    let skb = params.iter().position(|&(_, id)| btf.is_pointer_to_struct(id, "sk_buff"))?;
+    params.get(skb + 1).filter(|&&(_, id)| btf.is_pointer_to_struct(id, "nf_hook_state"))?;
+    let table = params.iter().position(|&(name, id)| name == "priv" || btf.is_pointer_to_struct(id, "xt_table"))?;
+    let signature =
+        params.iter().map(|&(name, id)| format!("{} {name}", btf.type_text(id))).collect::<Vec<_>>().join(", ");
+    let mut target = Target::fixed(function.into(), Some(params.len() as u32), &signature);
+    target.skb_arg = skb as u32;
+    target.netfilter = Some(Netfilter::Xtables { table_arg: table as u32 });
+    Some(target)
 }
 
 /// --track: the kernel functions that make new skbs from one, how what
@@ -746,6 +816,32 @@ mod tests {
             &|_| true,
         )
         .map(|r| r.targets)
+    }
+
+    #[test]
+    fn nft_traces_each_engine_with_its_arguments_read_from_btf() {
+        // This machine builds nf_tables, ip_tables and ip6_tables in: vmlinux has all three.
+        let mut btf = btf();
+        let mut targets = Vec::new();
+        let left_out = with_nft(&mut targets, &mut btf, &Features::everything(), |_| Module::Absent).unwrap();
+        assert_eq!(left_out, None);
+        let got: Vec<_> = targets.iter().map(|t| (t.spec.name.as_str(), t.skb_arg, t.ret_arg, t.netfilter)).collect();
+        // 6.2 on: ipt_do_table(void *priv, struct sk_buff *skb, const struct nf_hook_state *state).
+        let legacy = Some(Netfilter::Xtables { table_arg: 0 });
+        assert_eq!(
+            got,
+            [
+                ("nft_do_chain", 0, Some(2), Some(Netfilter::Nftables)),
+                ("ipt_do_table", 1, Some(3), legacy),
+                ("ip6t_do_table", 1, Some(3), legacy)
+            ]
+        );
+        assert!(targets[1].signature.contains("struct sk_buff * skb"), "{}", targets[1].signature);
+        let refused = with_nft(&mut Vec::new(), &mut btf, &Features::everything().without(&[Feature::Fentry]), |_| {
+            Module::Absent
+        })
+        .unwrap_err();
+        assert!(refused.to_string().contains("by fentry and fexit, which this kernel cannot do"), "{refused}");
     }
 
     #[test]

@@ -215,7 +215,7 @@ pub fn resolve(lists: &[String], mode: Mode, pid: Option<i32>) -> Result<Vec<Tar
             signature: String::new(),
             user: Some(UserPoint { binary, pid, probe: spec.probe, form, packet_arg, len_arg }),
             program: None,
-            netfilter: false,
+            netfilter: None,
         });
     }
     Ok(targets)

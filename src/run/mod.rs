@@ -36,7 +36,7 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
     for list in &args.function {
         specs.extend(spec::parse_list(list)?);
     }
-    let btf = kernel::load_btf()?;
+    let mut btf = kernel::load_btf()?;
     let features = Features::probe(Some(&btf))?;
     features.require_minimum()?;
     // available_filter_functions (~60,000 lines) is read once, and only if a
@@ -65,8 +65,10 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
             features.release
         ));
     }
-    if args.nft.nft {
-        plan::with_nft(&mut targets, &btf, &features, kernel::nf_tables())?;
+    if args.nft.nft
+        && let Some(left_out) = plan::with_nft(&mut targets, &mut btf, &features, kernel::module)?
+    {
+        report::say(&format!("netcap: {left_out}"));
     }
     if let Some(selection) = args.progs.selection() {
         add_programs(&mut targets, &selection, &features)?;
@@ -91,9 +93,11 @@ pub fn skb(args: &SkbArgs, verbose: bool) -> Result<()> {
         None => None,
     };
     let device = kernel::resolve_device(&args.interface, netns.as_ref().map(|(given, n)| (*given, n)))?;
-    // --nft names rules where its table is: here, and in the namespace --netns names.
-    let nft_rules =
-        args.nft.nft.then(|| netns.iter().map(|(_, n)| n.clone()).filter(|n| n.inode != kernel::own_netns()).collect());
+    // --nft names nftables rules where its table is: here, and in the
+    // namespace --netns names (legacy iptables has no rule names to give).
+    let traces_nftables = targets.iter().any(|t| t.netfilter == Some(plan::Netfilter::Nftables));
+    let nft_rules = traces_nftables
+        .then(|| netns.iter().map(|(_, n)| n.clone()).filter(|n| n.inode != kernel::own_netns()).collect());
     // -i already pins the namespace; without it --netns does.
     let netns_only = netns.filter(|_| device.is_none()).map(|(_, n)| n);
     let setup = Setup {

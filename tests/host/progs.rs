@@ -110,7 +110,7 @@ fn bpf_progs_without_fentry_names_what_it_would_trace_and_leaves_nothing() {
     assert_eq!(bpftool_id("xdp", "drop_echo_reque"), xdp_id);
 }
 
-/// `--nft` is fexit on nft_do_chain: on this kernel, without fentry, one
+/// `--nft` is fexit on nft_do_chain and ipt_do_table: on this kernel, without fentry, one
 /// line that says so, exit 2, nothing loaded.
 #[test]
 fn nft_without_fentry_says_so_in_one_line() {
@@ -119,7 +119,7 @@ fn nft_without_fentry_says_so_in_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!((output.status.code(), stderr.lines().count()), (Some(2), 1), "{stderr}");
     assert!(
-        stderr.contains("--nft traces nft_do_chain and nft_trace_notify by fentry and fexit")
+        stderr.contains("--nft traces nft_do_chain, nft_trace_notify and ipt_do_table by fentry and fexit")
             && stderr.contains("no fentry here"),
         "{stderr}"
     );

@@ -458,6 +458,8 @@ wait "$FEEDER"
 # of nothing of netcap's being left after it ends.
 TC=/sbin/tc  # iproute2: busybox tc has no clsact nor bpf filters
 BPFTOOL=/sbin/bpftool
+# (exported: the checks run in sh -c, where it must be bpftool, not empty)
+export BPFTOOL
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 nsenter -t "$B" -n $TC qdisc add dev vb clsact
 nsenter -t "$B" -n $TC filter add dev vb ingress bpf da obj /bpf/tc_drop_port.o sec tc
@@ -561,9 +563,73 @@ check nft_own_table_goes sh -c 'if [ "$SERIES" = 5.10 ]; then ! grep -q netcap_t
   ! grep -q netcap_trace_ /tmp/tables_after; fi'
 nft_run --nft -e 'tcp port 9100' --json -c 1
 check nft_chain_handle sh -c 'if [ "$SERIES" = 5.10 ]; then eval "$nft_refused"; else [ -n "$FIRST" ] &&
-  grep -q "\"chain\":\"first\",\"chain_handle\":$FIRST,\"code\":[0-9]*,\"family\":\"inet\",\"hook\":\"input\",\"rule\":{\"chain\":\"first\",\"handle\":$TCP_RULE},\"table\":\"netcap_test\",\"verdict\":\"drop\"" /tmp/out &&
+  grep -q "\"chain\":\"first\",\"chain_handle\":$FIRST,\"code\":[0-9]*,\"engine\":\"nftables\",\"family\":\"inet\",\"hook\":\"input\",\"rule\":{\"chain\":\"first\",\"handle\":$TCP_RULE},\"table\":\"netcap_test\",\"verdict\":\"drop\"" /tmp/out &&
   grep -q "\"drop\":{\"location\":\"nft inet netcap_test first rule $TCP_RULE\",\"reason\":\"NF_DROP\"}" /tmp/out; fi'
 nsenter -t "$B" -n $NFT delete table inet netcap_test
+
+# --nft on legacy iptables: iptables-legacy (x_tables, not nf_tables) in
+# namespace b drops TCP to port 9200 at filter INPUT, ip6tables-legacy drops
+# IPv6 echo requests there; echo replies leave by filter OUTPUT. The
+# modules come only now, so that the tables are not there for the checks
+# above. The rules' own packet counters (iptables -v -x) are the oracle of
+# how many drops netcap must show. 5.10: no module BTF, refused in one line.
+for module in x_tables ip_tables iptable_filter xt_tcpudp ip6_tables ip6table_filter; do insmod /lib/modules/$module.ko; done
+IPT=/sbin/iptables-legacy
+IP6T=/sbin/ip6tables-legacy
+nsenter -t "$B" -n $IPT -A INPUT -p tcp --dport 9200 -j DROP
+nsenter -t "$B" -n $IP6T -A INPUT -p ipv6-icmp --icmpv6-type echo-request -j DROP
+if [ "$SERIES" = 5.10 ]; then
+  nsenter -t "$B" -n /bin/netcap skb --nft -e 'tcp port 9200' >/tmp/out 2>/tmp/err
+  echo "exit $?" >>/tmp/out
+elif start skb --nft -e 'tcp port 9200 or icmp or icmp6'; then
+  ping -c 2 -i 0.3 -W 1 198.18.0.2 >/dev/null 2>&1
+  nc -w 1 198.18.0.2 9200 </dev/null >/dev/null 2>&1
+  ping -6 -c 2 -i 0.3 -W 1 fd00:198:18::2 >/dev/null 2>&1
+  stop
+fi
+# The DROP rules' packet counts, as iptables lists them.
+IPT_DROPS=$(nsenter -t "$B" -n $IPT -L INPUT -v -x -n | awk '$3 == "DROP" { print $1 }')
+IP6T_DROPS=$(nsenter -t "$B" -n $IP6T -L INPUT -v -x -n | awk '$3 == "DROP" { print $1 }')
+export IPT_DROPS IP6T_DROPS
+check iptables_tables_and_chains sh -c 'if [ "$SERIES" = 5.10 ]; then grep -q "^exit 2$" /tmp/out &&
+  [ "$(wc -l </tmp/err)" = 1 ] && grep -q "nf_tables, ip_tables and ip6_tables modules have no BTF here" /tmp/err &&
+  [ -z "$($BPFTOOL prog show | grep " tracing ")" ]; else
+  grep -q "ipt_do_table attached by fexit" /tmp/err && grep -q "ip6t_do_table attached by fexit" /tmp/err &&
+  [ "$IPT_DROPS" -ge 1 ] && [ "$IP6T_DROPS" = 2 ] &&
+  [ "$(grep -c "ipt_do_table vb len 98 IP 198.18.0.1 > 198.18.0.2: ICMP echo request.* \[iptables filter INPUT accept\]$" /tmp/out)" = 2 ] &&
+  [ "$(grep -c "ipt_do_table .*IP 198.18.0.2 > 198.18.0.1: ICMP echo reply.* \[iptables filter OUTPUT accept\]$" /tmp/out)" = 2 ] &&
+  [ "$(grep -c "ipt_do_table vb .*198.18.0.2.9200: Flags \[S\].* \[drop NF_DROP at iptables filter INPUT\]$" /tmp/out)" = "$IPT_DROPS" ] &&
+  [ "$(grep -c "ip6t_do_table vb .*fd00:198:18::2: ICMP6, echo request.* \[drop NF_DROP at ip6tables filter INPUT\]$" /tmp/out)" = 2 ] &&
+  grep -q "NF_DROP *iptables filter INPUT *vb" /tmp/err && grep -q "NF_DROP *ip6tables filter INPUT *vb" /tmp/err; fi'
+nsenter -t "$B" -n $IPT -F INPUT
+nsenter -t "$B" -n $IP6T -F INPUT
+
+# Cost of --nft, for the record (info, 6.12 only, like the line below): ns
+# per run of each of its programs, and of the plain fentry at icmp_rcv
+# beside them, over 300 pings into namespace b, where an nftables chain
+# accepts them and the (now empty) legacy filter table is still evaluated:
+# per ping, ipt_do_table at INPUT and OUTPUT, nft_do_chain at input and in
+# netcap's own chains (which return at once), nft_trace_notify at the rule.
+netfilter_cost() {
+  nsenter -t "$B" -n $NFT -f - <<'RULES'
+table inet netcap_cost {
+	chain input { type filter hook input priority 0; policy accept; ip protocol icmp accept; }
+}
+RULES
+  echo 1 >/proc/sys/kernel/bpf_stats_enabled
+  if start skb --nft -f icmp_rcv -e icmp; then
+    ping -c 300 -i 0.01 -q 198.18.0.2 >/dev/null 2>&1
+    $BPFTOOL prog show >/tmp/progstats
+    stop
+  fi
+  echo 0 >/proc/sys/kernel/bpf_stats_enabled
+  nsenter -t "$B" -n $NFT delete table inet netcap_cost
+  awk '/ name netcap_/ { for (i = 1; i < NF; i++) { if ($i == "name") n = $(i + 1); if ($i == "run_time_ns") t[n] += $(i + 1); if ($i == "run_cnt") c[n] += $(i + 1) } }
+    END { for (n in c) if (c[n]) printf "%s %.0f (%d runs); ", n, t[n] / c[n], c[n] }' /tmp/progstats
+}
+if [ "$SERIES" = 6.12 ]; then
+  echo "NETCAP-VM: info cost of --nft, ns per run: $(netfilter_cost)"
+fi
 
 # Cost, for the record (info, not a check; TCG emulates the CPU, so only the
 # ratios mean something): ns per event of the program at icmp_rcv (fentry,

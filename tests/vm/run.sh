@@ -105,6 +105,13 @@ with_libraries "$(command -v tc)" /sbin/tc
 with_libraries "$(command -v bpftool)" /sbin/bpftool
 # --nft: a ruleset loaded with nft, whose chain handles are the oracle.
 with_libraries "$(command -v nft)" /sbin/nft
+# --nft on legacy iptables: iptables-legacy and ip6tables-legacy (one binary
+# that goes by its name) with the extensions the rules load at run time.
+with_libraries /usr/sbin/xtables-legacy-multi /sbin/iptables-legacy
+ln -s iptables-legacy "$image/sbin/ip6tables-legacy"
+for extension in libxt_standard libxt_tcp libip6t_icmp6; do
+  with_libraries "/usr/lib/x86_64-linux-gnu/xtables/$extension.so" "/usr/lib/x86_64-linux-gnu/xtables/$extension.so"
+done
 mkdir -p "$image/bpf"
 for program in tc_drop_port xdp_drop_echo; do
   clang -O2 -g -target bpf -Wall -Werror -I/usr/include/x86_64-linux-gnu \
@@ -113,8 +120,9 @@ done
 # glibc also looks for its loader at /lib64.
 mkdir -p "$image/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$image/lib64/"
 # veth, and 802.1Q with what it needs, in load order; clsact and bpf filters;
-# nf_tables with what it needs, for --nft.
-for name in veth llc stp garp mrp 8021q sch_ingress cls_bpf libcrc32c nfnetlink nf_tables; do
+# nf_tables with what it needs, and the legacy x_tables ones, for --nft.
+for name in veth llc stp garp mrp 8021q sch_ingress cls_bpf libcrc32c nfnetlink nf_tables \
+  x_tables ip_tables iptable_filter xt_tcpudp ip6_tables ip6table_filter; do
   module=$(find "$tree/lib/modules/$version" -name "$name.ko*" | head -n 1)
   case $module in
     *.xz) xz -dc "$module" >"$image/lib/modules/$name.ko" ;;
