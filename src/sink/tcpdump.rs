@@ -93,13 +93,17 @@ impl<W: Write> TcpdumpSink<W> {
                 }
                 _ => anyhow::anyhow!("starting tcpdump: {err}"),
             })?;
-        let mut input = child.stdin.take().ok_or_else(|| anyhow::anyhow!("tcpdump has no stdin"))?;
+        let input = child.stdin.take().ok_or_else(|| anyhow::anyhow!("tcpdump has no stdin"))?;
         let output = BufReader::new(child.stdout.take().ok_or_else(|| anyhow::anyhow!("tcpdump has no stdout"))?);
-        input.write_all(&pcap::header(snaplen + 14))?;
         let mut sink = TcpdumpSink { child, input, output, out, fed: 0 };
-        // One marker now: tcpdump refusing an option (-s abc) or a -T type
-        // says so here, before anything is attached, not at the first packet.
-        sink.feed(&pcap::record(0, &MARKER, MARKER.len() as u32)).map_err(anyhow::Error::new)?;
+        // The header and one marker now: tcpdump refusing an option (-s abc)
+        // or a -T type says so here, before anything is attached, not at the
+        // first packet. Both go through feed: a tcpdump that has already
+        // exited makes the write fail with EPIPE, which main would take for
+        // a reader that closed netcap's own output and exit 0 in silence.
+        let mut start = pcap::header(snaplen + 14).to_vec();
+        start.extend_from_slice(&pcap::record(0, &MARKER, MARKER.len() as u32));
+        sink.feed(&start).map_err(|err| anyhow::Error::new(err).context("-t"))?;
         loop {
             let mut line = String::new();
             if sink.output.read_line(&mut line)? == 0 {

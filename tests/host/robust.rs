@@ -251,6 +251,20 @@ fn output_mistakes_fail_at_start_before_anything_is_attached() {
         assert!(err.contains(complaint), "{extra:?}: {err}");
         assert!(!err.contains("attached by"), "{extra:?} refused before attaching: {err}");
     }
+    // tcpdump may exit before netcap has written it the pcap header: the
+    // failed write is tcpdump's refusal too, not a reader that closed
+    // netcap's output (exit 0 in silence, a quarter of the runs before the
+    // fix). Sharing one CPU with a spinner makes that order common.
+    let mut spinner = Command::new("taskset").args(["-c", "0", "sh", "-c", "while :; do :; done"]).spawn().unwrap();
+    let refusals: Vec<Option<i32>> = (0..30)
+        .map(|_| {
+            let args = ["-c", "0", NETCAP, "skb", "-f", "tp:net:netif_receive_skb", "-t", "-T nosuchtype"];
+            run("taskset", &args).status.code()
+        })
+        .collect();
+    let _ = spinner.kill();
+    let _ = spinner.wait();
+    assert!(refusals.iter().all(|code| *code == Some(2)), "{refusals:?}");
     assert!(netcap_programs_loaded().is_empty());
 }
 
