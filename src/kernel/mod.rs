@@ -11,7 +11,7 @@ pub mod progs;
 
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -36,17 +36,19 @@ pub enum KernelError {
 }
 
 /// Whether a module (nf_tables, ip_tables, for --nft) is loaded, and with BTF.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Module {
-    WithBtf,
+    /// Its split BTF, to read on top of vmlinux's.
+    WithBtf(PathBuf),
     WithoutBtf,
     /// Not loaded as a module (or built in: then vmlinux's BTF has it).
     Absent,
 }
 
 pub fn module(name: &str) -> Module {
-    if Path::new("/sys/kernel/btf").join(name).exists() {
-        Module::WithBtf
+    let split = Path::new("/sys/kernel/btf").join(name);
+    if split.exists() {
+        Module::WithBtf(split)
     } else if Path::new("/sys/module").join(name).join("initstate").exists() {
         Module::WithoutBtf
     } else {

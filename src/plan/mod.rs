@@ -492,36 +492,16 @@ pub fn with_nft(
             features.why_missing(Feature::Fentry)
         )));
     }
+    let before = targets.len();
     let mut without_btf = Vec::new();
-    let mut engines = 0;
-    let nft_here = btf.function(NFT).is_some()
-        || match module("nf_tables") {
-            Module::WithBtf => true,
-            Module::WithoutBtf => {
-                without_btf.push("nf_tables");
-                false
-            }
-            Module::Absent => false,
-        };
-    if nft_here {
+    if engine_here(btf, &module, "nf_tables", NFT, &mut without_btf)? {
         let mut target = Target::fixed(NFT.into(), Some(2), "const struct nft_pktinfo *pkt, void *priv");
         target.netfilter = Some(Netfilter::Nftables);
         targets.push(target);
-        engines += 1;
     }
     for (name, function) in LEGACY {
-        if btf.function(function).is_none() {
-            match module(name) {
-                Module::Absent => continue,
-                Module::WithoutBtf => {
-                    without_btf.push(name);
-                    continue;
-                }
-                Module::WithBtf => {
-                    let path = std::path::PathBuf::from("/sys/kernel/btf").join(name);
-                    btf.use_split(&path).map_err(|err| PlanError::NftCannot(format!("--nft: {err}")))?;
-                }
-            }
+        if !engine_here(btf, &module, name, function, &mut without_btf)? {
+            continue;
         }
         let Some(target) = legacy_table_target(btf, function) else {
             return Err(PlanError::NftCannot(format!(
@@ -530,8 +510,8 @@ pub fn with_nft(
             )));
         };
         targets.push(target);
-        engines += 1;
     }
+    let engines = targets.len() - before;
     let missing = match without_btf.as_slice() {
         [] => None,
         [one] => Some(format!("the {one} module has no BTF here")),
@@ -551,6 +531,33 @@ pub fn with_nft(
                 .into(),
         )),
         (_, missing) => Ok(missing.map(|m| format!("--nft: {m}: its tables are not traced"))),
+    }
+}
+
+/// Whether `function`, an engine's evaluation, can be traced: built into
+/// vmlinux, or in `module` loaded with BTF (its split BTF is read then, so
+/// the function's arguments resolve). A module without BTF is noted in
+/// `without_btf`.
+fn engine_here(
+    btf: &mut Btf,
+    module: &impl Fn(&str) -> Module,
+    name: &'static str,
+    function: &str,
+    without_btf: &mut Vec<&'static str>,
+) -> Result<bool, PlanError> {
+    if btf.function(function).is_some() {
+        return Ok(true);
+    }
+    match module(name) {
+        Module::Absent => Ok(false),
+        Module::WithoutBtf => {
+            without_btf.push(name);
+            Ok(false)
+        }
+        Module::WithBtf(split) => {
+            btf.use_split(&split).map_err(|err| PlanError::NftCannot(format!("--nft: {err}")))?;
+            Ok(true)
+        }
     }
 }
 
