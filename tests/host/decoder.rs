@@ -130,7 +130,10 @@ fn the_decoder_prints_what_tcpdump_prints_for_real_traffic() {
     std::thread::sleep(Duration::from_millis(300));
     a(&["sh", "-c", &format!("head -c 20000 /dev/zero | timeout 3 nc -q 1 {ADDR_B} 9000")]);
     let _ = listener.wait();
-    a(&["sh", "-c", &format!("echo hello | nc -u -w 0 {ADDR_B} 7777")]); // port unreachable back
+    // From a file: through a pipe, nc -u -w 0 may give up before echo writes.
+    let hello = dir.join("hello");
+    std::fs::write(&hello, "hello\n").unwrap();
+    a(&["sh", "-c", &format!("nc -u -w 0 {ADDR_B} 7777 < {}", hello.display())]); // port unreachable back
     a(&["timeout", "2", "nc", "-w", "1", ADDR_B, "9999"]); // a reset
     a(&["timeout", "2", "nc", "-6", "-w", "1", "fd00:18::2", "9999"]);
     a(&["timeout", "2", "nc", "-w", "1", "198.19.10.2", "9999"]); // a reset inside the tunnel

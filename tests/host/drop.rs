@@ -76,7 +76,11 @@ fn udp_to_a_closed_port_is_no_socket_and_the_summary_counts_every_packet() {
     );
     let sent = 5;
     for i in 0..sent {
-        let send = format!("echo datagram {i} | nc -u -w 0 {ADDR_B} 7777");
+        // From a file: through a pipe, nc -u -w 0 may give up before echo
+        // writes (12 of 100 sent nothing on a busy machine).
+        let datagram = dir.join(format!("datagram-{i}"));
+        std::fs::write(&datagram, format!("datagram {i}\n")).unwrap();
+        let send = format!("nc -u -w 0 {ADDR_B} 7777 < {}", datagram.display());
         assert!(pair.exec(&pair.a, &["sh", "-c", &send]).status.success());
     }
     let _ = pair.exec(&pair.a, &["nc", "-z", "-w", "1", ADDR_B, "9000"]);
