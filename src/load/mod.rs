@@ -478,6 +478,16 @@ const NETFILTER_EXIT: &str = "netcap_fexit_netfilter";
 const NFT_RULE: &str = "netcap_fentry_nft_rule";
 const NFT_RULE_FUNCTION: &str = "nft_trace_notify";
 
+/// The programs loaded and attached with --nft's entry, in its object:
+/// the exit for both engines, and nf_tables' rule report for nftables.
+fn netfilter_companions(engine: Option<Netfilter>) -> &'static [&'static str] {
+    match engine {
+        Some(Netfilter::Nftables) => &[NETFILTER_EXIT, NFT_RULE],
+        Some(Netfilter::Xtables { .. }) => &[NETFILTER_EXIT],
+        None => &[],
+    }
+}
+
 /// Maps every opened copy shares with the first.
 const SHARED_MAPS: [&str; 8] = [
     "netcap_events_map",
@@ -642,8 +652,7 @@ fn load_object(
     for mut prog in open.progs_mut() {
         let name = prog.name().to_string_lossy().into_owned();
         let second_half = (flavour == Flavour::Kretprobe && name == KRETPROBE_ENTRY)
-            || (config.netfilter.is_some() && name == NETFILTER_EXIT)
-            || (config.netfilter == Some(Netfilter::Nftables) && name == NFT_RULE);
+            || netfilter_companions(config.netfilter).contains(&name.as_str());
         let load = name == chosen || second_half;
         prog.set_autoload(load);
         // Only tracing flavours have an attach name, so a kretprobe's entry never gets one.
@@ -703,15 +712,12 @@ fn attach_one(
     let prog = program_named(&object, program_for(flavour, &config, options.bpf_loop))?;
     let attach = |result: libbpf_rs::Result<Link>| result.map_err(|err| anyhow!("attaching: {}", root_cause(&err)));
     let links = match flavour {
-        Flavour::Fexit if config.netfilter == Some(Netfilter::Nftables) => {
-            vec![
-                attach(prog.attach_trace())?,
-                attach(program_named(&object, NETFILTER_EXIT)?.attach_trace())?,
-                attach(program_named(&object, NFT_RULE)?.attach_trace())?,
-            ]
-        }
         Flavour::Fexit if config.netfilter.is_some() => {
-            vec![attach(prog.attach_trace())?, attach(program_named(&object, NETFILTER_EXIT)?.attach_trace())?]
+            let mut links = vec![attach(prog.attach_trace())?];
+            for companion in netfilter_companions(config.netfilter) {
+                links.push(attach(program_named(&object, companion)?.attach_trace())?);
+            }
+            links
         }
         Flavour::TpBtfPaged | Flavour::TpBtf | Flavour::Fentry | Flavour::Fexit | Flavour::Floor => {
             vec![attach(prog.attach_trace())?]
